@@ -1,0 +1,464 @@
+"""Neural-collapse metrics of an embedding set, computed from per-class sufficient statistics.
+
+The paper relates imprinting accuracy to how collapsed a backbone's training embeddings are
+(NC1 and VCI per backbone, dataset and label remapping). Everything here streams over classes
+and row chunks in float64, so a memory-mapped ImageNet-sized set (1.3M x 2048) is read piecewise
+and only a few D x D matrices are ever held. Pure functions: arrays in, dataclass and dicts out.
+
+Notation: C classes, N samples, D dimensions, mu_c the class means, mu_G the global mean over all
+samples (Papyan et al. 2020), M~ the C x D matrix of centred means mu_c - mu_G,
+Sigma_W = (1/N) sum_c sum_i (x_ci - mu_c)(x_ci - mu_c)^T and Sigma_B = (1/C) M~^T M~.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ClassStatistics",
+    "class_statistics",
+    "collapse_metrics",
+    "evaluate_collapse",
+    "ncc_agreement",
+    "self_duality",
+]
+
+_EPS = np.finfo(np.float64).eps
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    """Per-class sufficient statistics of an embedding set (all float64).
+
+    Only pooled D x D matrices are kept: per-class covariances would need C x D x D memory
+    (33 GB for ImageNet-1k at D = 2048).
+    """
+
+    classes: np.ndarray
+    """Class labels [C], in the order of the other per-class arrays."""
+    counts: np.ndarray
+    """Samples per class [C] (int64)."""
+    means: np.ndarray
+    """Class means [C, D]."""
+    within_scatter: np.ndarray
+    """Pooled within-class scatter [D, D]: sum_c sum_i (x_ci - mu_c)(x_ci - mu_c)^T."""
+    class_cov_sum: np.ndarray
+    """Sum over classes of the per-class covariances [D, D]: sum_c scatter_c / n_c."""
+    mean_sq_dist: np.ndarray
+    """Mean squared distance of each class's samples to its mean [C] (sigma_c^2 in the CDNV)."""
+    l2_normalised: bool
+    """Whether every sample was scaled to unit L2 norm before accumulation."""
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    @property
+    def global_mean(self) -> np.ndarray:
+        """Mean over all samples (not over class means), so imbalanced classes weigh by size."""
+        return self.counts @ self.means / self.n_samples
+
+
+def _as_2d(embeddings) -> np.ndarray:
+    # np.asarray keeps a memmap lazy, so nothing is read here.
+    x = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array [N, D], got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"embeddings must be real numbers, got dtype {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"embeddings are empty (shape {x.shape})")
+    return x
+
+
+def _read_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of `x` as a fresh float64 array that the caller may modify in place."""
+    first, last = int(rows[0]), int(rows[-1])
+    if last - first + 1 == rows.size:
+        # Sorted datasets store a class contiguously; a slice reads a memmap sequentially.
+        return np.array(x[first : last + 1], dtype=np.float64)
+    return np.asarray(x[rows], dtype=np.float64)
+
+
+def _prepare(x: np.ndarray, l2_normalise: bool, what: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise ValueError(f"embeddings contain NaN or inf ({what})")
+    if l2_normalise:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if not (norms > 0).all():
+            raise ValueError(f"a zero embedding cannot be L2-normalised ({what})")
+        x /= norms
+    return x
+
+
+class _PooledScatter:
+    """Sums of within-class scatter over classes, fed whole centred classes at a time.
+
+    Small classes are stacked into one buffer so that each outer-product pass is one large
+    matrix product rather than thousands of small ones, each paying for D x D updates.
+    """
+
+    def __init__(self, dim: int, capacity: int):
+        self.within = np.zeros((dim, dim))
+        self.cov_sum = np.zeros((dim, dim))
+        self._rows = np.empty((capacity, dim))
+        self._scale = np.empty(capacity)
+        self._filled = 0
+
+    def add_centred(self, x: np.ndarray) -> None:
+        m = x.shape[0]
+        if self._filled + m > self._rows.shape[0]:
+            self.flush()
+        self._rows[self._filled : self._filled + m] = x
+        # Rows scaled by 1/sqrt(n_c) turn the same product into sum_c scatter_c / n_c.
+        self._scale[self._filled : self._filled + m] = 1.0 / math.sqrt(m)
+        self._filled += m
+
+    def add_scatter(self, scatter: np.ndarray, count: int) -> None:
+        self.within += scatter
+        scatter /= count
+        self.cov_sum += scatter
+
+    def flush(self) -> None:
+        if self._filled:
+            rows = self._rows[: self._filled]
+            self.within += rows.T @ rows
+            rows *= self._scale[: self._filled, None]
+            self.cov_sum += rows.T @ rows
+            self._filled = 0
+
+
+def class_statistics(
+    embeddings,
+    labels,
+    l2_normalise: bool = True,
+    classes=None,
+    chunk_rows: int = 65536,
+) -> ClassStatistics:
+    """Accumulate counts, means and within-class scatter one class (and row chunk) at a time.
+
+    Args:
+        embeddings: [N, D] array; a ``np.load(..., mmap_mode="r")`` memmap is read piecewise.
+        labels: [N] class labels.
+        l2_normalise: scale every sample to unit L2 norm first (the paper's setting).
+        classes: the classes to include, in this order; samples of other classes are ignored.
+            Default: every label present, sorted.
+        chunk_rows: most rows read (and converted to float64) at once; also the size of the
+            buffer in which classes smaller than this are stacked before their outer products.
+
+    Each class is centred at its own exact mean before any outer product is formed, which
+    avoids the cancellation of sum(x x^T) - n mu mu^T. Peak memory is about
+    ``2 * chunk_rows * D * 8`` bytes plus three D x D float64 matrices.
+    """
+    x_all = _as_2d(embeddings)
+    n, d = x_all.shape
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match embeddings, got {labels.shape}")
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    chunk_rows = int(chunk_rows)
+
+    if classes is None:
+        classes = np.unique(labels)
+    else:
+        classes = np.asarray(classes)
+        if classes.ndim != 1:
+            raise ValueError(f"classes must be 1-D, got shape {classes.shape}")
+        if np.unique(classes).size != classes.size:
+            raise ValueError("classes contains duplicate labels")
+    if classes.size < 2:
+        raise ValueError(f"neural-collapse metrics need at least 2 classes, got {classes.size}")
+
+    # One stable sort gives every class's rows in file order, instead of C scans of the labels.
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.searchsorted(sorted_labels, classes, side="left")
+    stops = np.searchsorted(sorted_labels, classes, side="right")
+    empty = classes[starts == stops]
+    if empty.size:
+        shown = ", ".join(repr(c) for c in empty[:10].tolist())
+        more = f" and {empty.size - 10} more" if empty.size > 10 else ""
+        raise ValueError(f"class(es) with no samples: {shown}{more}")
+
+    n_cls = classes.size
+    counts = (stops - starts).astype(np.int64)
+    means = np.zeros((n_cls, d))
+    mean_sq = np.zeros(n_cls)
+    pooled = _PooledScatter(d, min(chunk_rows, int(counts.sum())))
+
+    for k in range(n_cls):
+        start, stop = int(starts[k]), int(stops[k])
+        what = f"class {classes[k]!r}"
+        if stop - start <= chunk_rows:
+            x = _prepare(_read_rows(x_all, order[start:stop]), l2_normalise, what)
+            means[k] = x.mean(axis=0)
+            x -= means[k]
+            mean_sq[k] = float(np.vdot(x, x)) / x.shape[0]
+            pooled.add_centred(x)
+            continue
+        # A class too big for one chunk: merge chunks with Chan et al.'s pairwise update
+        # (scatter about each chunk's mean plus a rank-one correction), one read of its rows.
+        seen = 0
+        mean = np.zeros(d)
+        scatter = np.zeros((d, d))
+        for lo in range(start, stop, chunk_rows):
+            x = _prepare(
+                _read_rows(x_all, order[lo : min(lo + chunk_rows, stop)]), l2_normalise, what
+            )
+            m = x.shape[0]
+            chunk_mean = x.mean(axis=0)
+            x -= chunk_mean
+            scatter += x.T @ x
+            total = seen + m
+            delta = chunk_mean - mean
+            scatter += np.outer(delta, delta) * (seen * m / total)
+            mean += delta * (m / total)
+            seen = total
+        means[k] = mean
+        mean_sq[k] = float(np.trace(scatter)) / seen
+        pooled.add_scatter(scatter, seen)
+    pooled.flush()
+
+    return ClassStatistics(
+        classes=classes,
+        counts=counts,
+        means=means,
+        within_scatter=pooled.within,
+        class_cov_sum=pooled.cov_sum,
+        mean_sq_dist=mean_sq,
+        l2_normalised=bool(l2_normalise),
+    )
+
+
+def _kept(eigvals: np.ndarray, dim: int) -> np.ndarray:
+    """Eigenvalues a pseudo-inverse keeps: the matrix_rank / torch.linalg.pinv default cut-off."""
+    top = eigvals.max(initial=0.0)
+    if top <= 0:
+        return np.zeros(eigvals.shape, dtype=bool)
+    return eigvals > top * dim * _EPS
+
+
+def _trace_times_pinv(a: np.ndarray, vecs: np.ndarray, vals: np.ndarray) -> float:
+    """Tr(A B^+) for B = vecs diag(vals) vecs^T, using only the kept eigenpairs."""
+    return float((((a @ vecs) * vecs).sum(axis=0) / vals).sum())
+
+
+def _vci(sigma_w: np.ndarray, sigma_b: np.ndarray, centred: np.ndarray, rank_b: int) -> float:
+    if rank_b == 0:
+        return math.nan
+    vals, vecs = np.linalg.eigh(sigma_w + sigma_b)
+    keep = _kept(vals, vals.size)
+    vals, vecs = vals[keep], vecs[:, keep]
+    # Tr(Sigma_B Sigma_T^+) with Sigma_B = M~^T M~ / C, without forming Sigma_B Sigma_T^+.
+    proj = centred @ vecs
+    trace = float(((proj * proj).sum(axis=0) / vals).sum()) / centred.shape[0]
+    return 1.0 - trace / rank_b
+
+
+def collapse_metrics(stats: ClassStatistics) -> dict:
+    """Neural-collapse metrics from class statistics.
+
+    Definitions (lower = more collapsed, except where noted):
+
+    - ``nc1``: Tr(Sigma_W Sigma_B^+) / C (Papyan et al. 2020), Sigma_W averaged over all
+      samples (sample-weighted); ``^+`` keeps eigenvalues above lambda_max * D * eps.
+    - ``nc1_class_averaged``: the same with Sigma_W = mean over classes of the per-class
+      covariances (equals ``nc1`` for balanced classes).
+    - ``nc1_reference_centring``: what the paper's reference code computes: each class is
+      centred at (mu_c - mu_G) instead of mu_c, and covariances are averaged over classes. The
+      cross terms vanish, so its Sigma_W is the class-averaged one plus mu_G mu_G^T, and it equals
+      ``nc1_class_averaged + mu_G^T Sigma_B^+ mu_G / C``. ``vci_reference_centring`` likewise.
+    - ``nc1_svd``: Han et al. (2022): Sigma_B inverted on exactly its top min(C-1, D)
+      eigen-directions, with no cut-off. Sigma_B has rank <= C-1 (the n_c-weighted centred means
+      sum to zero), so this equals ``nc1`` unless Sigma_B is numerically rank-deficient, where it
+      blows up instead of ignoring the near-null directions.
+    - ``nc1_quotient``: Tr(Sigma_W) / Tr(Sigma_B) (Tirer et al. 2023).
+    - ``vci``: 1 - Tr(Sigma_B Sigma_T^+) / rank(Sigma_B), Sigma_T = Sigma_W + Sigma_B
+      (Xu & Liu 2023); 0 = fully collapsed, nan if Sigma_B is zero.
+    - ``cdnv``: mean over unordered class pairs of
+      (sigma_c^2 + sigma_c'^2) / (2 ||mu_c - mu_c'||^2), sigma_c^2 the mean squared distance of
+      class c's samples to mu_c (Galanti et al. 2021).
+    - ``nc2_equinorm``: std / mean of ||mu_c - mu_G|| over classes (population std).
+    - ``nc2_equiangular``: std of the cosines between centred class means over all c != c'.
+    - ``nc2_max_angle``: mean over c != c' of |cos + 1/(C-1)| (Papyan et al. 2020).
+    - ``nc2_etf_error``: || G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F with G = M~ M~^T
+      (Kothapalli 2023; ||I - 11^T/C||_F = sqrt(C-1)).
+
+    NC1 variants are ``inf`` when all class means coincide. The NC2 metrics and the CDNV hold a
+    C x C matrix.
+    """
+    n_cls, n, d = stats.n_classes, stats.n_samples, stats.dim
+    mu_g = stats.global_mean
+    centred = stats.means - mu_g
+    sigma_w = stats.within_scatter / n
+    sigma_w_cls = stats.class_cov_sum / n_cls
+    sigma_b = centred.T @ centred / n_cls
+
+    # Sigma_B's eigenpairs from the thin SVD of M~: cheaper than a D x D eigh when C < D, and
+    # its null directions come out exact instead of as rounding noise.
+    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+    lam = sing**2 / n_cls
+    keep = _kept(lam, d)
+    rank_b = int(keep.sum())
+    vecs, vals = vt[keep].T, lam[keep]
+
+    if rank_b == 0:
+        nc1 = nc1_cls = nc1_ref = nc1_svd = math.inf
+    else:
+        nc1 = _trace_times_pinv(sigma_w, vecs, vals) / n_cls
+        nc1_cls = _trace_times_pinv(sigma_w_cls, vecs, vals) / n_cls
+        shift = vecs.T @ mu_g
+        nc1_ref = nc1_cls + float((shift * shift / vals).sum()) / n_cls
+        # Han et al. invert exactly the top C-1 directions (scipy svds, k = C-1), with no
+        # cut-off: identical to nc1 unless one of those eigenvalues is below pinv's tolerance.
+        top = min(n_cls - 1, lam.size)
+        if lam[top - 1] > 0:
+            nc1_svd = _trace_times_pinv(sigma_w, vt[:top].T, lam[:top]) / n_cls
+        else:
+            nc1_svd = math.inf
+
+    sigma_w_ref = sigma_w_cls + np.outer(mu_g, mu_g)
+    trace_b = float(np.trace(sigma_b))
+
+    gram = centred @ centred.T
+    sq_norms = np.diag(gram).copy()
+    norms = np.sqrt(sq_norms)
+    off = ~np.eye(n_cls, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosines = (gram / np.outer(norms, norms))[off]
+        ideal = (np.eye(n_cls) - 1.0 / n_cls) / math.sqrt(n_cls - 1)
+        etf_error = float(np.linalg.norm(gram / np.linalg.norm(gram) - ideal))
+        equinorm = float(norms.std() / norms.mean())
+        quotient = float(np.trace(sigma_w) / np.float64(trace_b))
+        cdnv_total = 0.0
+        var = stats.mean_sq_dist
+        for i in range(n_cls - 1):
+            dist2 = np.maximum(sq_norms[i] + sq_norms[i + 1 :] - 2.0 * gram[i, i + 1 :], 0.0)
+            cdnv_total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
+    cdnv = cdnv_total / (n_cls * (n_cls - 1) / 2)
+
+    return {
+        "n_classes": n_cls,
+        "n_samples": n,
+        "dim": d,
+        "nc1": nc1,
+        "nc1_class_averaged": nc1_cls,
+        "nc1_reference_centring": nc1_ref,
+        "nc1_svd": nc1_svd,
+        "nc1_quotient": quotient,
+        "vci": _vci(sigma_w, sigma_b, centred, rank_b),
+        "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b),
+        "cdnv": cdnv,
+        "nc2_equinorm": equinorm,
+        "nc2_equiangular": float(cosines.std()),
+        "nc2_max_angle": float(np.abs(cosines + 1.0 / (n_cls - 1)).mean()),
+        "nc2_etf_error": etf_error,
+        "rank_between": rank_b,
+        "trace_within": float(np.trace(sigma_w)),
+        "trace_between": trace_b,
+    }
+
+
+def evaluate_collapse(
+    embeddings,
+    labels,
+    l2_normalise: bool = True,
+    classes=None,
+    chunk_rows: int = 65536,
+) -> dict:
+    """``collapse_metrics(class_statistics(...))`` in one call; see both for details."""
+    return collapse_metrics(
+        class_statistics(
+            embeddings, labels, l2_normalise=l2_normalise, classes=classes, chunk_rows=chunk_rows
+        )
+    )
+
+
+def _as_matrix(a, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [C, D], got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    return a
+
+
+def self_duality(weights, class_means, global_mean, kind: str = "papyan") -> float:
+    """NC3: how far the classifier rows are from the centred class means.
+
+    ``kind="papyan"`` (default, Papyan et al. 2020):
+    || W/||W||_F - M~/||M~||_F ||_F^2, rows of W [C, D] and M~ = class_means - global_mean
+    matched by class; 0 when W is a positive multiple of M~.
+
+    ``kind="etf"`` (Kothapalli 2023, the neural-collapse package's ``self_duality_error``):
+    || W M~^T / ||W M~^T||_F - (I - 11^T/C)/sqrt(C-1) ||_F, i.e. how far the classifier/mean
+    cross-similarities are from a simplex ETF.
+    """
+    w = _as_matrix(weights, "weights")
+    centred = _as_matrix(class_means, "class_means") - np.asarray(global_mean, dtype=np.float64)
+    if w.shape != centred.shape:
+        raise ValueError(f"weights {w.shape} and class_means {centred.shape} differ in shape")
+    n_cls = w.shape[0]
+    if n_cls < 2:
+        raise ValueError(f"self-duality needs at least 2 classes, got {n_cls}")
+    if kind == "papyan":
+        diff = w / np.linalg.norm(w) - centred / np.linalg.norm(centred)
+        return float((diff * diff).sum())
+    if kind == "etf":
+        cross = w @ centred.T
+        ideal = (np.eye(n_cls) - 1.0 / n_cls) / math.sqrt(n_cls - 1)
+        return float(np.linalg.norm(cross / np.linalg.norm(cross) - ideal))
+    raise ValueError(f"unknown self-duality kind {kind!r}; use 'papyan' or 'etf'")
+
+
+def ncc_agreement(
+    embeddings,
+    weights,
+    class_means,
+    l2_normalise: bool = True,
+    chunk_rows: int = 65536,
+) -> float:
+    """NC4: fraction of samples on which the linear classifier and nearest class centre agree.
+
+    The linear decision is argmax_c w_c . x (no bias); the NCC decision is
+    argmin_c ||x - mu_c||_2. Every sample counts once (so large classes weigh more), as in the
+    neural-collapse package's default. ``l2_normalise`` must match how ``class_means`` were
+    computed; it does not change the linear decision.
+    """
+    x_all = _as_2d(embeddings)
+    w = _as_matrix(weights, "weights")
+    means = _as_matrix(class_means, "class_means")
+    if w.shape != means.shape or w.shape[1] != x_all.shape[1]:
+        raise ValueError(
+            f"weights {w.shape}, class_means {means.shape} and embeddings "
+            f"(D = {x_all.shape[1]}) must share [C, D]"
+        )
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    chunk_rows = int(chunk_rows)
+    sq_means = (means * means).sum(axis=1)
+    n = x_all.shape[0]
+    agree = 0
+    for lo in range(0, n, chunk_rows):
+        x = _prepare(
+            np.array(x_all[lo : lo + chunk_rows], dtype=np.float64),
+            l2_normalise,
+            f"rows {lo}..{min(lo + chunk_rows, n) - 1}",
+        )
+        linear = (x @ w.T).argmax(axis=1)
+        # ||x||^2 is the same for every centre, so it drops out of the argmin.
+        nearest = (sq_means - 2.0 * (x @ means.T)).argmin(axis=1)
+        agree += int((linear == nearest).sum())
+    return agree / n

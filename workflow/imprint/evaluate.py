@@ -1,0 +1,256 @@
+"""The engine: evaluate every configuration of a grid on one task, sharing all shared work.
+
+Work is shared, never repeated: presampled training sets per (NORMpre, presampling,
+few-shot draw); proxies per (GEN, k, seed) — once for all seeds when GEN draws nothing at
+random; normalised proxies per NORMpost; max-inner-product predictions once for both NORMinf
+(a positive rescaling of a test row cannot change its argmax); nearest-proxy lists once per
+(proxies, NORMinf, distance) for the largest m, from which every m and weighting is read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
+from imprint.generate import JOINT_GEN, RANDOM_GEN, joint_proxies, kmeans_fit_many, select_proxies
+from imprint.grid import CONFIG_KEYS
+from imprint.kmedoids import pairwise_euclidean
+from imprint.metrics import accuracy_percent, f1_per_class
+from imprint.normalize import apply_norm, apply_norm_post
+from imprint.presample import fewshot_sample, weibull_filter
+from imprint.tasks import task_rows
+
+SAMPLE_KEYS = ["norm_pre", "presampling", "quantile_lo", "quantile_hi", "fewshot", "sample_seed"]
+RESULT_COLUMNS = [
+    "config_id",
+    *CONFIG_KEYS,
+    "seed",
+    "accuracy",
+    "f1_macro",
+    "f1_per_class",
+    "n_proxies",
+    "gen_seconds",
+    "inference_seconds",
+]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def split_by_class(x: torch.Tensor, index: np.ndarray, n_classes: int) -> list[torch.Tensor]:
+    """Rows of x grouped by class index, classes in task order, rows in file order."""
+    order = np.argsort(index, kind="stable")
+    counts = np.bincount(index, minlength=n_classes)
+    xs = x[torch.from_numpy(order).to(x.device)]
+    return list(torch.split(xs, counts.tolist()))
+
+
+def presample_classes(
+    train: list[torch.Tensor], norm_pre: str, presampling: str, q_lo: float, q_hi: float, fewshot: int, seed: int
+) -> list[torch.Tensor]:
+    """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
+
+    Few-shot draws come from one generator seeded with `seed`, consumed in class order; it
+    is separate from GEN's generator, so every GEN of a seed sees the same few-shot sample.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    out = []
+    for c, x in enumerate(train):
+        x = apply_norm(x, norm_pre)
+        if presampling == "weibull":
+            x = weibull_filter(x, q_lo, q_hi)
+        x = fewshot_sample(x, int(fewshot), generator)
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"class at task position {c} has no training samples left after presampling "
+                f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
+            )
+        out.append(x)
+    return out
+
+
+def generate(
+    samples: list[torch.Tensor], gen: str, k: int, seed: int, ls_lambda: float | None, distance_cache: dict
+) -> list[torch.Tensor]:
+    """Proxies per class for one (GEN, k, seed); GEN draws use a generator seeded with `seed`."""
+    if gen in JOINT_GEN:
+        if ls_lambda is None:
+            raise ValueError(
+                f"GEN '{gen}' needs the ridge λ of the backbone: pass ls_lambda "
+                "(the CLI takes --ls-lambda or reads the backbone from the embedding metadata)"
+            )
+        return joint_proxies(samples, gen, k, seed, ls_lambda)
+    if gen == "kmeans":  # classes in parallel; identical to fitting them one by one
+        fitted = [c for c, x in enumerate(samples) if k != -1 and x.shape[0] >= k]
+        fits = dict(zip(fitted, kmeans_fit_many([samples[c] for c in fitted], k, seed)))
+        return [
+            torch.from_numpy(fits[c].cluster_centers_.astype(np.float32)).to(x.device, x.dtype)
+            if c in fits
+            else x
+            for c, x in enumerate(samples)
+        ]
+    generator = torch.Generator().manual_seed(int(seed))
+    out = []
+    for c, x in enumerate(samples):
+        d = None
+        if gen == "kmedoids" and x.shape[0] >= k > 0:
+            if c not in distance_cache:
+                distance_cache[c] = pairwise_euclidean(x)
+            d = distance_cache[c]
+        out.append(select_proxies(x, gen, k, seed, generator, distances=d))
+    return out
+
+
+def _result_row(pred: torch.Tensor, truth: torch.Tensor, n_classes: int) -> dict:
+    f1 = f1_per_class(pred, truth, n_classes)
+    return {
+        "accuracy": accuracy_percent(pred, truth),
+        "f1_macro": float(np.mean(f1)),
+        "f1_per_class": json.dumps([round(v, 6) for v in f1]),
+    }
+
+
+def evaluate_grid(
+    train_embeddings: np.ndarray,
+    train_labels: np.ndarray,
+    test_embeddings: np.ndarray,
+    test_labels: np.ndarray,
+    configs: pd.DataFrame,
+    classes: Sequence[int],
+    mapping: Mapping[int, int] | None = None,
+    ls_lambda: float | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
+
+    `configs` has the columns CONFIG_KEYS and `seed` (as made by grid.expand_grid). The task
+    is `classes` (label ids after `mapping`); class i of the imprinted model is classes[i],
+    which also fixes the order quantile NORMpost sees. Returns one row per input row, in
+    input order, with the columns RESULT_COLUMNS. Times are those of the shared computations
+    each configuration used, so rows that share work report the same seconds.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
+    if missing:
+        raise ValueError(f"configuration table lacks column(s) {missing}")
+    n_classes = len(classes)
+    train_rows, train_index = task_rows(train_labels, classes, mapping, where="training embeddings")
+    test_rows, test_index = task_rows(test_labels, classes, mapping, where="test embeddings")
+    if train_embeddings.shape[1] != test_embeddings.shape[1]:
+        raise ValueError(
+            f"training embeddings have dimension {train_embeddings.shape[1]} but test embeddings "
+            f"{test_embeddings.shape[1]}: they must come from the same backbone"
+        )
+    to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)  # noqa: E731
+    train = split_by_class(to_tensor(train_embeddings[np.sort(train_rows)]), train_index[np.argsort(train_rows)], n_classes)
+    test_order = np.argsort(test_rows)
+    test_raw = to_tensor(test_embeddings[test_rows[test_order]])
+    truth = torch.from_numpy(test_index[test_order]).to(device)
+    test = {"none": test_raw, "l2": apply_norm(test_raw, "l2")}
+
+    work = configs[[*CONFIG_KEYS, "seed"]].copy()
+    # Seeds matter only where something is drawn at random; elsewhere one run serves all seeds.
+    random_draw = work["gen"].isin(RANDOM_GEN + ("kmeans", "kls")) | (work["fewshot"] != -1)
+    work["gen_seed"] = np.where(random_draw, work["seed"], -1)
+    work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
+    unique = work.drop(columns="seed").drop_duplicates().reset_index(drop=True)
+
+    results: dict[tuple, dict] = {}
+    bar = tqdm(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
+    for sample_key, by_sample in unique.groupby(SAMPLE_KEYS, sort=False):
+        norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
+        t0 = time.perf_counter()
+        samples = presample_classes(train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0))
+        presample_seconds = time.perf_counter() - t0
+        distance_cache: dict = {}
+        for (gen, k, gen_seed), by_proxies in by_sample.groupby(["gen", "k", "gen_seed"], sort=False):
+            t0 = time.perf_counter()
+            raw = generate(samples, gen, int(k), max(int(gen_seed), 0), ls_lambda, distance_cache)
+            raw_seconds = presample_seconds + time.perf_counter() - t0
+            direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
+            for norm_post, by_norm in by_proxies.groupby("norm_post", sort=False):
+                t0 = time.perf_counter()
+                per_class = apply_norm_post(raw, norm_post)
+                proxies = torch.cat(per_class)
+                proxy_class = torch.repeat_interleave(
+                    torch.arange(n_classes, device=device),
+                    torch.tensor([p.shape[0] for p in per_class], device=device),
+                )
+                gen_seconds = raw_seconds + time.perf_counter() - t0
+                _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache)
+                bar.update(len(by_norm))
+        del distance_cache
+    bar.close()
+
+    keys = [*CONFIG_KEYS, "gen_seed", "sample_seed"]
+    rows = [results[tuple(r)] for r in work[keys].itertuples(index=False, name=None)]
+    out = pd.concat([configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1)
+    from imprint.grid import config_id  # local: keeps the import graph acyclic for readers
+
+    out.insert(0, "config_id", [config_id(r) for r in out[list(CONFIG_KEYS)].to_dict("records")])
+    return out[RESULT_COLUMNS]
+
+
+def _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache):
+    """Predictions for every configuration that shares one set of normalised proxies."""
+    n_proxies = int(proxies.shape[0])
+
+    def neighbour_key(row):
+        # Cosine neighbours depend only on directions: not on NORMinf, nor on NORMpost l2.
+        if row.distance == "cosine":
+            return ("cosine", row.norm_post == "quantile"), direction_cache
+        return (row.norm_inf, row.distance), local_cache
+
+    local_cache: dict = {}
+    rows = list(by_norm.itertuples(index=False))
+    plans: dict = {}
+    for row in rows:
+        if row.agg == "max" and row.distance == "inner_product":
+            continue
+        m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
+        key, cache = neighbour_key(row)
+        plan = plans.setdefault(key, {"cache": cache, "norm_inf": row.norm_inf, "distance": row.distance, "votes": set()})
+        plan["votes"].add((row.weighting, m))
+    for key, plan in plans.items():
+        depth = max(m for _, m in plan["votes"])
+        entry = plan["cache"].get(key)
+        if entry is None or entry["dist"].shape[1] < depth:
+            t0 = time.perf_counter()
+            dist, idx = nearest_proxies(test[plan["norm_inf"]], proxies, plan["distance"], depth)
+            entry = {"dist": dist, "cls": proxy_class[idx], "seconds": time.perf_counter() - t0, "votes": {}}
+            plan["cache"][key] = entry
+        for weighting in {w for w, _ in plan["votes"]}:
+            todo = sorted({m for w, m in plan["votes"] if w == weighting and (w, m) not in entry["votes"]})
+            if todo:
+                t0 = time.perf_counter()
+                preds = vote(entry["cls"], entry["dist"], todo, weighting, n_classes)
+                per_m = (time.perf_counter() - t0) / len(todo)
+                entry["votes"].update({(weighting, m): (p, per_m) for m, p in preds.items()})
+
+    max_ip = None
+    for row in rows:
+        if row.agg == "max" and row.distance == "inner_product":
+            if max_ip is None:  # identical for both NORMinf: argmax ignores a row's scale
+                t0 = time.perf_counter()
+                pred = max_inner_product_predict(test["none"], proxies, proxy_class, n_classes)
+                max_ip = (pred, time.perf_counter() - t0)
+            pred, seconds = max_ip
+        else:
+            m = min(1 if row.agg == "max" else int(row.m), n_proxies)
+            key, cache = neighbour_key(row)
+            entry = cache[key]
+            pred, vote_seconds = entry["votes"][(row.weighting, m)]
+            seconds = entry["seconds"] + vote_seconds
+        res = _result_row(pred, truth, n_classes)
+        res.update(n_proxies=n_proxies, gen_seconds=gen_seconds, inference_seconds=seconds)
+        results[tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))] = res

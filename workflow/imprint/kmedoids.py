@@ -1,0 +1,50 @@
+"""k-medoids with scikit-learn-extra's default semantics, without that (unmaintained) package.
+
+KMedoids(n_clusters=k) there means: Euclidean metric, 'heuristic' initialisation (the k
+points with the smallest total distance to all others) and 'alternate' updates (assign every
+point to its nearest medoid, then move each medoid to the cluster member with the smallest
+total distance to the other members, only if that is strictly cheaper), at most 300 rounds,
+stopping when no medoid moves. The result does not depend on a random seed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
+    """Exact pairwise Euclidean distances (float64, no matrix-product shortcut)."""
+    x = x.to(torch.float64)
+    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def heuristic_init(distances: torch.Tensor, k: int) -> torch.Tensor:
+    """The k points with the smallest row sums of the distance matrix, ties to the lower index."""
+    costs = distances.sum(dim=1)
+    return torch.argsort(costs, stable=True)[:k]
+
+
+def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> torch.Tensor:
+    """Indices of the k medoids given a full distance matrix [n, n] (n >= k)."""
+    n = distances.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k-medoids needs 1 <= k <= n samples, got k={k}, n={n}")
+    medoids = heuristic_init(distances, k).clone()
+    for _ in range(max_iter):
+        previous = medoids.clone()
+        labels = torch.argmin(distances[medoids], dim=0)  # ties: the lower cluster index
+        for c in range(k):
+            members = torch.nonzero(labels == c).flatten()
+            if members.numel() == 0:
+                continue
+            costs = distances[members][:, members].sum(dim=1)
+            best = int(torch.argmin(costs))
+            # A medoid outside its own cluster (a duplicate point won the tie) is compared
+            # against the first member, as scikit-learn-extra does.
+            mine = torch.nonzero(members == medoids[c]).flatten()
+            current = costs[mine[0]] if mine.numel() else costs[0]
+            if costs[best] < current:
+                medoids[c] = members[best]
+        if torch.equal(previous, medoids):
+            break
+    return medoids

@@ -1,0 +1,76 @@
+"""Tasks: label remapping (unmapped labels dropped) and the class split a task imprints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# The twelve-task structure of §5.1 (class ids after any remapping).
+TASK_SPLITS = {
+    "all": list(range(10)),
+    "even": [0, 2, 4, 6, 8],
+    "odd": [1, 3, 5, 7, 9],
+    "short": [0, 1, 2],
+}
+
+
+def remap_labels(labels: np.ndarray, mapping: Mapping[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a label mapping; returns (row indices kept, new labels of those rows).
+
+    With no mapping every row is kept unchanged. Labels the mapping does not name are dropped.
+    """
+    labels = np.asarray(labels)
+    if not mapping:
+        return np.arange(labels.shape[0]), labels
+    keys = np.fromiter((int(k) for k in mapping), dtype=np.int64)
+    values = np.fromiter((int(v) for v in mapping.values()), dtype=np.int64)
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    pos = np.clip(np.searchsorted(keys, labels), 0, len(keys) - 1)
+    keep = keys[pos] == labels
+    return np.flatnonzero(keep), values[pos[keep]]
+
+
+def task_rows(
+    labels: np.ndarray,
+    classes: Sequence[int],
+    mapping: Mapping[int, int] | None = None,
+    where: str = "data",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of one task and their class index (position of the class in `classes`).
+
+    Classes are named after remapping. A task class with no row raises a ValueError naming it.
+    """
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"task classes must be distinct, got {classes}")
+    if len(classes) < 2:
+        raise ValueError(f"a task needs at least 2 classes, got {classes}")
+    rows, mapped = remap_labels(labels, mapping)
+    lookup = {c: i for i, c in enumerate(classes)}
+    index = np.fromiter((lookup.get(int(v), -1) for v in mapped), dtype=np.int64, count=mapped.shape[0])
+    keep = index >= 0
+    rows, index = rows[keep], index[keep]
+    counts = np.bincount(index, minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        present = sorted({int(v) for v in np.unique(mapped)})
+        raise ValueError(
+            f"{where}: task class(es) {empty} have no samples"
+            + (" after remapping" if mapping else "")
+            + f"; labels present: {present[:20]}{' ...' if len(present) > 20 else ''}"
+        )
+    return rows, index
+
+
+def parse_classes(text: str) -> list[int]:
+    """'0,2,4' or a split name ('all', 'even', 'odd', 'short') → class list."""
+    if text in TASK_SPLITS:
+        return list(TASK_SPLITS[text])
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError as err:
+        raise ValueError(
+            f"task '{text}': give comma-separated class ids or one of {', '.join(TASK_SPLITS)}"
+        ) from err
