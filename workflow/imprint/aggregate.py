@@ -37,7 +37,9 @@ def max_inner_product_predict(
     preds = torch.empty(test.shape[0], dtype=torch.int64, device=test.device)
     for rows in _chunks(test.shape[0], w.shape[0]):
         scores = test[rows].to(dtype) @ w.T
-        per_class = torch.full((scores.shape[0], n_classes), -torch.inf, dtype=dtype, device=test.device)
+        per_class = torch.full(
+            (scores.shape[0], n_classes), -torch.inf, dtype=dtype, device=test.device
+        )
         per_class.scatter_reduce_(1, index.expand_as(scores), scores, reduce="amax")
         preds[rows] = torch.argmax(per_class, dim=1)
     return preds
@@ -50,7 +52,9 @@ def mahalanobis_transform(proxies: torch.Tensor) -> torch.Tensor:
     """
     w = proxies.to(torch.float64)
     if w.shape[0] < 2:
-        raise ValueError("the Mahalanobis distance needs at least 2 proxies to estimate a covariance")
+        raise ValueError(
+            "the Mahalanobis distance needs at least 2 proxies to estimate a covariance"
+        )
     cov = torch.cov(w.T).reshape(w.shape[1], w.shape[1])
     cov = cov + MAHALANOBIS_RIDGE * torch.eye(w.shape[1], dtype=torch.float64, device=w.device)
     evals, evecs = torch.linalg.eigh(cov)
@@ -134,7 +138,9 @@ def vote(
     n, depth = neighbour_class.shape
     out = {}
     for rows in _chunks(n, depth * n_classes, chunk_elements=2**24):
-        votes = torch.zeros(rows.stop - rows.start, depth, n_classes, dtype=torch.float64, device=weights.device)
+        votes = torch.zeros(
+            rows.stop - rows.start, depth, n_classes, dtype=torch.float64, device=weights.device
+        )
         votes.scatter_(2, neighbour_class[rows].unsqueeze(2), weights[rows].unsqueeze(2))
         running = torch.cumsum(votes, dim=1)
         for m in ms:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -55,7 +54,13 @@ def split_by_class(x: torch.Tensor, index: np.ndarray, n_classes: int) -> list[t
 
 
 def presample_classes(
-    train: list[torch.Tensor], norm_pre: str, presampling: str, q_lo: float, q_hi: float, fewshot: int, seed: int
+    train: list[torch.Tensor],
+    norm_pre: str,
+    presampling: str,
+    q_lo: float,
+    q_hi: float,
+    fewshot: int,
+    seed: int,
 ) -> list[torch.Tensor]:
     """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
 
@@ -79,7 +84,12 @@ def presample_classes(
 
 
 def generate(
-    samples: list[torch.Tensor], gen: str, k: int, seed: int, ls_lambda: float | None, distance_cache: dict
+    samples: list[torch.Tensor],
+    gen: str,
+    k: int,
+    seed: int,
+    ls_lambda: float | None,
+    distance_cache: dict,
 ) -> list[torch.Tensor]:
     """Proxies per class for one (GEN, k, seed); GEN draws use a generator seeded with `seed`."""
     if gen in JOINT_GEN:
@@ -152,7 +162,11 @@ def evaluate_grid(
             f"{test_embeddings.shape[1]}: they must come from the same backbone"
         )
     to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)  # noqa: E731
-    train = split_by_class(to_tensor(train_embeddings[np.sort(train_rows)]), train_index[np.argsort(train_rows)], n_classes)
+    train = split_by_class(
+        to_tensor(train_embeddings[np.sort(train_rows)]),
+        train_index[np.argsort(train_rows)],
+        n_classes,
+    )
     test_order = np.argsort(test_rows)
     test_raw = to_tensor(test_embeddings[test_rows[test_order]])
     truth = torch.from_numpy(test_index[test_order]).to(device)
@@ -170,10 +184,14 @@ def evaluate_grid(
     for sample_key, by_sample in unique.groupby(SAMPLE_KEYS, sort=False):
         norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
         t0 = time.perf_counter()
-        samples = presample_classes(train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0))
+        samples = presample_classes(
+            train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0)
+        )
         presample_seconds = time.perf_counter() - t0
         distance_cache: dict = {}
-        for (gen, k, gen_seed), by_proxies in by_sample.groupby(["gen", "k", "gen_seed"], sort=False):
+        for (gen, k, gen_seed), by_proxies in by_sample.groupby(
+            ["gen", "k", "gen_seed"], sort=False
+        ):
             t0 = time.perf_counter()
             raw = generate(samples, gen, int(k), max(int(gen_seed), 0), ls_lambda, distance_cache)
             raw_seconds = presample_seconds + time.perf_counter() - t0
@@ -187,21 +205,35 @@ def evaluate_grid(
                     torch.tensor([p.shape[0] for p in per_class], device=device),
                 )
                 gen_seconds = raw_seconds + time.perf_counter() - t0
-                _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache)
+                _infer(
+                    by_norm,
+                    proxies,
+                    proxy_class,
+                    test,
+                    truth,
+                    n_classes,
+                    gen_seconds,
+                    results,
+                    direction_cache,
+                )
                 bar.update(len(by_norm))
         del distance_cache
     bar.close()
 
     keys = [*CONFIG_KEYS, "gen_seed", "sample_seed"]
     rows = [results[tuple(r)] for r in work[keys].itertuples(index=False, name=None)]
-    out = pd.concat([configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1)
+    out = pd.concat(
+        [configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1
+    )
     from imprint.grid import config_id  # local: keeps the import graph acyclic for readers
 
     out.insert(0, "config_id", [config_id(r) for r in out[list(CONFIG_KEYS)].to_dict("records")])
     return out[RESULT_COLUMNS]
 
 
-def _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache):
+def _infer(
+    by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache
+):
     """Predictions for every configuration that shares one set of normalised proxies."""
     n_proxies = int(proxies.shape[0])
 
@@ -219,7 +251,10 @@ def _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, r
             continue
         m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
         key, cache = neighbour_key(row)
-        plan = plans.setdefault(key, {"cache": cache, "norm_inf": row.norm_inf, "distance": row.distance, "votes": set()})
+        plan = plans.setdefault(
+            key,
+            {"cache": cache, "norm_inf": row.norm_inf, "distance": row.distance, "votes": set()},
+        )
         plan["votes"].add((row.weighting, m))
     for key, plan in plans.items():
         depth = max(m for _, m in plan["votes"])
@@ -227,10 +262,17 @@ def _infer(by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, r
         if entry is None or entry["dist"].shape[1] < depth:
             t0 = time.perf_counter()
             dist, idx = nearest_proxies(test[plan["norm_inf"]], proxies, plan["distance"], depth)
-            entry = {"dist": dist, "cls": proxy_class[idx], "seconds": time.perf_counter() - t0, "votes": {}}
+            entry = {
+                "dist": dist,
+                "cls": proxy_class[idx],
+                "seconds": time.perf_counter() - t0,
+                "votes": {},
+            }
             plan["cache"][key] = entry
         for weighting in {w for w, _ in plan["votes"]}:
-            todo = sorted({m for w, m in plan["votes"] if w == weighting and (w, m) not in entry["votes"]})
+            todo = sorted(
+                {m for w, m in plan["votes"] if w == weighting and (w, m) not in entry["votes"]}
+            )
             if todo:
                 t0 = time.perf_counter()
                 preds = vote(entry["cls"], entry["dist"], todo, weighting, n_classes)

@@ -109,7 +109,9 @@ def select_proxies(
         return x[torch.randperm(n, generator=generator)[:k].to(x.device)]
     if gen == "kmeans":
         centres = kmeans_fit(x, k, seed).cluster_centers_
-        return torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32)).to(x.device, x.dtype)
+        return torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32)).to(
+            x.device, x.dtype
+        )
     if gen == "kmedoids":
         d = pairwise_euclidean(x) if distances is None else distances
         return x[kmedoids_indices(d, k).to(x.device)]
@@ -137,7 +139,11 @@ def least_squares_weights(groups: list[torch.Tensor], ls_lambda: float) -> torch
     centred = torch.cat(xs) - mu
     scatter = centred.T @ centred / n_total
     means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
-    a = scatter + torch.outer(mu, mu) + ls_lambda * torch.eye(mu.shape[0], dtype=torch.float64, device=mu.device)
+    a = (
+        scatter
+        + torch.outer(mu, mu)
+        + ls_lambda * torch.eye(mu.shape[0], dtype=torch.float64, device=mu.device)
+    )
     # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
     w = torch.linalg.solve(a, means.T).T / len(xs)
     return w.to(dtype)

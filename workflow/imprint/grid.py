@@ -90,12 +90,22 @@ def _check_part(part: Mapping, where: str) -> dict:
                     f"allowed: {', '.join(CHOICES[key])}"
                 )
     for key in ("k", "m", "fewshot"):
-        bad = [v for v in grid[key] if not isinstance(v, int) or isinstance(v, bool) or (v < 1 and v != -1)]
+        bad = [
+            v
+            for v in grid[key]
+            if not isinstance(v, int) or isinstance(v, bool) or (v < 1 and v != -1)
+        ]
         if bad:
-            raise GridError(f"{where}: grid key '{key}' takes integers >= 1 or -1 (meaning all), got {bad}")
+            raise GridError(
+                f"{where}: grid key '{key}' takes integers >= 1 or -1 (meaning all), got {bad}"
+            )
     for pair in grid["presampling_quantiles"]:
         ok = isinstance(pair, list | tuple) and len(pair) == 2
-        if not ok or not all(isinstance(q, int | float) for q in pair) or not 0 <= pair[0] < pair[1] <= 1:
+        if (
+            not ok
+            or not all(isinstance(q, int | float) for q in pair)
+            or not 0 <= pair[0] < pair[1] <= 1
+        ):
             raise GridError(
                 f"{where}: 'presampling_quantiles' holds [lo, hi] pairs with 0 <= lo < hi <= 1, got {pair!r}"
             )
@@ -107,7 +117,10 @@ def _check_part(part: Mapping, where: str) -> dict:
 
 def _expand_part(grid: dict) -> pd.DataFrame:
     keys = [k for k in GRID_KEYS if k != "seeds"]
-    rows = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+    rows = [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
     df = pd.DataFrame(rows, columns=keys)
     q = df.pop("presampling_quantiles")
     df["quantile_lo"] = [float(p[0]) for p in q]
@@ -130,7 +143,13 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     # 'all' presampling ignores the quantiles; weibull over the whole range is 'all'.
     df.loc[df["presampling"] == "all", ["quantile_lo", "quantile_hi"]] = [0.0, 1.0]
-    df = df[~((df["presampling"] == "weibull") & (df["quantile_lo"] == 0.0) & (df["quantile_hi"] == 1.0))]
+    df = df[
+        ~(
+            (df["presampling"] == "weibull")
+            & (df["quantile_lo"] == 0.0)
+            & (df["quantile_hi"] == 1.0)
+        )
+    ]
     df = df.copy()
     # mean and ls give one proxy; k = -1 only makes sense for 'all', which always takes all.
     df.loc[df["gen"].isin(["mean", "ls"]), "k"] = 1
@@ -167,12 +186,16 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
     if isinstance(parts, Mapping):
         parts = [parts]
     if not isinstance(parts, list) or not parts:
-        raise GridError(f"{where}: a grid is a mapping of keys to value lists, or a non-empty list of them")
+        raise GridError(
+            f"{where}: a grid is a mapping of keys to value lists, or a non-empty list of them"
+        )
     frames, seeds_per_part = [], []
     for i, part in enumerate(parts):
         name = where if len(parts) == 1 else f"{where} (part {i + 1})"
         if not isinstance(part, Mapping):
-            raise GridError(f"{name}: expected a mapping of grid keys to lists, got {type(part).__name__}")
+            raise GridError(
+                f"{name}: expected a mapping of grid keys to lists, got {type(part).__name__}"
+            )
         checked = _check_part({k: v for k, v in part.items() if k != "name"}, name)
         df = _expand_part(checked)
         frames.append(df)

@@ -130,7 +130,11 @@ def _as_int_labels(labels: np.ndarray, where: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind in "iu":
         return labels.astype(np.int64, copy=False)
-    if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+    if (
+        labels.dtype.kind == "f"
+        and np.all(np.isfinite(labels))
+        and np.all(labels == np.round(labels))
+    ):
         return labels.astype(np.int64)
     raise EmbeddingFileError(
         f"{where}: labels must be integers, got dtype {labels.dtype}"
@@ -140,9 +144,13 @@ def _as_int_labels(labels: np.ndarray, where: str) -> np.ndarray:
 
 def _check_arrays(embeddings: np.ndarray, labels: np.ndarray, where: str) -> None:
     if embeddings.ndim != 2:
-        raise EmbeddingFileError(f"{where}: embeddings must be 2-D [N, D], got shape {embeddings.shape}")
+        raise EmbeddingFileError(
+            f"{where}: embeddings must be 2-D [N, D], got shape {embeddings.shape}"
+        )
     if embeddings.dtype.kind != "f":
-        raise EmbeddingFileError(f"{where}: embeddings must be floating point, got {embeddings.dtype}")
+        raise EmbeddingFileError(
+            f"{where}: embeddings must be floating point, got {embeddings.dtype}"
+        )
     if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
         raise EmbeddingFileError(
             f"{where}: labels must be 1-D with one entry per embedding row; got labels "

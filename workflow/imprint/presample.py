@@ -17,7 +17,9 @@ def weibull_filter(x: torch.Tensor, q_lo: float, q_hi: float) -> torch.Tensor:
     [ppf(q_lo), ppf(q_hi)] of the fitted distribution are kept.
     """
     if not 0.0 <= q_lo < q_hi <= 1.0:
-        raise ValueError(f"presampling quantiles must satisfy 0 <= q_lo < q_hi <= 1, got {q_lo}, {q_hi}")
+        raise ValueError(
+            f"presampling quantiles must satisfy 0 <= q_lo < q_hi <= 1, got {q_lo}, {q_hi}"
+        )
     distances = torch.linalg.vector_norm(x - x.mean(dim=0), dim=1)
     d = distances.double().cpu().numpy()
     params = weibull_min.fit(d)

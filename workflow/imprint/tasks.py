@@ -15,7 +15,9 @@ TASK_SPLITS = {
 }
 
 
-def remap_labels(labels: np.ndarray, mapping: Mapping[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+def remap_labels(
+    labels: np.ndarray, mapping: Mapping[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply a label mapping; returns (row indices kept, new labels of those rows).
 
     With no mapping every row is kept unchanged. Labels the mapping does not name are dropped.
@@ -49,7 +51,9 @@ def task_rows(
         raise ValueError(f"a task needs at least 2 classes, got {classes}")
     rows, mapped = remap_labels(labels, mapping)
     lookup = {c: i for i, c in enumerate(classes)}
-    index = np.fromiter((lookup.get(int(v), -1) for v in mapped), dtype=np.int64, count=mapped.shape[0])
+    index = np.fromiter(
+        (lookup.get(int(v), -1) for v in mapped), dtype=np.int64, count=mapped.shape[0]
+    )
     keep = index >= 0
     rows, index = rows[keep], index[keep]
     counts = np.bincount(index, minlength=len(classes))

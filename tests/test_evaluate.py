@@ -1,0 +1,286 @@
+"""The engine on whole tasks: results against direct computations, bad input, the CLI."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.neighbors import NearestNeighbors
+
+from imprint.cli import main
+from imprint.evaluate import RESULT_COLUMNS, evaluate_grid
+from imprint.grid import expand_grid
+from imprint.io import EmbeddingFileError, load_embeddings, save_embeddings
+
+TIMING = ["gen_seconds", "inference_seconds"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(x))
+    return x[perm[:1200]], y[perm[:1200]], x[perm[1200:]], y[perm[1200:]]
+
+
+def run(digits, grid, classes=tuple(range(10)), **kw):
+    xtr, ytr, xte, yte = digits
+    return evaluate_grid(
+        xtr, ytr, xte, yte, expand_grid(grid), classes=list(classes), ls_lambda=1e-3, **kw
+    )
+
+
+def test_mean_max_is_nearest_class_mean_on_a_task(digits):
+    xtr, ytr, xte, yte = digits
+    classes = [7, 2, 5]  # task order decides the class index
+    res = run(digits, {"gen": ["mean"], "seeds": [0]}, classes)
+    means = np.stack([xtr[ytr == c].mean(0) for c in classes])
+    keep = np.isin(yte, classes)
+    pred = np.array(classes)[np.argmax(xte[keep] @ means.T, axis=1)]
+    assert res.accuracy[0] == pytest.approx(100 * np.mean(pred == yte[keep]))
+    assert res.n_proxies[0] == 3
+
+
+def test_all_mnn_equals_sklearn_knn_classifier(digits):
+    xtr, ytr, xte, yte = digits
+    grid = {"gen": ["all"], "agg": ["mnn"], "distance": ["euclidean"], "m": [5], "seeds": [0]}
+    res = run(digits, grid)
+    ind = NearestNeighbors(n_neighbors=5).fit(xtr).kneighbors(xte, return_distance=False)
+    pred = np.array([np.bincount(ytr[i], minlength=10).argmax() for i in ind])
+    assert res.accuracy[0] == pytest.approx(100 * np.mean(pred == yte))
+
+
+def test_mapping_merges_and_drops_labels(digits):
+    xtr, ytr, xte, yte = digits
+    mapping = {0: 0, 1: 0, 2: 1, 3: 1}  # 4..9 dropped
+    res = evaluate_grid(
+        xtr,
+        ytr,
+        xte,
+        yte,
+        expand_grid({"gen": ["mean"], "seeds": [0]}),
+        classes=[0, 1],
+        mapping=mapping,
+    )
+    keep = yte <= 3
+    new_tr = np.where(ytr <= 1, 0, 1)[ytr <= 3]
+    means = np.stack([xtr[ytr <= 3][new_tr == c].mean(0) for c in (0, 1)])
+    pred = np.argmax(xte[keep] @ means.T, axis=1)
+    assert res.accuracy[0] == pytest.approx(100 * np.mean(pred == (yte[keep] >= 2)))
+
+
+def test_shared_work_gives_the_same_numbers_as_one_by_one(digits):
+    grid = {
+        "seeds": [3, 4],
+        "norm_pre": ["none", "l2"],
+        "norm_inf": ["none", "l2"],
+        "gen": ["kmeans", "kmedoids", "random", "mean", "all", "ls"],
+        "k": [1, 3],
+        "norm_post": ["none", "l2", "quantile"],
+        "agg": ["max", "mnn"],
+        "distance": ["inner_product", "cosine", "manhattan"],
+        "weighting": ["uniform", "weighted_by_distance"],
+        "m": [-1, 1, 5],
+    }
+    configs = expand_grid(grid)
+    xtr, ytr, xte, yte = digits
+    together = evaluate_grid(xtr, ytr, xte, yte, configs, classes=[1, 2, 3, 4], ls_lambda=1e-3)
+    sample = configs.sample(25, random_state=0)
+    for i, row in sample.iterrows():
+        alone = evaluate_grid(
+            xtr, ytr, xte, yte, configs.loc[[i]], classes=[1, 2, 3, 4], ls_lambda=1e-3
+        )
+        assert alone.accuracy[0] == pytest.approx(together.accuracy[i], abs=1e-9), row.to_dict()
+
+
+def test_same_seed_same_table_and_seeds_matter_only_where_random(digits):
+    grid = {"seeds": [1, 2], "gen": ["random", "kmeans", "mean"], "k": [3], "fewshot": [-1, 5]}
+    a, b = run(digits, grid), run(digits, grid)
+    pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING))
+    assert list(a.columns) == RESULT_COLUMNS
+    per_seed = a.pivot_table(index="config_id", columns="seed", values="accuracy")
+    mean_all = a[(a.gen == "mean") & (a.fewshot == -1)].config_id.iloc[0]
+    assert per_seed.loc[mean_all, 1] == per_seed.loc[mean_all, 2]
+
+
+def test_quantile_norm_order_follows_the_task(digits):
+    grid = {"gen": ["mean"], "norm_post": ["quantile"], "seeds": [0]}
+    a = run(digits, grid, classes=[0, 1, 2, 3])
+    b = run(digits, grid, classes=[3, 2, 1, 0])
+    assert a.accuracy[0] != b.accuracy[0]
+
+
+def test_m_beyond_proxies_warns(digits):
+    with pytest.warns(UserWarning, match="exceeds the 3 proxies"):
+        run(
+            digits,
+            {
+                "gen": ["mean"],
+                "agg": ["mnn"],
+                "distance": ["cosine"],
+                "m": [5],
+                "k": [5],
+                "seeds": [0],
+            },
+            [0, 1, 2],
+        )
+
+
+def test_errors_name_the_problem(digits):
+    xtr, ytr, xte, yte = digits
+    cfg = expand_grid({"gen": ["mean"], "seeds": [0]})
+    with pytest.raises(ValueError, match=r"task class\(es\) \[11\] have no samples"):
+        evaluate_grid(xtr, ytr, xte, yte, cfg, classes=[0, 11])
+    with pytest.raises(ValueError, match="no samples after remapping"):
+        evaluate_grid(xtr, ytr, xte, yte, cfg, classes=[0, 5], mapping={0: 0, 1: 1})
+    with pytest.raises(ValueError, match="dimension 64 but test embeddings 10"):
+        evaluate_grid(xtr, ytr, xte[:, :10], yte, cfg, classes=[0, 1])
+    with pytest.raises(ValueError, match="needs the ridge"):
+        evaluate_grid(
+            xtr, ytr, xte, yte, expand_grid({"gen": ["ls"], "seeds": [0]}), classes=[0, 1]
+        )
+    with pytest.raises(ValueError, match="no training samples left after presampling"):
+        evaluate_grid(
+            xtr,
+            ytr,
+            xte,
+            yte,
+            expand_grid(
+                {
+                    "presampling": ["weibull"],
+                    "presampling_quantiles": [[0.999999, 1.0]],
+                    "seeds": [0],
+                }
+            ),
+            classes=[0, 1],
+        )
+
+
+def write_npz(path, x, y, **extra):
+    np.savez(path, embeddings=x, labels=y, **extra)
+    return path
+
+
+def test_embedding_file_checks(tmp_path):
+    x = np.ones((4, 3), np.float32)
+    y = np.arange(4)
+    assert load_embeddings(write_npz(tmp_path / "ok.npz", x, y)).dim == 3
+    bad = x.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(
+        EmbeddingFileError,
+        match=r"nan.npz: 1 embedding row\(s\) hold NaN or inf \(first rows: \[2\]\)",
+    ):
+        load_embeddings(write_npz(tmp_path / "nan.npz", bad, y))
+    with pytest.raises(EmbeddingFileError, match="labels must be integers"):
+        load_embeddings(write_npz(tmp_path / "flt.npz", x, y + 0.5))
+    with pytest.raises(EmbeddingFileError, match="one entry per embedding row"):
+        load_embeddings(write_npz(tmp_path / "len.npz", x, y[:3]))
+    with pytest.raises(EmbeddingFileError, match=r"missing array\(s\) \['labels'\]"):
+        load_embeddings(_npz(tmp_path / "nolab.npz", embeddings=x))
+    with pytest.raises(EmbeddingFileError, match="pickled objects are refused"):
+        np.savez(tmp_path / "obj.npz", embeddings=np.array([x], dtype=object), labels=y)
+        load_embeddings(tmp_path / "obj.npz")
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"embeddings": x}))
+    with pytest.raises(EmbeddingFileError, match="pickle.npz: not a readable .npz"):
+        load_embeddings(tmp_path / "pickle.npz")
+    with pytest.raises(EmbeddingFileError, match="must be 2-D"):
+        load_embeddings(write_npz(tmp_path / "1d.npz", np.ones(4, np.float32), y))
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_embedding_directory_round_trip_is_memory_mapped(tmp_path):
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    save_embeddings(tmp_path / "set", x, np.arange(6), {"backbone": "resnet18"})
+    loaded = load_embeddings(tmp_path / "set")
+    assert isinstance(loaded.embeddings, np.memmap)
+    np.testing.assert_array_equal(loaded.embeddings, x)
+    assert loaded.meta["backbone"] == "resnet18" and loaded.meta["dim"] == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_cli_evaluate_writes_a_table(tmp_path, digits, suffix):
+    xtr, ytr, xte, yte = digits
+    write_npz(tmp_path / "train.npz", xtr, ytr)
+    write_npz(tmp_path / "test.npz", xte, yte)
+    (tmp_path / "grid.yaml").write_text(
+        "seeds: [1, 2]\ngen: [mean, kmeans, ls]\nk: [2]\nnorm_post: [none, l2]\n"
+    )
+    (tmp_path / "map.yaml").write_text("0: 0\n1: 1\n7: 1\n")
+    out = tmp_path / f"res{suffix}"
+    code = main(
+        [
+            "evaluate",
+            "--train",
+            str(tmp_path / "train.npz"),
+            "--test",
+            str(tmp_path / "test.npz"),
+            "--grid",
+            str(tmp_path / "grid.yaml"),
+            "--task",
+            "0,1",
+            "--mapping",
+            str(tmp_path / "map.yaml"),
+            "--ls-lambda",
+            "0.01",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    assert len(df) == 3 * 2 * 2 and list(df.columns) == RESULT_COLUMNS
+    assert df.accuracy.between(0, 100).all() and (df.gen_seconds >= 0).all()
+    assert all(len(json.loads(v)) == 2 for v in df.f1_per_class)
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, capsys, digits):
+    xtr, ytr, _, _ = digits
+    write_npz(tmp_path / "t.npz", xtr, ytr)
+    code = main(
+        [
+            "evaluate",
+            "--train",
+            str(tmp_path / "t.npz"),
+            "--test",
+            str(tmp_path / "t.npz"),
+            "--grid",
+            "paper:nope",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ]
+    )
+    assert code == 2 and "unknown paper grid 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_grid_counts(capsys):
+    assert main(["grid", "paper:aggfixed"]) == 0
+    assert "294 configurations × seeds = 882 runs" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gives_the_same_results(digits):
+    grid = {
+        "seeds": [1],
+        "gen": ["kmeans", "mean", "all", "ls"],
+        "k": [3],
+        "norm_post": ["none", "quantile"],
+        "agg": ["max", "mnn"],
+        "distance": ["inner_product", "euclidean", "mahalanobis"],
+        "m": [-1, 3],
+    }
+    cpu = run(digits, grid, device="cpu")
+    gpu = run(digits, grid, device="cuda")
+    np.testing.assert_allclose(cpu.accuracy, gpu.accuracy, atol=0.2)

@@ -1,0 +1,92 @@
+"""File-level entry points: what the `imprint` command and the workflow's scripts call."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from imprint.evaluate import evaluate_grid
+from imprint.grid import expand_grid, load_grid
+from imprint.io import load_embeddings, write_table
+
+log = logging.getLogger("imprint")
+
+
+def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
+    """A label mapping from a dict, or a YAML/JSON file holding {old label: new label}."""
+    if source is None or isinstance(source, dict):
+        return {int(k): int(v) for k, v in source.items()} if source else None
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such mapping file")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not data:
+        raise ValueError(
+            f"{path}: a mapping file holds a non-empty mapping {{old label: new label}}"
+        )
+    try:
+        return {int(k): int(v) for k, v in data.items()}
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: mapping keys and values must be integers ({err})") from err
+
+
+def resolve_ls_lambda(ls_lambda: float | None, backbone: str | None, meta: dict) -> float | None:
+    """λ for ls/kls: given explicitly, or the registered value of the backbone (named or in meta)."""
+    if ls_lambda is not None:
+        return float(ls_lambda)
+    name = backbone or meta.get("backbone")
+    if name is None:
+        return None
+    from imprint.backbones import LS_LAMBDA
+
+    if name not in LS_LAMBDA:
+        raise ValueError(
+            f"no ls λ registered for backbone '{name}' (known: {', '.join(sorted(LS_LAMBDA))}); "
+            "pass it with --ls-lambda"
+        )
+    return LS_LAMBDA[name]
+
+
+def evaluate_files(
+    train: str | Path,
+    test: str | Path,
+    grid: str | Path | dict,
+    out: str | Path,
+    classes: list[int],
+    mapping=None,
+    ls_lambda: float | None = None,
+    backbone: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    extra_columns: dict | None = None,
+) -> pd.DataFrame:
+    """Evaluate a grid on one task of two embedding files and write the results table."""
+    train_set, test_set = load_embeddings(train), load_embeddings(test)
+    where = "grid" if isinstance(grid, dict) else str(grid)
+    if not isinstance(grid, dict):
+        where, grid = load_grid(grid)
+    configs = expand_grid(grid, where=where)
+    mapping = load_mapping(mapping)
+    lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta)
+    log.info("evaluating %d configuration runs on classes %s of %s", len(configs), classes, train)
+    results = evaluate_grid(
+        train_set.embeddings,
+        train_set.labels,
+        test_set.embeddings,
+        test_set.labels,
+        configs,
+        classes=classes,
+        mapping=mapping,
+        ls_lambda=lam,
+        device=device,
+        progress=progress,
+    )
+    for i, (name, value) in enumerate((extra_columns or {}).items()):
+        results.insert(i, name, value)
+    results.attrs["classes"] = json.dumps(classes)
+    write_table(results, out)
+    return results

@@ -1,0 +1,137 @@
+"""`imprint collapse` and `imprint cd`: neural-collapse metrics and critical-difference statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def collapse_file(
+    embeddings: str, out: str | None = None, mapping=None, classes=None, l2_normalise=True
+) -> dict:
+    """NC metrics of one embedding file (after an optional label mapping); JSON to `out`."""
+    from imprint.api import load_mapping
+    from imprint.collapse import evaluate_collapse
+    from imprint.io import atomic_path, load_embeddings
+    from imprint.tasks import remap_labels
+
+    data = load_embeddings(embeddings)
+    rows, labels = remap_labels(data.labels, load_mapping(mapping))
+    x = data.embeddings if rows.shape[0] == data.labels.shape[0] else data.embeddings[rows]
+    metrics = evaluate_collapse(x, labels, l2_normalise=l2_normalise, classes=classes)
+    metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
+    if out:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def cd_file(
+    table: str,
+    out_prefix: str,
+    method_col: str,
+    score_col: str,
+    group_cols: list[str],
+    seed_col: str | None = None,
+    alpha: float = 0.05,
+    title: str | None = None,
+    max_methods: int | None = None,
+):
+    """CD statistics and diagram of a long-format table: <prefix>_ranks.csv, _pvalues.csv, .pdf/.png."""
+    from imprint.cd_diagram import plot_cd_diagram
+    from imprint.io import atomic_path, read_table, write_table
+    from imprint.stats import critical_difference
+
+    df = read_table(table)
+    missing = [
+        c
+        for c in [method_col, score_col, *group_cols, *([seed_col] if seed_col else [])]
+        if c not in df.columns
+    ]
+    if missing:
+        raise ValueError(f"{table}: no column(s) {missing}; columns are {list(df.columns)}")
+    result = critical_difference(
+        df, method_col, score_col, group_cols, seed_col=seed_col, alpha=alpha
+    )
+    write_table(result.ranks, f"{out_prefix}_ranks.csv")
+    write_table(result.pvalues.reset_index(names=method_col), f"{out_prefix}_pvalues.csv")
+    fig = plot_cd_diagram(result, title=title, max_methods=max_methods)
+    for ext in ("pdf", "png"):
+        with atomic_path(f"{out_prefix}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=200, bbox_inches="tight")
+    Path(f"{out_prefix}_summary.txt").write_text(result.summary + "\n")
+    return result
+
+
+def _collapse(args) -> None:
+    from imprint.tasks import parse_classes
+
+    metrics = collapse_file(
+        args.embeddings,
+        out=args.out,
+        mapping=args.mapping,
+        classes=parse_classes(args.classes) if args.classes else None,
+        l2_normalise=not args.no_l2,
+    )
+    if not args.out:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print(f"wrote {args.out}")
+
+
+def _cd(args) -> None:
+    result = cd_file(
+        args.table,
+        args.out_prefix,
+        method_col=args.method,
+        score_col=args.score,
+        group_cols=args.groups.split(","),
+        seed_col=args.seed,
+        alpha=args.alpha,
+        title=args.title,
+        max_methods=args.max_methods,
+    )
+    print(result.summary)
+    print(f"wrote {args.out_prefix}_ranks.csv, _pvalues.csv, _summary.txt, .pdf, .png")
+
+
+def add_commands(sub) -> None:
+    co = sub.add_parser(
+        "collapse", help="neural-collapse metrics (NC1, VCI, NC2, CDNV) of an embedding file"
+    )
+    co.add_argument("embeddings", help="embedding file (.npz or directory)")
+    co.add_argument("--out", help="write the metrics as JSON here (default: print)")
+    co.add_argument(
+        "--mapping", help="YAML/JSON label mapping applied first (unmapped labels dropped)"
+    )
+    co.add_argument("--classes", help="only these classes (comma-separated, after mapping)")
+    co.add_argument(
+        "--no-l2",
+        action="store_true",
+        help="skip the per-sample L2 normalisation (the paper uses it)",
+    )
+    co.set_defaults(func=_collapse)
+
+    cd = sub.add_parser(
+        "cd", help="critical-difference statistics and diagram from a long-format table"
+    )
+    cd.add_argument("table", help="results table (.csv or .parquet)")
+    cd.add_argument("--out-prefix", required=True, help="prefix of the output files")
+    cd.add_argument(
+        "--method", default="config_id", help="column naming the method (default: config_id)"
+    )
+    cd.add_argument(
+        "--score", default="accuracy", help="score column, higher is better (default: accuracy)"
+    )
+    cd.add_argument(
+        "--groups",
+        default="backbone,dataset,mapping,task",
+        help="comma-separated voter columns (default: backbone,dataset,mapping,task)",
+    )
+    cd.add_argument(
+        "--seed", default=None, help="seed column: seeds are aggregated by the median first"
+    )
+    cd.add_argument("--alpha", type=float, default=0.05)
+    cd.add_argument("--title")
+    cd.add_argument("--max-methods", type=int, help="draw only the best N methods")
+    cd.set_defaults(func=_cd)
