@@ -46,7 +46,7 @@ def kmeans_fit_many(xs: list[torch.Tensor], k: int, seed: int) -> list[KMeans]:
     if not xs:
         return []
     workers = max(1, min(len(xs), torch.get_num_threads(), os.cpu_count() or 1))
-    with _threadpools().limit(limits=1, user_api="openmp"), ThreadPoolExecutor(workers) as pool:
+    with _threadpools().limit(limits=1), ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda x: kmeans_fit(x, k, seed), xs))
 
 

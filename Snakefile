@@ -1,0 +1,41 @@
+# Weight imprinting on frozen embeddings, from datasets to the paper's figures.
+# Run: snakemake --cores N   (targets: all, embeddings, results_tables, paper_figures)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/imprint.smk"
+include: "workflow/rules/collapse.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_all_targets(),
+
+
+rule embeddings:
+    input:
+        get_embedding_targets(),
+
+
+rule results_tables:
+    input:
+        get_results_tables(),
+
+
+rule paper_figures:
+    input:
+        get_figure_targets(),

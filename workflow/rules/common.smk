@@ -1,0 +1,154 @@
+# Config validation, wildcard constraints and input functions. No rules here.
+import re
+
+from snakemake.utils import validate
+
+from imprint.plan import SOURCES_DIR, check_config, expand_mappings, experiment_groups, mapping_names
+
+
+validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+MAPPINGS = expand_mappings(config["mappings"])
+SINGLE_SOURCE = [d for d, spec in config["datasets"].items() if len(spec["sources"]) == 1]
+JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 1]
+SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
+COLLAPSE = config.get("collapse", {})
+
+
+def alternation(names):
+    """A regex matching exactly one of the names (wildcards never swallow a '/')."""
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+
+
+wildcard_constraints:
+    dataset=alternation(config["datasets"]),
+    source=alternation(SOURCES),
+    backbone=alternation(config["backbones"]),
+    mapping=alternation(MAPPINGS),
+    task=alternation(config["tasks"]),
+    experiment=alternation(config["experiments"]),
+    split="train|test",
+
+
+def embedding_dir(dataset, backbone, split):
+    return f"results/embeddings/{dataset}/{backbone}/{split}"
+
+
+def get_embeddings(wildcards):
+    return {
+        "train": embedding_dir(wildcards.dataset, wildcards.backbone, "train"),
+        "test": embedding_dir(wildcards.dataset, wildcards.backbone, "test"),
+    }
+
+
+def get_source_embeddings(wildcards):
+    sources = config["datasets"][wildcards.dataset]["sources"]
+    return [f"results/embeddings/{SOURCES_DIR}/{s}/{wildcards.backbone}/{wildcards.split}" for s in sources]
+
+
+def get_extraction_source(wildcards):
+    """The registry dataset a single-source dataset (or a joined dataset's part) reads."""
+    if "dataset" in wildcards.keys():
+        return config["datasets"][wildcards.dataset]["sources"][0]
+    return wildcards.source
+
+
+def get_dataset_manifest(wildcards):
+    return f"results/datasets/{get_extraction_source(wildcards)}.json"
+
+
+def get_download_flag(wildcards):
+    """Download a source unless every dataset that uses it says download: false."""
+    return any(
+        spec.get("download", True)
+        for spec in config["datasets"].values()
+        if wildcards.source in spec["sources"]
+    )
+
+
+def get_dataset_classes(wildcards):
+    if "dataset" in wildcards.keys():
+        return config["datasets"][wildcards.dataset].get("classes")
+    return None
+
+
+def get_backbone_options(wildcards):
+    return config["backbones"][wildcards.backbone]
+
+
+def get_mapping(wildcards):
+    return MAPPINGS[wildcards.mapping]
+
+
+def get_task_classes(wildcards):
+    return config["tasks"][wildcards.task]
+
+
+def get_label_offsets(wildcards):
+    n = len(config["datasets"][wildcards.dataset]["sources"])
+    return [10 * j for j in range(n)]
+
+
+def get_grid(wildcards):
+    return config["experiments"][wildcards.experiment]["grid"]
+
+
+def get_grid_file(wildcards):
+    grid = get_grid(wildcards)
+    if isinstance(grid, str) and not grid.startswith("paper:"):
+        return grid
+    return []
+
+
+def get_experiment_tables(wildcards):
+    return [g.path() for g in experiment_groups(config, wildcards.experiment)]
+
+
+def get_collapse_files(wildcards):
+    return [
+        f"results/collapse/{d}/{b}/{m}.json"
+        for d in COLLAPSE.get("datasets", [])
+        for b in COLLAPSE.get("backbones", [])
+        for m in mapping_names(config, COLLAPSE.get("mappings", []))
+    ]
+
+
+def get_embedding_targets():
+    return [
+        embedding_dir(d, b, s)
+        for exp in config["experiments"].values()
+        for d in exp["datasets"]
+        for b in exp["backbones"]
+        for s in ("train", "test")
+    ]
+
+
+def get_results_tables():
+    return [f"results/imprint/{name}.parquet" for name in config["experiments"]]
+
+
+FIGURE_FILES = {
+    "cd_diagram": ["results/figures/{e}/cd_diagram.pdf", "results/figures/{e}/cd_diagram.png", "results/stats/{e}/ranks.csv"],
+    "table1": ["results/tables/{e}/table1.csv", "results/tables/{e}/table1.md", "results/tables/{e}/table1.tex"],
+    "accuracy_overview": ["results/figures/{e}/accuracy_overview.pdf", "results/figures/{e}/accuracy_overview.png"],
+    "accuracy_vs_proxies": ["results/figures/{e}/accuracy_vs_proxies.pdf", "results/figures/{e}/accuracy_vs_proxies.png"],
+    "fewshot_curves": ["results/figures/{e}/fewshot_curves.pdf", "results/figures/{e}/fewshot_curves.png"],
+    "multimodal": ["results/figures/{e}/multimodal.pdf", "results/figures/{e}/multimodal.png", "results/tables/{e}/best_k.csv"],
+}
+
+
+def get_figure_targets():
+    targets = [
+        path.format(e=name)
+        for name, exp in config["experiments"].items()
+        for kind in exp.get("figures", [])
+        for path in FIGURE_FILES[kind]
+    ]
+    if get_collapse_files(None):
+        targets += ["results/figures/collapse/nc1.pdf", "results/figures/collapse/nc1.png", "results/collapse/collapse.csv"]
+    return targets
+
+
+def get_all_targets():
+    return get_results_tables() + get_figure_targets()

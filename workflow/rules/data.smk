@@ -1,0 +1,15 @@
+# Datasets: download (or find) each registry dataset once; a manifest records what is there.
+
+
+rule prepare_dataset:
+    output:
+        "results/datasets/{source}.json",
+    params:
+        data_dir=config.get("data_dir", "data"),
+        download=get_download_flag,
+    log:
+        "logs/prepare_dataset/{source}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/prepare_dataset.py"

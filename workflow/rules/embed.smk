@@ -1,0 +1,55 @@
+# Embeddings: one frozen forward pass per (dataset, backbone, split), on a GPU when present.
+
+
+rule extract_embeddings:
+    input:
+        get_dataset_manifest,
+    output:
+        directory("results/embeddings/{dataset}/{backbone}/{split}"),
+    wildcard_constraints:
+        dataset=alternation(SINGLE_SOURCE),
+    params:
+        source=get_extraction_source,
+        classes=get_dataset_classes,
+        backbone=get_backbone_options,
+        extraction=config.get("extraction", {}),
+        data_dir=config.get("data_dir", "data"),
+    resources:
+        gpu=1,
+    threads: 2
+    log:
+        "logs/extract_embeddings/{dataset}/{backbone}/{split}.log",
+    benchmark:
+        "benchmarks/extract_embeddings/{dataset}/{backbone}/{split}.tsv"
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/extract_embeddings.py"
+
+
+use rule extract_embeddings as extract_source_embeddings with:
+    output:
+        directory(f"results/embeddings/{SOURCES_DIR}/{{source}}/{{backbone}}/{{split}}"),
+    wildcard_constraints:
+        source=alternation(SOURCES),
+    log:
+        "logs/extract_embeddings/sources/{source}/{backbone}/{split}.log",
+    benchmark:
+        "benchmarks/extract_embeddings/sources/{source}/{backbone}/{split}.tsv"
+
+
+rule join_embeddings:
+    input:
+        get_source_embeddings,
+    output:
+        directory("results/embeddings/{dataset}/{backbone}/{split}"),
+    wildcard_constraints:
+        dataset=alternation(JOINED),
+    params:
+        offsets=get_label_offsets,
+    log:
+        "logs/join_embeddings/{dataset}/{backbone}/{split}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/join_embeddings.py"

@@ -1,0 +1,100 @@
+# Figures and tables, each marked for `snakemake --report`.
+
+
+rule plot_results:
+    input:
+        "results/imprint/{experiment}.parquet",
+    output:
+        pdf=report(
+            "results/figures/{experiment}/{figure}.pdf",
+            caption="../report/{figure}.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "{figure}", "format": "pdf"},
+        ),
+        png=report(
+            "results/figures/{experiment}/{figure}.png",
+            caption="../report/{figure}.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "{figure}", "format": "png"},
+        ),
+    wildcard_constraints:
+        figure="accuracy_overview|accuracy_vs_proxies|fewshot_curves",
+    log:
+        "logs/plot_results/{experiment}/{figure}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/plot_results.py"
+
+
+rule plot_multimodal:
+    input:
+        "results/imprint/{experiment}.parquet",
+    output:
+        pdf=report(
+            "results/figures/{experiment}/multimodal.pdf",
+            caption="../report/multimodal.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "multimodal", "format": "pdf"},
+        ),
+        png=report(
+            "results/figures/{experiment}/multimodal.png",
+            caption="../report/multimodal.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "figure": "multimodal", "format": "png"},
+        ),
+        best_k="results/tables/{experiment}/best_k.csv",
+    log:
+        "logs/plot_multimodal/{experiment}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/plot_multimodal.py"
+
+
+rule summarise_table1:
+    input:
+        "results/imprint/{experiment}.parquet",
+    output:
+        csv=report(
+            "results/tables/{experiment}/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"experiment": "{experiment}", "table": "Table 1"},
+        ),
+        md="results/tables/{experiment}/table1.md",
+        tex="results/tables/{experiment}/table1.tex",
+    log:
+        "logs/summarise_table1/{experiment}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/summarise_table1.py"
+
+
+rule plot_collapse:
+    input:
+        collapse="results/collapse/collapse.csv",
+    output:
+        pdf=report(
+            "results/figures/collapse/nc1.pdf",
+            caption="../report/collapse.rst",
+            category="Neural collapse",
+            labels={"figure": "NC1 and VCI", "format": "pdf"},
+        ),
+        png=report(
+            "results/figures/collapse/nc1.png",
+            caption="../report/collapse.rst",
+            category="Neural collapse",
+            labels={"figure": "NC1 and VCI", "format": "png"},
+        ),
+    log:
+        "logs/plot_collapse.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/plot_collapse.py"

@@ -1,0 +1,35 @@
+# Imprinting: one job evaluates a whole grid (every configuration × seed) on one task.
+
+
+rule imprint_grid:
+    input:
+        unpack(get_embeddings),
+        grid_file=get_grid_file,
+    output:
+        "results/imprint/{experiment}/{dataset}/{backbone}/{mapping}/{task}.parquet",
+    params:
+        grid=get_grid,
+        classes=get_task_classes,
+        mapping=get_mapping,
+    threads: 2
+    log:
+        "logs/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.log",
+    benchmark:
+        "benchmarks/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.tsv"
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/imprint_grid.py"
+
+
+rule gather_results:
+    input:
+        get_experiment_tables,
+    output:
+        "results/imprint/{experiment}.parquet",
+    log:
+        "logs/gather_results/{experiment}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/gather_tables.py"

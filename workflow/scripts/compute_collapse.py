@@ -1,0 +1,10 @@
+"""Rule compute_collapse: NC metrics of L2-normalised training embeddings under a mapping."""
+
+from _common import rule_log
+
+from imprint.cli_analysis import collapse_file
+
+with rule_log(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    metrics = collapse_file(sm.input.embeddings, out=sm.output[0], mapping=dict(sm.params.mapping) or None)
+    print({k: metrics[k] for k in ("nc1", "nc1_reference_centring", "vci", "n_classes", "n_samples")})

@@ -1,0 +1,24 @@
+"""Rule extract_embeddings: embed one split of one dataset with one frozen backbone."""
+
+from _common import rule_log
+
+from imprint.extract import extract_to_file
+
+with rule_log(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    opts, extraction = sm.params.backbone, sm.params.extraction
+    extract_to_file(
+        sm.wildcards.backbone,
+        sm.params.source,
+        sm.wildcards.split,
+        root=sm.params.data_dir,
+        out_path=sm.output[0],
+        weights=opts.get("weights", "default"),
+        image_size=opts.get("image_size"),
+        batch_size=extraction.get("batch_size", 256),
+        limit_per_class=extraction.get("limit_per_class"),
+        classes=sm.params.classes,
+        download=False,  # prepare_dataset has fetched it
+        num_workers=max(0, sm.threads - 1),
+        progress=True,
+    )
