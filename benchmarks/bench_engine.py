@@ -35,9 +35,13 @@ def synthetic(n_train: int, n_test: int, dim: int, classes: int, modes: int, see
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--grids", nargs="+", default=["aggfixed", "aggfocus"])
-    p.add_argument("--scale", type=float, default=1.0, help="fraction of the 6,000/1,000 samples per class")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the 6,000/1,000 samples per class"
+    )
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--modes", type=int, default=3)
     p.add_argument("--naive-sample", type=int, default=20, help="configurations timed one by one")
@@ -46,28 +50,51 @@ def main() -> None:
 
     n_train, n_test = int(6000 * args.scale), int(1000 * args.scale)
     xtr, ytr, xte, yte = synthetic(n_train, n_test, args.dim, 10, args.modes)
-    print(f"data: 10 classes × {n_train} train / {n_test} test, {args.dim}-d, {args.modes} modes; "
-          f"torch threads {torch.get_num_threads()}, device {args.device or 'auto'}")
+    print(
+        f"data: 10 classes × {n_train} train / {n_test} test, {args.dim}-d, {args.modes} modes; "
+        f"torch threads {torch.get_num_threads()}, device {args.device or 'auto'}"
+    )
     for name in args.grids:
         _, grid = load_grid(f"paper:{name}")
         parts = grid["parts"] if "parts" in grid else [grid]
         configs = expand_grid([{**part, "seeds": [17121997]} for part in parts], where=name)
         t0 = time.perf_counter()
-        res = evaluate_grid(xtr, ytr, xte, yte, configs, classes=list(range(10)), ls_lambda=1e-4,
-                            device=args.device, progress=True)
+        res = evaluate_grid(
+            xtr,
+            ytr,
+            xte,
+            yte,
+            configs,
+            classes=list(range(10)),
+            ls_lambda=1e-4,
+            device=args.device,
+            progress=True,
+        )
         total = time.perf_counter() - t0
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"{name}: {len(configs)} configurations in {total:.1f} s = {len(configs) / total:.2f} configurations/s; "
-              f"peak memory {peak_gib:.2f} GiB; mean accuracy {res.accuracy.mean():.2f} %")
+        print(
+            f"{name}: {len(configs)} configurations in {total:.1f} s = {len(configs) / total:.2f} configurations/s; "
+            f"peak memory {peak_gib:.2f} GiB; mean accuracy {res.accuracy.mean():.2f} %"
+        )
         if args.naive_sample:
             sample = configs.sample(min(args.naive_sample, len(configs)), random_state=0)
             t0 = time.perf_counter()
             for i in sample.index:
-                evaluate_grid(xtr, ytr, xte, yte, configs.loc[[i]], classes=list(range(10)), ls_lambda=1e-4,
-                              device=args.device)
+                evaluate_grid(
+                    xtr,
+                    ytr,
+                    xte,
+                    yte,
+                    configs.loc[[i]],
+                    classes=list(range(10)),
+                    ls_lambda=1e-4,
+                    device=args.device,
+                )
             naive = (time.perf_counter() - t0) / len(sample)
-            print(f"  one at a time: {naive:.2f} s per configuration (sample of {len(sample)}); "
-                  f"shared work is {naive * len(configs) / total:.1f}x faster than that pace")
+            print(
+                f"  one at a time: {naive:.2f} s per configuration (sample of {len(sample)}); "
+                f"shared work is {naive * len(configs) / total:.1f}x faster than that pace"
+            )
 
 
 if __name__ == "__main__":

@@ -237,9 +237,11 @@ def describe_config(row: Mapping) -> str:
     """A short human label: NORMpre / GEN(k) / NORMpost / NORMinf / AGG, presampling if any."""
     gen = row["gen"] if row["gen"] in ("mean", "ls", "all") else f"{row['gen']}(k={row['k']})"
     if row["agg"] == "max":
-        agg = "max" if row["distance"] == "inner_product" else f"1nn-{row['distance']}"
+        agg = "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
     else:
-        agg = f"{row['m']}nn-{row['distance']}" + ("-w" if row["weighting"] == "weighted_by_distance" else "")
+        agg = f"mnn(m={row['m']})-{row['distance']}" + (
+            "-w" if row["weighting"] == "weighted_by_distance" else ""
+        )
     parts = [row["norm_pre"], gen, row["norm_post"], row["norm_inf"], agg]
     if row["presampling"] == "weibull":
         parts.insert(1, f"weibull[{row['quantile_lo']:g},{row['quantile_hi']:g}]")

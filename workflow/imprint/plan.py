@@ -28,7 +28,9 @@ def expand_mappings(mappings: dict) -> dict[str, dict[int, int]]:
         elif isinstance(value, dict):
             out[name] = {int(k): int(v) for k, v in value.items()}
         else:
-            raise ConfigError(f"mappings.{name}: expected a mapping or combidigits/imagenet100, got {value!r}")
+            raise ConfigError(
+                f"mappings.{name}: expected a mapping or combidigits/imagenet100, got {value!r}"
+            )
     return out
 
 
@@ -37,7 +39,9 @@ def mapping_names(config: dict, names: list[str]) -> list[str]:
     out = []
     for name in names:
         if name not in config["mappings"]:
-            raise ConfigError(f"mapping '{name}' is not defined under mappings: (defined: {', '.join(config['mappings'])})")
+            raise ConfigError(
+                f"mapping '{name}' is not defined under mappings: (defined: {', '.join(config['mappings'])})"
+            )
         if config["mappings"][name] == "imagenet100":
             out.extend(expand_mappings({name: "imagenet100"}))
         else:
@@ -58,11 +62,15 @@ def check_config(config: dict) -> None:
         for key, known in defined.items():
             for value in section.get(key, []):
                 if value not in known:
-                    raise ConfigError(f"{where}.{key}: '{value}' is not defined under {key}: (defined: {', '.join(sorted(known))})")
+                    raise ConfigError(
+                        f"{where}.{key}: '{value}' is not defined under {key}: (defined: {', '.join(sorted(known))})"
+                    )
         mapping_names(config, section.get("mappings", []))
     for name, ds in config["datasets"].items():
         if "/" in name or name == SOURCES_DIR:
-            raise ConfigError(f"datasets.{name}: a dataset name may not contain '/' nor be '{SOURCES_DIR}'")
+            raise ConfigError(
+                f"datasets.{name}: a dataset name may not contain '/' nor be '{SOURCES_DIR}'"
+            )
         if len(ds["sources"]) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
 

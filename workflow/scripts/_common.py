@@ -15,7 +15,12 @@ def rule_log(snakemake):
         yield
         return
     with open(path, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        logging.basicConfig(stream=fh, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        logging.basicConfig(
+            stream=fh,
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(message)s",
+            force=True,
+        )
         try:
             yield
         except Exception:

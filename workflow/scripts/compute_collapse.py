@@ -6,5 +6,9 @@ from imprint.cli_analysis import collapse_file
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    metrics = collapse_file(sm.input.embeddings, out=sm.output[0], mapping=dict(sm.params.mapping) or None)
-    print({k: metrics[k] for k in ("nc1", "nc1_reference_centring", "vci", "n_classes", "n_samples")})
+    metrics = collapse_file(
+        sm.input.embeddings, out=sm.output[0], mapping=dict(sm.params.mapping) or None
+    )
+    print(
+        {k: metrics[k] for k in ("nc1", "nc1_reference_centring", "vci", "n_classes", "n_samples")}
+    )

@@ -15,7 +15,9 @@ with rule_log(snakemake):  # noqa: F821
         if path.suffix == ".json":
             row = json.loads(path.read_text())
             # results/collapse/<dataset>/<backbone>/<mapping>.json
-            row.update(dataset=path.parent.parent.name, backbone=path.parent.name, mapping=path.stem)
+            row.update(
+                dataset=path.parent.parent.name, backbone=path.parent.name, mapping=path.stem
+            )
             frames.append(pd.DataFrame([row]))
         else:
             frames.append(pd.read_parquet(path))

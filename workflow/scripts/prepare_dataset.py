@@ -15,6 +15,8 @@ with rule_log(snakemake):  # noqa: F821
         ds = build_dataset(source, sm.params.data_dir, split, download=sm.params.download)
         labels = dataset_targets(ds)
         manifest[split] = {"n": int(labels.shape[0]), "classes": sorted({int(v) for v in labels})}
-        print(f"{source} {split}: {labels.shape[0]} images, {len(manifest[split]['classes'])} classes")
+        print(
+            f"{source} {split}: {labels.shape[0]} images, {len(manifest[split]['classes'])} classes"
+        )
     with atomic_path(sm.output[0]) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")

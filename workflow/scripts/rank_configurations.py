@@ -14,13 +14,18 @@ with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     results = pd.read_parquet(sm.input[0])
     labels = results.drop_duplicates("config_id").set_index("config_id")
-    results["method"] = results["config_id"].map({i: describe_config(r) for i, r in labels.iterrows()})
+    names = {i: describe_config(r) for i, r in labels.iterrows()}
+    if len(set(names.values())) < len(names):  # labels are short; IDs keep them apart
+        names = {i: f"{name} [{i[:6]}]" for i, name in names.items()}
+    results["method"] = results["config_id"].map(names)
     # Ranks over every configuration; the pairwise tests (quadratic in the number of methods)
     # and the diagram cover the best `max_methods` of them, ranked again among themselves.
     scores, dropped = score_matrix(results, "method", "accuracy", GROUPS, seed_col="seed")
     ranks, _ = average_ranks(scores)
     ranks = ranks.merge(
-        results.drop_duplicates("method")[["method", "config_id", *CONFIG_KEYS]], on="method", how="left"
+        results.drop_duplicates("method")[["method", "config_id", *CONFIG_KEYS]],
+        on="method",
+        how="left",
     )
     write_table(ranks, sm.output.ranks)
     best = ranks["method"].head(sm.params.max_methods).tolist()
@@ -32,5 +37,7 @@ with rule_log(snakemake):  # noqa: F821
     with open(sm.output.summary, "w") as fh:
         fh.write(header + result.summary + "\n")
     print(header + result.summary)
-    fig = plot_cd_diagram(result, title=f"{sm.wildcards.experiment}: best {len(best)} of {n_all} configurations")
+    fig = plot_cd_diagram(
+        result, title=f"{sm.wildcards.experiment}: best {len(best)} of {n_all} configurations"
+    )
     save_figure(fig, sm.output.pdf, sm.output.png)

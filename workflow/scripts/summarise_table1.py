@@ -10,7 +10,10 @@ with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     table = figures.table1(pd.read_parquet(sm.input[0]))
     write_table(table, sm.output.csv)
-    for path, text in ((sm.output.md, figures.table1_markdown(table)), (sm.output.tex, figures.table1_latex(table))):
+    for path, text in (
+        (sm.output.md, figures.table1_markdown(table)),
+        (sm.output.tex, figures.table1_latex(table)),
+    ):
         with atomic_path(path) as tmp:
             tmp.write_text(text)
     print(figures.table1_markdown(table))

@@ -1,0 +1,211 @@
+"""The real Snakemake workflow on a tiny offline config: outputs, caching, reruns, lint."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+TINY = {
+    "datasets": {"digits": {"sources": ["digits"]}},
+    "backbones": {"pixels": {}, "resnet18_random": {"image_size": 16}},
+    "extraction": {"batch_size": 64, "limit_per_class": 30},
+    "mappings": {"none": {}, "halves": {d: int(d >= 5) for d in range(10)}},
+    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
+    "experiments": {
+        "tiny": {
+            "grid": {
+                "parts": [
+                    {
+                        "seeds": [1, 2],
+                        "norm_pre": ["none", "l2"],
+                        "norm_inf": ["none", "l2"],
+                        "gen": ["mean", "kmeans", "all", "ls"],
+                        "k": [1, 3],
+                        "norm_post": ["none", "l2", "quantile"],
+                    },
+                    {
+                        "seeds": [1, 2],
+                        "gen": ["mean"],
+                        "agg": ["mnn"],
+                        "distance": ["cosine", "euclidean"],
+                        "weighting": ["uniform", "weighted_by_distance"],
+                        "m": [1, 3],
+                    },
+                    {"seeds": [1, 2], "gen": ["kmeans"], "k": [2], "fewshot": [-1, 2, 5]},
+                ]
+            },
+            "datasets": ["digits"],
+            "backbones": ["pixels", "resnet18_random"],
+            "mappings": ["none"],
+            "tasks": ["short", "binary"],
+            "figures": [
+                "cd_diagram",
+                "table1",
+                "accuracy_overview",
+                "accuracy_vs_proxies",
+                "fewshot_curves",
+            ],
+        },
+        "merged": {
+            "grid": {
+                "seeds": [1],
+                "norm_inf": ["l2"],
+                "norm_pre": ["l2"],
+                "norm_post": ["l2"],
+                "gen": ["kmeans"],
+                "k": [1, 2, 4],
+            },
+            "datasets": ["digits"],
+            "backbones": ["pixels"],
+            "mappings": ["none", "halves"],
+            "tasks": ["binary"],
+            "figures": ["multimodal"],
+        },
+    },
+    "collapse": {"datasets": ["digits"], "backbones": ["pixels"], "mappings": ["none", "halves"]},
+}
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule → job count from the 'Job stats' table of a (dry) run."""
+    table = output.split("Job stats:")[1] if "Job stats:" in output else ""
+    return {
+        m[1]: int(m[2])
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)
+        if m[1] != "total"
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wf")
+    config = dict(TINY, data_dir=str(d / "data"))
+    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(d)
+    return d
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_config_plans_and_lints():
+    dry = snakemake(REPO, "-n", "--quiet", "rules")
+    assert "imprint_grid" in dry.stdout + dry.stderr
+    lint = snakemake(REPO, "--lint", check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_results_tables_hold_every_configuration(workdir):
+    from imprint.grid import expand_grid
+
+    res = pd.read_parquet(workdir / "results/imprint/tiny.parquet")
+    n_runs = len(expand_grid(TINY["experiments"]["tiny"]["grid"]))
+    assert len(res) == n_runs * 2 * 2  # × backbones × tasks
+    assert set(res.backbone) == {"pixels", "resnet18_random"} and set(res.task) == {
+        "short",
+        "binary",
+    }
+    assert res.accuracy.between(0, 100).all()
+    # Raw pixels of 0 vs 1 are easy: the class mean is nearly perfect.
+    mean_px = res[
+        (res.backbone == "pixels")
+        & (res.task == "binary")
+        & (res.gen == "mean")
+        & (res.norm_post == "l2")
+    ]
+    assert mean_px.accuracy.min() > 95
+    meta = json.loads(
+        (workdir / "results/embeddings/digits/resnet18_random/train/meta.json").read_text()
+    )
+    assert (
+        meta["backbone"] == "resnet18_random" and meta["dataset"] == "digits" and meta["dim"] == 512
+    )
+    assert meta["n"] == 300  # limit_per_class 30 × 10 classes
+
+
+def test_tables_figures_and_collapse(workdir):
+    md = (workdir / "results/tables/tiny/table1.md").read_text()
+    assert "Qi" in md and "86.79" in md
+    summary = (workdir / "results/stats/tiny/summary.txt").read_text()
+    assert "Friedman" in summary
+    ranks = pd.read_csv(workdir / "results/stats/tiny/ranks.csv")
+    assert ranks.average_rank.is_monotonic_increasing and len(ranks) > 30
+    collapse = pd.read_csv(workdir / "results/collapse/collapse.csv")
+    assert set(collapse.mapping) == {"none", "halves"} and (collapse.nc1 > 0).all()
+    # Merging five digits into a label makes classes less collapsed.
+    nc1 = collapse.set_index("mapping").nc1
+    assert nc1["halves"] > nc1["none"]
+    best_k = pd.read_csv(workdir / "results/tables/merged/best_k.csv")
+    assert set(best_k.mapping) == {"none", "halves"}
+    for fig in [
+        "tiny/cd_diagram",
+        "tiny/accuracy_overview",
+        "tiny/accuracy_vs_proxies",
+        "tiny/fewshot_curves",
+        "merged/multimodal",
+        "collapse/nc1",
+    ]:
+        for ext in ("pdf", "png"):
+            assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 5000, fig
+    assert (workdir / "logs/imprint_grid/tiny/digits/pixels/none/short.log").exists()
+
+
+def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
+    again = snakemake(workdir, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
+    plan = job_counts(snakemake(workdir, "-n").stdout)
+    assert plan["imprint_grid"] == 1 and plan["gather_results"] == 1
+    assert "extract_embeddings" not in plan and "compute_collapse" not in plan
+    assert set(plan) <= {
+        "imprint_grid",
+        "gather_results",
+        "rank_configurations",
+        "summarise_table1",
+        "plot_results",
+        "all",
+    }
+    snakemake(workdir)
+    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+
+
+def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
+    bad = dict(TINY, data_dir=str(tmp_path), experimnts={})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "experimnts" in proc.stdout + proc.stderr
+    bad = dict(TINY, data_dir=str(tmp_path))
+    bad["experiments"] = {"x": dict(TINY["experiments"]["merged"], backbones=["resnet19"])}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert (
+        proc.returncode != 0
+        and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
+    )
