@@ -627,6 +627,9 @@ def plot_fewshot_curves(
     df = _max_inner(seed_medians(results), where)
     if not (df["fewshot"] > 0).any():
         raise ValueError(f"{where}: no rows with fewshot > 0 (only fewshot = -1, i.e. all)")
+    # Only (GEN, norms) combinations that were run few-shot draw a curve.
+    combo = ["gen", "norm_pre", "norm_post", "norm_inf"]
+    df = df.merge(df.loc[df["fewshot"] > 0, combo].drop_duplicates(), on=combo)
     df, chosen = _norms_per_gen(df, norms)
 
     lines = []

@@ -6,14 +6,14 @@ rule compute_collapse:
         embeddings="results/embeddings/{dataset}/{backbone}/train",
     output:
         "results/collapse/{dataset}/{backbone}/{mapping}.json",
-    params:
-        mapping=get_mapping,
     log:
         "logs/compute_collapse/{dataset}/{backbone}/{mapping}.log",
     benchmark:
         "benchmarks/compute_collapse/{dataset}/{backbone}/{mapping}.tsv"
     conda:
         "../../envs/imprint.yaml"
+    params:
+        mapping=get_mapping,
     script:
         "../scripts/compute_collapse.py"
 

@@ -3,14 +3,21 @@ import re
 
 from snakemake.utils import validate
 
-from imprint.plan import SOURCES_DIR, check_config, expand_mappings, experiment_groups, mapping_names
-
+from imprint.plan import (
+    SOURCES_DIR,
+    check_config,
+    expand_mappings,
+    experiment_groups,
+    mapping_names,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
 
 MAPPINGS = expand_mappings(config["mappings"])
-SINGLE_SOURCE = [d for d, spec in config["datasets"].items() if len(spec["sources"]) == 1]
+SINGLE_SOURCE = [
+    d for d, spec in config["datasets"].items() if len(spec["sources"]) == 1
+]
 JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 1]
 SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
 COLLAPSE = config.get("collapse", {})
@@ -18,7 +25,9 @@ COLLAPSE = config.get("collapse", {})
 
 def alternation(names):
     """A regex matching exactly one of the names (wildcards never swallow a '/')."""
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+    return (
+        "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+    )
 
 
 wildcard_constraints:
@@ -44,7 +53,10 @@ def get_embeddings(wildcards):
 
 def get_source_embeddings(wildcards):
     sources = config["datasets"][wildcards.dataset]["sources"]
-    return [f"results/embeddings/{SOURCES_DIR}/{s}/{wildcards.backbone}/{wildcards.split}" for s in sources]
+    return [
+        f"results/embeddings/{SOURCES_DIR}/{s}/{wildcards.backbone}/{wildcards.split}"
+        for s in sources
+    ]
 
 
 def get_extraction_source(wildcards):
@@ -129,12 +141,33 @@ def get_results_tables():
 
 
 FIGURE_FILES = {
-    "cd_diagram": ["results/figures/{e}/cd_diagram.pdf", "results/figures/{e}/cd_diagram.png", "results/stats/{e}/ranks.csv"],
-    "table1": ["results/tables/{e}/table1.csv", "results/tables/{e}/table1.md", "results/tables/{e}/table1.tex"],
-    "accuracy_overview": ["results/figures/{e}/accuracy_overview.pdf", "results/figures/{e}/accuracy_overview.png"],
-    "accuracy_vs_proxies": ["results/figures/{e}/accuracy_vs_proxies.pdf", "results/figures/{e}/accuracy_vs_proxies.png"],
-    "fewshot_curves": ["results/figures/{e}/fewshot_curves.pdf", "results/figures/{e}/fewshot_curves.png"],
-    "multimodal": ["results/figures/{e}/multimodal.pdf", "results/figures/{e}/multimodal.png", "results/tables/{e}/best_k.csv"],
+    "cd_diagram": [
+        "results/figures/{e}/cd_diagram.pdf",
+        "results/figures/{e}/cd_diagram.png",
+        "results/stats/{e}/ranks.csv",
+    ],
+    "table1": [
+        "results/tables/{e}/table1.csv",
+        "results/tables/{e}/table1.md",
+        "results/tables/{e}/table1.tex",
+    ],
+    "accuracy_overview": [
+        "results/figures/{e}/accuracy_overview.pdf",
+        "results/figures/{e}/accuracy_overview.png",
+    ],
+    "accuracy_vs_proxies": [
+        "results/figures/{e}/accuracy_vs_proxies.pdf",
+        "results/figures/{e}/accuracy_vs_proxies.png",
+    ],
+    "fewshot_curves": [
+        "results/figures/{e}/fewshot_curves.pdf",
+        "results/figures/{e}/fewshot_curves.png",
+    ],
+    "multimodal": [
+        "results/figures/{e}/multimodal.pdf",
+        "results/figures/{e}/multimodal.png",
+        "results/tables/{e}/best_k.csv",
+    ],
 }
 
 
@@ -146,7 +179,11 @@ def get_figure_targets():
         for path in FIGURE_FILES[kind]
     ]
     if get_collapse_files(None):
-        targets += ["results/figures/collapse/nc1.pdf", "results/figures/collapse/nc1.png", "results/collapse/collapse.csv"]
+        targets += [
+            "results/figures/collapse/nc1.pdf",
+            "results/figures/collapse/nc1.png",
+            "results/collapse/collapse.csv",
+        ]
     return targets
 
 

@@ -4,12 +4,12 @@
 rule prepare_dataset:
     output:
         "results/datasets/{source}.json",
-    params:
-        data_dir=config.get("data_dir", "data"),
-        download=get_download_flag,
     log:
         "logs/prepare_dataset/{source}.log",
     conda:
         "../../envs/imprint.yaml"
+    params:
+        data_dir=config.get("data_dir", "data"),
+        download=get_download_flag,
     script:
         "../scripts/prepare_dataset.py"

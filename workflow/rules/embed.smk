@@ -6,23 +6,23 @@ rule extract_embeddings:
         get_dataset_manifest,
     output:
         directory("results/embeddings/{dataset}/{backbone}/{split}"),
+    log:
+        "logs/extract_embeddings/{dataset}/{backbone}/{split}.log",
+    benchmark:
+        "benchmarks/extract_embeddings/{dataset}/{backbone}/{split}.tsv"
     wildcard_constraints:
         dataset=alternation(SINGLE_SOURCE),
+    conda:
+        "../../envs/imprint.yaml"
+    threads: 2
+    resources:
+        gpu=1,
     params:
         source=get_extraction_source,
         classes=get_dataset_classes,
         backbone=get_backbone_options,
         extraction=config.get("extraction", {}),
         data_dir=config.get("data_dir", "data"),
-    resources:
-        gpu=1,
-    threads: 2
-    log:
-        "logs/extract_embeddings/{dataset}/{backbone}/{split}.log",
-    benchmark:
-        "benchmarks/extract_embeddings/{dataset}/{backbone}/{split}.tsv"
-    conda:
-        "../../envs/imprint.yaml"
     script:
         "../scripts/extract_embeddings.py"
 
@@ -30,12 +30,12 @@ rule extract_embeddings:
 use rule extract_embeddings as extract_source_embeddings with:
     output:
         directory(f"results/embeddings/{SOURCES_DIR}/{{source}}/{{backbone}}/{{split}}"),
-    wildcard_constraints:
-        source=alternation(SOURCES),
     log:
         "logs/extract_embeddings/sources/{source}/{backbone}/{split}.log",
     benchmark:
         "benchmarks/extract_embeddings/sources/{source}/{backbone}/{split}.tsv"
+    wildcard_constraints:
+        source=alternation(SOURCES),
 
 
 rule join_embeddings:
@@ -43,13 +43,13 @@ rule join_embeddings:
         get_source_embeddings,
     output:
         directory("results/embeddings/{dataset}/{backbone}/{split}"),
-    wildcard_constraints:
-        dataset=alternation(JOINED),
-    params:
-        offsets=get_label_offsets,
     log:
         "logs/join_embeddings/{dataset}/{backbone}/{split}.log",
+    wildcard_constraints:
+        dataset=alternation(JOINED),
     conda:
         "../../envs/imprint.yaml"
+    params:
+        offsets=get_label_offsets,
     script:
         "../scripts/join_embeddings.py"

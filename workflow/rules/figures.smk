@@ -10,19 +10,27 @@ rule plot_results:
             caption="../report/{figure}.rst",
             category="Figures",
             subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "{figure}", "format": "pdf"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "{figure}",
+                "format": "pdf",
+            },
         ),
         png=report(
             "results/figures/{experiment}/{figure}.png",
             caption="../report/{figure}.rst",
             category="Figures",
             subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "{figure}", "format": "png"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "{figure}",
+                "format": "png",
+            },
         ),
-    wildcard_constraints:
-        figure="accuracy_overview|accuracy_vs_proxies|fewshot_curves",
     log:
         "logs/plot_results/{experiment}/{figure}.log",
+    wildcard_constraints:
+        figure="accuracy_overview|accuracy_vs_proxies|fewshot_curves",
     conda:
         "../../envs/imprint.yaml"
     script:
@@ -38,14 +46,22 @@ rule plot_multimodal:
             caption="../report/multimodal.rst",
             category="Figures",
             subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "multimodal", "format": "pdf"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "multimodal",
+                "format": "pdf",
+            },
         ),
         png=report(
             "results/figures/{experiment}/multimodal.png",
             caption="../report/multimodal.rst",
             category="Figures",
             subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "figure": "multimodal", "format": "png"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "multimodal",
+                "format": "png",
+            },
         ),
         best_k="results/tables/{experiment}/best_k.csv",
     log:

@@ -7,17 +7,17 @@ rule imprint_grid:
         grid_file=get_grid_file,
     output:
         "results/imprint/{experiment}/{dataset}/{backbone}/{mapping}/{task}.parquet",
-    params:
-        grid=get_grid,
-        classes=get_task_classes,
-        mapping=get_mapping,
-    threads: 2
     log:
         "logs/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.log",
     benchmark:
         "benchmarks/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.tsv"
     conda:
         "../../envs/imprint.yaml"
+    threads: 2
+    params:
+        grid=get_grid,
+        classes=get_task_classes,
+        mapping=get_mapping,
     script:
         "../scripts/imprint_grid.py"
 

@@ -20,11 +20,11 @@ rule rank_configurations:
             category="Critical differences",
             labels={"experiment": "{experiment}", "format": "png"},
         ),
-    params:
-        max_methods=30,
     log:
         "logs/rank_configurations/{experiment}.log",
     conda:
         "../../envs/imprint.yaml"
+    params:
+        max_methods=30,
     script:
         "../scripts/rank_configurations.py"
