@@ -1,0 +1,68 @@
+"""`imprint collapse` and `imprint cd` on files, against direct computations."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from scipy.stats import friedmanchisquare
+from sklearn.datasets import load_digits
+
+from imprint.cli import main
+
+
+def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):
+    x, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "d.npz", embeddings=x.astype(np.float32), labels=y)
+    assert main(["collapse", str(tmp_path / "d.npz"), "--out", str(tmp_path / "nc.json")]) == 0
+    metrics = json.loads((tmp_path / "nc.json").read_text())
+    capsys.readouterr()
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mu = xn.mean(0)
+    means = np.stack([xn[y == c].mean(0) for c in range(10)])
+    sw = sum((xn[y == c] - means[c]).T @ (xn[y == c] - means[c]) for c in range(10)) / len(xn)
+    sb = (means - mu).T @ (means - mu) / 10
+    expected = np.trace(sw @ np.linalg.pinv(sb)) / 10
+    assert abs(metrics["nc1"] - expected) / expected < 1e-6
+    # A mapping merging digits into two labels is applied first.
+    (tmp_path / "m.yaml").write_text("\n".join(f"{d}: {int(d >= 5)}" for d in range(10)))
+    assert main(["collapse", str(tmp_path / "d.npz"), "--mapping", str(tmp_path / "m.yaml")]) == 0
+    assert json.loads(capsys.readouterr().out)["n_classes"] == 2
+
+
+def test_cd_command_writes_tables_and_diagram(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [
+        {"method": f"m{j}", "dataset": f"d{g}", "seed": s, "accuracy": 60 + 5 * j + rng.normal()}
+        for j in range(4)
+        for g in range(8)
+        for s in range(3)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "r.csv", index=False)
+    code = main(
+        [
+            "cd",
+            str(tmp_path / "r.csv"),
+            "--method",
+            "method",
+            "--groups",
+            "dataset",
+            "--seed",
+            "seed",
+            "--out-prefix",
+            str(tmp_path / "cd"),
+        ]
+    )
+    assert code == 0
+    ranks = pd.read_csv(tmp_path / "cd_ranks.csv")
+    assert ranks.method.tolist() == ["m3", "m2", "m1", "m0"]
+    med = pd.DataFrame(rows).groupby(["dataset", "method"]).accuracy.median().unstack()
+    stat, p = friedmanchisquare(*[med[c] for c in med.columns])
+    assert f"{p:.3g}"[:4] in (tmp_path / "cd_summary.txt").read_text() or p < 1e-3
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"cd.{ext}").stat().st_size > 1000
+
+
+def test_cd_command_names_a_missing_column(tmp_path, capsys):
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "r.csv", index=False)
+    assert main(["cd", str(tmp_path / "r.csv"), "--out-prefix", str(tmp_path / "x")]) == 2
+    assert "no column(s) ['config_id', 'accuracy', 'backbone'" in capsys.readouterr().err
