@@ -181,7 +181,8 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
     again = snakemake(workdir, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
-    plan = job_counts(snakemake(workdir, "-n").stdout)
+    dry = snakemake(workdir, "-n")
+    plan = job_counts(dry.stdout + dry.stderr)
     assert plan["imprint_grid"] == 1 and plan["gather_results"] == 1
     assert "extract_embeddings" not in plan and "compute_collapse" not in plan
     assert set(plan) <= {
@@ -193,7 +194,8 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
         "all",
     }
     snakemake(workdir)
-    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+    final = snakemake(workdir, "-n")
+    assert "Nothing to be done" in final.stdout + final.stderr
 
 
 def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
