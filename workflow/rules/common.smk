@@ -137,7 +137,11 @@ def get_embedding_targets():
 
 
 def get_results_tables():
-    return [f"results/imprint/{name}.parquet" for name in config["experiments"]]
+    # The per-group tables are targets too, so deleting one reruns its job (Snakemake leaves a
+    # missing intermediate alone while everything built from it is up to date).
+    return [g.path() for name in config["experiments"] for g in experiment_groups(config, name)] + [
+        f"results/imprint/{name}.parquet" for name in config["experiments"]
+    ]
 
 
 FIGURE_FILES = {
