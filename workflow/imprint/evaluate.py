@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
 from imprint.generate import JOINT_GEN, RANDOM_GEN, joint_proxies, kmeans_fit_many, select_proxies
-from imprint.grid import CONFIG_KEYS
+from imprint.grid import CONFIG_KEYS, config_id
 from imprint.kmedoids import pairwise_euclidean
 from imprint.metrics import accuracy_percent, f1_per_class
 from imprint.normalize import apply_norm, apply_norm_post
@@ -161,7 +161,10 @@ def evaluate_grid(
             f"training embeddings have dimension {train_embeddings.shape[1]} but test embeddings "
             f"{test_embeddings.shape[1]}: they must come from the same backbone"
         )
-    to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)  # noqa: E731
+
+    def to_tensor(a):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
     train = split_by_class(
         to_tensor(train_embeddings[np.sort(train_rows)]),
         train_index[np.argsort(train_rows)],
@@ -225,8 +228,6 @@ def evaluate_grid(
     out = pd.concat(
         [configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1
     )
-    from imprint.grid import config_id  # local: keeps the import graph acyclic for readers
-
     out.insert(0, "config_id", [config_id(r) for r in out[list(CONFIG_KEYS)].to_dict("records")])
     return out[RESULT_COLUMNS]
 
