@@ -38,8 +38,10 @@ __all__ = [
     "plot_collapse",
     "plot_fewshot_curves",
     "plot_multimodal",
+    "nc1_gain_pairs",
     "plot_nc1_vs_gain",
     "seed_medians",
+    "spearman",
     "table1",
     "table1_latex",
     "table1_markdown",
@@ -1127,19 +1129,19 @@ def plot_collapse(
     return fig
 
 
-def plot_nc1_vs_gain(
+def nc1_gain_pairs(
     collapse: pd.DataFrame,
     results: pd.DataFrame,
     *,
     gen: str = "kmeans",
     norms: Sequence[str] = ("l2", "l2", "l2"),
     nc1_column: str = "nc1",
-) -> tuple[Figure, float, float]:
-    """NC1 against the gain from multiple proxies, per (backbone, dataset, mapping).
+) -> tuple[pd.DataFrame, tuple[str, str, str]]:
+    """NC1 beside the gain from multiple proxies, one row per (backbone, dataset, mapping).
 
     gain = best seed-median accuracy of `gen` over k > 1 minus its accuracy at k = 1 (means over
-    tasks, one norm triple: `norms` when present, else the commonest). Returns the figure and
-    Spearman's rho and p-value over the points (NaN when undefined, e.g. constant input).
+    tasks, one norm triple: `norms` when present, else the commonest; the triple used is
+    returned). Rows: backbone, dataset, mapping, gain, `nc1_column`.
     """
     where = "plot_nc1_vs_gain"
     nc = _collapse_table(collapse, where, [nc1_column])
@@ -1162,10 +1164,31 @@ def plot_nc1_vs_gain(
             f"{sorted(set(map(tuple, gain[keys].to_numpy())))[:5]}, collapse has "
             f"{sorted(set(map(tuple, nc_mean[keys].to_numpy())))[:5]}"
         )
+    return pairs.reset_index(drop=True), triple
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """Spearman's rho and p-value; NaN (not an error) for constant input or fewer than 3 points."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant input or n < 3: rho is NaN, said in the title
-        res = stats.spearmanr(pairs[nc1_column], pairs["gain"])
-    rho, p = float(res.statistic), float(res.pvalue)
+        warnings.simplefilter("ignore")
+        res = stats.spearmanr(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def plot_nc1_vs_gain(
+    collapse: pd.DataFrame,
+    results: pd.DataFrame,
+    *,
+    gen: str = "kmeans",
+    norms: Sequence[str] = ("l2", "l2", "l2"),
+    nc1_column: str = "nc1",
+) -> tuple[Figure, float, float]:
+    """NC1 against the gain from multiple proxies (see nc1_gain_pairs), per (backbone, dataset,
+    mapping). Returns the figure and Spearman's rho and p-value over the points (NaN when
+    undefined, e.g. constant input).
+    """
+    pairs, triple = nc1_gain_pairs(collapse, results, gen=gen, norms=norms, nc1_column=nc1_column)
+    rho, p = spearman(pairs[nc1_column], pairs["gain"])
 
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()

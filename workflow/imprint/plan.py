@@ -49,8 +49,44 @@ def mapping_names(config: dict, names: list[str]) -> list[str]:
     return out
 
 
+def section_mappings(config: dict, section: dict, dataset: str, where: str = "") -> list[str]:
+    """The mapping names a section (an experiment or collapse) uses on one dataset.
+
+    `mappings` is either a list for every dataset of the section, or a map dataset -> list
+    (CombiDigits needs its own mapping, ImageNet its remappings, the digit sets none).
+    """
+    mappings = section.get("mappings", [])
+    if isinstance(mappings, dict):
+        if dataset not in mappings:
+            raise ConfigError(
+                f"{where}.mappings: no entry for dataset '{dataset}' "
+                f"(entries: {', '.join(mappings) or 'none'})"
+            )
+        mappings = mappings[dataset]
+    return mapping_names(config, mappings)
+
+
+def resolve_classes(value, where: str = "classes") -> list[int] | None:
+    """A dataset's `classes`: null (all), a list of class ids, or a named paper selection."""
+    if value is None or isinstance(value, list):
+        return value
+    from imprint.datasets import imagenet_class_selections
+
+    sel = imagenet_class_selections()
+    named = {
+        "imagenet50": [c for task in sel["tasks50"] for c in task],
+        "imagenet100": list(sel["classes100"]),
+    }
+    named["imagenet_paper"] = sorted(set(named["imagenet50"]) | set(named["imagenet100"]))
+    if value not in named:
+        raise ConfigError(
+            f"{where}: unknown class selection {value!r} (allowed: a list of ids, {', '.join(named)})"
+        )
+    return named[value]
+
+
 def check_config(config: dict) -> None:
-    """Every name an experiment or the collapse section uses must be defined."""
+    """Every name an experiment, the collapse section or table1 uses must be defined."""
     defined = {
         "datasets": set(config["datasets"]),
         "backbones": set(config["backbones"]),
@@ -65,7 +101,32 @@ def check_config(config: dict) -> None:
                     raise ConfigError(
                         f"{where}.{key}: '{value}' is not defined under {key}: (defined: {', '.join(sorted(known))})"
                     )
-        mapping_names(config, section.get("mappings", []))
+        mappings = section.get("mappings", [])
+        if isinstance(mappings, dict):
+            for dataset in mappings:
+                if dataset not in section.get("datasets", []):
+                    raise ConfigError(
+                        f"{where}.mappings: '{dataset}' is not one of this section's datasets "
+                        f"({', '.join(section.get('datasets', []))})"
+                    )
+        for dataset in section.get("datasets", []):
+            section_mappings(config, section, dataset, where)
+    for name in config.get("table1", {}).get("experiments", []):
+        if name not in config["experiments"]:
+            raise ConfigError(
+                f"table1.experiments: '{name}' is not defined under experiments: "
+                f"(defined: {', '.join(config['experiments'])})"
+            )
+    for name, exp in config["experiments"].items():
+        if "nc1_vs_gain" in exp.get("figures", []):
+            pairs = set(collapse_groups(config))
+            if not any(
+                (g.dataset, g.backbone, g.mapping) in pairs for g in experiment_groups(config, name)
+            ):
+                raise ConfigError(
+                    f"experiments.{name}.figures: nc1_vs_gain needs the collapse section to cover "
+                    "some of this experiment's (dataset, backbone, mapping)"
+                )
     for name, ds in config["datasets"].items():
         if "/" in name or name == SOURCES_DIR:
             raise ConfigError(
@@ -73,6 +134,7 @@ def check_config(config: dict) -> None:
             )
         if len(ds["sources"]) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
+        resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
 
 
 @dataclass(frozen=True)
@@ -90,10 +152,38 @@ class Group:
 
 
 def experiment_groups(config: dict, experiment: str) -> list[Group]:
+    """Every (dataset, backbone, mapping, task) job of an experiment, in config order."""
     exp = config["experiments"][experiment]
+    where = f"experiments.{experiment}"
     return [
         Group(experiment, d, b, m, t)
-        for d, b, m, t in itertools.product(
-            exp["datasets"], exp["backbones"], mapping_names(config, exp["mappings"]), exp["tasks"]
+        for d in exp["datasets"]
+        for b, m, t in itertools.product(
+            exp["backbones"], section_mappings(config, exp, d, where), exp["tasks"]
         )
     ]
+
+
+def collapse_groups(config: dict) -> list[tuple[str, str, str]]:
+    """(dataset, backbone, mapping) triples the collapse section measures."""
+    section = config.get("collapse", {})
+    return [
+        (d, b, m)
+        for d in section.get("datasets", [])
+        for b in section.get("backbones", [])
+        for m in section_mappings(config, section, d, "collapse")
+    ]
+
+
+def source_embeddings(config: dict, dataset: str) -> list[str]:
+    """Where each source of a joined dataset is embedded, relative to results/embeddings.
+
+    A source that is also a single-source dataset of its own with every class (MNIST beside
+    CombiDigits) reuses that dataset's embeddings instead of being extracted twice.
+    """
+    reuse = {
+        spec["sources"][0]: name
+        for name, spec in config["datasets"].items()
+        if len(spec["sources"]) == 1 and spec.get("classes") is None
+    }
+    return [reuse.get(s, f"{SOURCES_DIR}/{s}") for s in config["datasets"][dataset]["sources"]]

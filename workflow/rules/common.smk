@@ -6,9 +6,11 @@ from snakemake.utils import validate
 from imprint.plan import (
     SOURCES_DIR,
     check_config,
+    collapse_groups,
     expand_mappings,
     experiment_groups,
-    mapping_names,
+    resolve_classes,
+    source_embeddings,
 )
 
 validate(config, "../schemas/config.schema.yaml")
@@ -20,7 +22,7 @@ SINGLE_SOURCE = [
 ]
 JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 1]
 SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
-COLLAPSE = config.get("collapse", {})
+TABLE1 = config.get("table1", {}).get("experiments", [])
 
 
 def alternation(names):
@@ -52,10 +54,9 @@ def get_embeddings(wildcards):
 
 
 def get_source_embeddings(wildcards):
-    sources = config["datasets"][wildcards.dataset]["sources"]
     return [
-        f"results/embeddings/{SOURCES_DIR}/{s}/{wildcards.backbone}/{wildcards.split}"
-        for s in sources
+        f"results/embeddings/{where}/{wildcards.backbone}/{wildcards.split}"
+        for where in source_embeddings(config, wildcards.dataset)
     ]
 
 
@@ -81,7 +82,7 @@ def get_download_flag(wildcards):
 
 def get_dataset_classes(wildcards):
     if "dataset" in wildcards.keys():
-        return config["datasets"][wildcards.dataset].get("classes")
+        return resolve_classes(config["datasets"][wildcards.dataset].get("classes"))
     return None
 
 
@@ -118,30 +119,32 @@ def get_experiment_tables(wildcards):
 
 
 def get_collapse_files(wildcards):
-    return [
-        f"results/collapse/{d}/{b}/{m}.json"
-        for d in COLLAPSE.get("datasets", [])
-        for b in COLLAPSE.get("backbones", [])
-        for m in mapping_names(config, COLLAPSE.get("mappings", []))
-    ]
+    return [f"results/collapse/{d}/{b}/{m}.json" for d, b, m in collapse_groups(config)]
+
+
+def get_table1_inputs(wildcards):
+    return [f"results/imprint/{name}.parquet" for name in TABLE1]
 
 
 def get_embedding_targets():
-    return [
-        embedding_dir(d, b, s)
+    pairs = {
+        (d, b)
         for exp in config["experiments"].values()
         for d in exp["datasets"]
         for b in exp["backbones"]
-        for s in ("train", "test")
-    ]
+    }
+    pairs |= {(d, b) for d, b, _ in collapse_groups(config)}
+    return [embedding_dir(d, b, s) for d, b in sorted(pairs) for s in ("train", "test")]
 
 
 def get_results_tables():
     # The per-group tables are targets too, so deleting one reruns its job (Snakemake leaves a
     # missing intermediate alone while everything built from it is up to date).
-    return [g.path() for name in config["experiments"] for g in experiment_groups(config, name)] + [
-        f"results/imprint/{name}.parquet" for name in config["experiments"]
-    ]
+    return [
+        g.path()
+        for name in config["experiments"]
+        for g in experiment_groups(config, name)
+    ] + [f"results/imprint/{name}.parquet" for name in config["experiments"]]
 
 
 FIGURE_FILES = {
@@ -149,11 +152,6 @@ FIGURE_FILES = {
         "results/figures/{e}/cd_diagram.pdf",
         "results/figures/{e}/cd_diagram.png",
         "results/stats/{e}/ranks.csv",
-    ],
-    "table1": [
-        "results/tables/{e}/table1.csv",
-        "results/tables/{e}/table1.md",
-        "results/tables/{e}/table1.tex",
     ],
     "accuracy_overview": [
         "results/figures/{e}/accuracy_overview.pdf",
@@ -172,6 +170,11 @@ FIGURE_FILES = {
         "results/figures/{e}/multimodal.png",
         "results/tables/{e}/best_k.csv",
     ],
+    "nc1_vs_gain": [
+        "results/figures/{e}/nc1_vs_gain.pdf",
+        "results/figures/{e}/nc1_vs_gain.png",
+        "results/tables/{e}/nc1_vs_gain.csv",
+    ],
 }
 
 
@@ -182,6 +185,8 @@ def get_figure_targets():
         for kind in exp.get("figures", [])
         for path in FIGURE_FILES[kind]
     ]
+    if TABLE1:
+        targets += [f"results/tables/table1.{ext}" for ext in ("csv", "md", "tex")]
     if get_collapse_files(None):
         targets += [
             "results/figures/collapse/nc1.pdf",

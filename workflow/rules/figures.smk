@@ -74,22 +74,56 @@ rule plot_multimodal:
 
 rule summarise_table1:
     input:
-        "results/imprint/{experiment}.parquet",
+        get_table1_inputs,
     output:
         csv=report(
-            "results/tables/{experiment}/table1.csv",
+            "results/tables/table1.csv",
             caption="../report/table1.rst",
             category="Tables",
-            labels={"experiment": "{experiment}", "table": "Table 1"},
+            labels={"table": "Table 1"},
         ),
-        md="results/tables/{experiment}/table1.md",
-        tex="results/tables/{experiment}/table1.tex",
+        md="results/tables/table1.md",
+        tex="results/tables/table1.tex",
     log:
-        "logs/summarise_table1/{experiment}.log",
+        "logs/summarise_table1.log",
     conda:
         "../../envs/imprint.yaml"
     script:
         "../scripts/summarise_table1.py"
+
+
+rule plot_nc1_vs_gain:
+    input:
+        results="results/imprint/{experiment}.parquet",
+        collapse="results/collapse/collapse.csv",
+    output:
+        pdf=report(
+            "results/figures/{experiment}/nc1_vs_gain.pdf",
+            caption="../report/nc1_vs_gain.rst",
+            category="Neural collapse",
+            labels={
+                "experiment": "{experiment}",
+                "figure": "NC1 vs gain",
+                "format": "pdf",
+            },
+        ),
+        png=report(
+            "results/figures/{experiment}/nc1_vs_gain.png",
+            caption="../report/nc1_vs_gain.rst",
+            category="Neural collapse",
+            labels={
+                "experiment": "{experiment}",
+                "figure": "NC1 vs gain",
+                "format": "png",
+            },
+        ),
+        pairs="results/tables/{experiment}/nc1_vs_gain.csv",
+    log:
+        "logs/plot_nc1_vs_gain/{experiment}.log",
+    conda:
+        "../../envs/imprint.yaml"
+    script:
+        "../scripts/plot_nc1_vs_gain.py"
 
 
 rule plot_collapse:

@@ -1,0 +1,102 @@
+"""The paper config plans on a machine with no data and no weights, with the expected jobs."""
+
+import pandas as pd
+import pytest
+import yaml
+from _snakemake import REPO, job_counts, snakemake
+
+from imprint.figures import _TABLE1_COMMON, TABLE1_METHODS
+from imprint.grid import expand_grid, load_grid
+from imprint.plan import check_config, collapse_groups, experiment_groups, resolve_classes
+
+PAPER = REPO / "workflow/configs/paper.yaml"
+FMS, DIGIT_SETS, TASKS = 4, 3, 4  # backbones; MNIST/FashionMNIST/CIFAR-10; all/even/odd/short
+REMAPPINGS = 100  # ImageNet: i = 1..10 classes merged per label × 10 variations
+
+# Groups = (dataset, backbone, mapping, task) jobs per experiment, counted by hand from SPEC §4.
+GROUPS = {
+    "aggfixed": DIGIT_SETS * FMS * TASKS,  # 48: the twelve tasks × 4 FMs
+    "aggfocus": DIGIT_SETS * FMS * TASKS,
+    "oracle": DIGIT_SETS * FMS * TASKS,
+    "fig6": DIGIT_SETS * FMS,  # task all
+    "fewshot": DIGIT_SETS * FMS,
+    "multimodal": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,  # + CombiDigits + the remappings
+}
+# Configurations × seeds per group, from the reference's config_reprod files (tests/test_grid.py).
+RUNS_PER_GROUP = {
+    "aggfixed": (288 + 6) * 3,
+    "aggfocus": (1968 + 119) * 3,
+    "oracle": 1 * 3,
+    "fig6": 51 * 3,
+    "fewshot": (35 + 35) * 5,
+    "multimodal": (30 + 15) * 3,
+}
+EXPECTED_JOBS = {
+    "prepare_dataset": 7,  # MNIST, FashionMNIST, CIFAR10, MNIST-M, USPS, SVHN, ImageNet
+    "extract_embeddings": 4 * FMS * 2,  # MNIST, FashionMNIST, CIFAR-10, ImageNet × splits
+    "extract_source_embeddings": 3 * FMS * 2,  # MNIST-M, USPS, SVHN (MNIST is reused)
+    "join_embeddings": FMS * 2,  # CombiDigits
+    "imprint_grid": sum(GROUPS.values()),
+    "gather_results": len(GROUPS),
+    "compute_collapse": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,
+    "gather_collapse": 1,
+    "rank_configurations": 2,  # aggfixed, aggfocus
+    "plot_results": 4,  # two accuracy overviews, Figure 6, few-shot curves
+    "plot_multimodal": 1,
+    "plot_nc1_vs_gain": 1,
+    "summarise_table1": 1,
+    "plot_collapse": 1,
+    "paper_figures": 1,
+}
+
+
+def configurations(experiment: dict) -> pd.DataFrame:
+    grid = experiment["grid"]
+    return expand_grid(grid if isinstance(grid, dict) else load_grid(grid)[1])
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return yaml.safe_load(PAPER.read_text())
+
+
+def test_paper_groups_and_configuration_runs(paper):
+    check_config(paper)
+    groups = {name: experiment_groups(paper, name) for name in paper["experiments"]}
+    assert {name: len(g) for name, g in groups.items()} == GROUPS
+    for name, exp in paper["experiments"].items():
+        assert len(configurations(exp)) == RUNS_PER_GROUP[name], name
+    total = sum(GROUPS[n] * RUNS_PER_GROUP[n] for n in GROUPS)
+    assert total == 405_204  # "~0.5 M configuration runs"
+    assert len(collapse_groups(paper)) == EXPECTED_JOBS["compute_collapse"]
+    imagenet = {g.mapping for g in groups["multimodal"] if g.dataset == "ImageNet"}
+    assert imagenet == {f"map{i}-{j}" for i in range(1, 11) for j in range(10)}
+    assert {g.mapping for g in groups["multimodal"] if g.dataset == "CombiDigits"} == {
+        "combidigits"
+    }
+
+
+def test_paper_imagenet_classes_are_the_two_seeded_selections(paper):
+    classes = resolve_classes(paper["datasets"]["ImageNet"]["classes"])
+    # The first values of random.seed(42/420); random.sample(range(1000), 50/100), as the
+    # reference lists them in its comments.
+    assert {654, 114, 25, 759, 281, 389, 26, 689, 800, 681} <= set(classes)
+    assert len(classes) == 145 and classes == sorted(classes)  # 5 classes are in both draws
+
+
+def test_every_table1_method_is_in_the_pooled_experiments(paper):
+    pooled = pd.concat(
+        [configurations(paper["experiments"][n]) for n in paper["table1"]["experiments"]]
+    )
+    for method in TABLE1_METHODS:
+        mask = pd.Series(True, index=pooled.index)
+        for col, value in (_TABLE1_COMMON | dict(method.filters)).items():
+            mask &= pooled[col] == value
+        assert mask.sum() >= 3, method.method  # the three seeds
+
+
+@pytest.mark.slow
+def test_paper_figures_plans_without_data_or_weights(tmp_path):
+    dry = snakemake(tmp_path, "paper_figures", "-n", "--quiet", "rules", "--configfile", str(PAPER))
+    assert job_counts(dry.stdout + dry.stderr) == EXPECTED_JOBS
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
