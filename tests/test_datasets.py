@@ -19,12 +19,15 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 from PIL import Image
+from torch.utils.data import Subset
 
 from imprint import datasets as ds
 from imprint.datasets import (
+    MNISTM,
     build_dataset,
     combidigits_mapping,
     dataset_targets,
+    image_array,
     imagenet_class_selections,
 )
 from imprint.download import fetch_file
@@ -357,3 +360,47 @@ def test_digits_split_sizes_labels_and_determinism(tmp_path):
     np.testing.assert_array_equal(train.targets, again.targets)
     subset = build_dataset("digits", tmp_path, "test", classes=[0, 9])
     assert set(dataset_targets(subset)) == {0, 9}
+
+
+# --- raw image arrays for batched extraction ----------------------------------------------------
+
+
+def _bare(cls, **attrs):
+    # A torchvision dataset object without its files: only the attributes __getitem__ reads.
+    obj = cls.__new__(cls)
+    obj.transform = obj.target_transform = None
+    obj.__dict__.update(attrs)
+    return obj
+
+
+def test_image_array_is_what_getitem_shows(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    labels = [3, 1, 4, 1, 5]
+    mnist_m = tmp_path / "mnist_m_train.pt"
+    torch.save((torch.from_numpy(rgb[:, :28, :28].copy()), torch.tensor(labels)), mnist_m)
+    datasets = {
+        "MNIST": _bare(tvd.MNIST, data=torch.from_numpy(gray), targets=torch.tensor(labels)),
+        "FashionMNIST": _bare(
+            tvd.FashionMNIST, data=torch.from_numpy(gray), targets=torch.tensor(labels)
+        ),
+        "USPS": _bare(tvd.USPS, data=gray[:, :16, :16], targets=labels),
+        "CIFAR10": _bare(tvd.CIFAR10, data=rgb, targets=labels),
+        "SVHN": _bare(tvd.SVHN, data=rgb.transpose(0, 3, 1, 2).copy(), labels=np.array(labels)),
+        "MNIST-M": MNISTM(mnist_m),
+        "digits": build_dataset("digits", tmp_path, "test"),
+    }
+    for name, full in datasets.items():
+        subset = Subset(full, [4, 0, 2])  # order kept, as extraction needs
+        array = image_array(subset)
+        assert array.dtype == torch.uint8 and array.ndim == 4, name
+        for i in range(3):
+            image = np.asarray(subset[i][0])
+            expected = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+            np.testing.assert_array_equal(array[i].numpy(), expected, err_msg=name)
+
+
+def test_image_array_is_none_for_image_files(tiny_imagenet):
+    with pytest.warns(UserWarning, match="class folders"):
+        assert image_array(build_dataset("ImageNet", tiny_imagenet, "train")) is None

@@ -8,9 +8,17 @@ import torch
 import torchvision
 from torch.utils.data import Subset
 
-from imprint.backbones import build_backbone
-from imprint.datasets import build_dataset, dataset_targets
-from imprint.extract import extract_embeddings, extract_to_file, first_per_class, to_rgb
+from imprint.backbones import build_backbone, takes_batches
+from imprint.datasets import build_dataset, dataset_targets, image_array
+from imprint.extract import (
+    choose_precision,
+    extract_embeddings,
+    extract_to_file,
+    first_per_class,
+    mixed_precision_error,
+    relative_error,
+    to_rgb,
+)
 from imprint.io import load_embeddings
 
 
@@ -37,14 +45,87 @@ def direct(model, dataset, transform) -> np.ndarray:
 def test_extract_matches_direct_forward(digits, backbone, per_class, size, dim):
     subset = first_per_class(digits, per_class)
     model, transform, d = build_backbone(backbone, image_size=size)
-    emb, labels = extract_embeddings(model, subset, transform, batch_size=7, progress=False)
+    emb, labels, info = extract_embeddings(
+        model, subset, transform, batch_size=7, progress=False, batched=False
+    )
+    assert info["path"] == "per_image" and info["precision"] == "float32"
     assert d == dim and emb.shape == (10 * per_class, dim) and labels.shape == (10 * per_class,)
     assert emb.dtype == np.float32 and labels.dtype == np.int64
     np.testing.assert_array_equal(labels, dataset_targets(subset))
     np.testing.assert_allclose(emb, direct(model, subset, transform), rtol=1e-5, atol=1e-5)
-    again, labels2 = extract_embeddings(model, subset, transform, batch_size=7, progress=False)
+    again, labels2, _ = extract_embeddings(
+        model, subset, transform, batch_size=7, progress=False, batched=False
+    )
     np.testing.assert_array_equal(again, emb)
     np.testing.assert_array_equal(labels2, labels)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "size", "tolerance"),
+    # pixels: the same tensor resize on both paths, so equal. ResNet-18: PIL's and torch's
+    # bilinear resize differ by at most 1 grey level; that moved these random-init embeddings
+    # by 2.1e-3 (64 px) and 1.2e-3 (224 px) relative error when measured.
+    [("pixels", None, 0.0), ("resnet18_random", 64, 5e-3)],
+)
+def test_batched_path_matches_per_image_path(digits, backbone, size, tolerance):
+    subset = first_per_class(digits, 4)
+    model, transform, _ = build_backbone(backbone, image_size=size)
+    per_image = extract_embeddings(model, subset, transform, 16, progress=False, batched=False)
+    batched = extract_embeddings(model, subset, transform, 16, progress=False)
+    assert batched.info["path"] == "batched"
+    np.testing.assert_array_equal(batched.labels, per_image.labels)
+    exact = per_image.embeddings.astype(np.float64)
+    err = np.linalg.norm(batched.embeddings - exact, axis=1) / np.linalg.norm(exact, axis=1)
+    assert err.max() <= tolerance
+    # The images themselves: within one grey level of the PIL pipeline.
+    if backbone != "pixels":
+        std = torch.tensor(transform.std).view(3, 1, 1)
+        images = image_array(subset)
+        pil = torch.stack([transform(subset[i][0].convert("RGB")) for i in range(len(subset))])
+        on_tensors = transform(images.expand(-1, 3, -1, -1))
+        assert ((on_tensors - pil) * std).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_batched_path_only_for_transforms_that_agree_with_pil(digits):
+    assert takes_batches(build_backbone("resnet18_random")[1])
+    assert takes_batches(build_backbone("pixels")[1])
+    swin = torchvision.models.Swin_B_Weights.IMAGENET1K_V1.transforms()
+    assert not takes_batches(swin)  # bicubic: torch and PIL differ by many grey levels
+    model, _, _ = build_backbone("pixels")
+    with pytest.raises(ValueError, match="batched extraction needs"):
+        extract_embeddings(model, first_per_class(digits, 1), swin, batched=True)
+
+
+def test_mixed_precision_only_within_tolerance(digits):
+    model, transform, _ = build_backbone("resnet18_random", image_size=32)
+    images = torch.stack([transform(digits[i][0].convert("RGB")) for i in range(8)])
+    with torch.inference_mode():
+        exact = model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            approx = model(images).float()
+    by_hand = float(((approx - exact).norm(dim=1) / exact.norm(dim=1)).max())
+    assert by_hand > 1e-3  # bfloat16 keeps 8 bits of mantissa: too coarse for 1e-3
+    assert mixed_precision_error(model, images, torch.bfloat16) == pytest.approx(by_hand, rel=1e-4)
+    dtype, err = choose_precision(model, images, "bfloat16")
+    assert dtype is None and err == pytest.approx(by_hand, rel=1e-4)
+    dtype, err = choose_precision(model, images, "bfloat16", tolerance=1.0)
+    assert dtype is torch.bfloat16
+    assert choose_precision(model, images, "auto") == (None, None)  # CPU: float32, no trial
+    with pytest.raises(ValueError, match="unknown precision 'half'.*auto, float32"):
+        choose_precision(model, images, "half")
+    subset = first_per_class(digits, 1)
+    rejected = extract_embeddings(model, subset, transform, progress=False, precision="bfloat16")
+    plain = extract_embeddings(model, subset, transform, progress=False, precision="float32")
+    assert rejected.info["precision"] == "float32" and rejected.info["amp_relative_error"] > 1e-3
+    np.testing.assert_array_equal(rejected.embeddings, plain.embeddings)
+    allowed = extract_embeddings(
+        model, subset, transform, progress=False, precision="bfloat16", tolerance=1.0
+    )
+    assert allowed.info["precision"] == "bfloat16"
+    assert (
+        relative_error(torch.from_numpy(allowed.embeddings), torch.from_numpy(plain.embeddings))
+        < 0.05
+    )
 
 
 def test_first_per_class_is_deterministic(digits):
@@ -89,6 +170,7 @@ def test_extract_to_file_writes_embeddings_and_meta(tmp_path):
     assert (meta["dataset"], meta["split"], meta["n"], meta["dim"]) == ("digits", "test", 12, 768)
     assert meta["classes"] == [0, 1, 2] and meta["limit_per_class"] == 4
     assert meta["device"] == "cpu" and meta["dtype"] == "float32"
+    assert meta["path"] == "batched" and meta["precision"] == "float32"
     assert meta["torch"] == torch.__version__ and meta["torchvision"] == torchvision.__version__
     # The same call writes the same numbers.
     out2 = extract_to_file(

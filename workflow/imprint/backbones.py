@@ -9,9 +9,11 @@ from pathlib import Path
 
 import torch
 import torchvision.models as tvm
+from PIL import Image
 from torch import nn
-from torchvision import transforms as T
 from torchvision.models import WeightsEnum, get_weight
+from torchvision.transforms import functional as TF
+from torchvision.transforms._presets import ImageClassification  # every weights preset
 
 # Architectures are built under this seed (with the global RNG state restored afterwards), so
 # weights=None always gives the same random model.
@@ -65,10 +67,36 @@ def _tv(arch: str, head: str, dim: int, ls_lambda: float, enum: str, **kw) -> Ba
     )
 
 
+class PixelsTransform(nn.Module):
+    """Resize to 16 x 16 and scale to [0, 1]; PIL images or uint8 tensors [..., C, H, W] alike.
+
+    PIL images are turned into tensors first, so one image and a batch give the same pixels.
+    """
+
+    def forward(self, image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            image = TF.pil_to_tensor(image)
+        image = TF.resize(image, [PIXELS_SIZE, PIXELS_SIZE], antialias=True)
+        return TF.convert_image_dtype(image, torch.float)
+
+
 def _pixels_transform(model: nn.Module, image_size: int | None) -> Callable:
     if image_size not in (None, PIXELS_SIZE):
         raise ValueError(f"pixels has a fixed size of {PIXELS_SIZE} px (dim 3*16*16 = 768)")
-    return T.Compose([T.Resize((PIXELS_SIZE, PIXELS_SIZE)), T.ToTensor()])
+    return PixelsTransform()
+
+
+def takes_batches(transform: Callable) -> bool:
+    """Whether `transform` may run on uint8 tensor batches [B, C, H, W] (on a GPU) in place of
+    PIL images: PixelsTransform, and torchvision's bilinear weights presets, whose tensor resize
+    stays within 1 grey level of PIL's. Not the bicubic presets (swin_b: up to 24 grey levels
+    apart on noise images) nor timm's PIL pipelines."""
+    if isinstance(transform, PixelsTransform):
+        return True
+    return (
+        isinstance(transform, ImageClassification)
+        and transform.interpolation == TF.InterpolationMode.BILINEAR
+    )
 
 
 def _timm():

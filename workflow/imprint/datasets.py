@@ -79,6 +79,31 @@ def dataset_targets(dataset: Dataset) -> np.ndarray:
     return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
 
 
+def image_array(dataset: Dataset) -> torch.Tensor | None:
+    """All images of a small-image dataset as one uint8 tensor [N, C, H, W], in dataset order.
+
+    Exactly the pixels its __getitem__ would turn into PIL images, for the batched extraction
+    path (decode nothing, resize on the GPU). None where images are files or differ in size.
+    """
+    if isinstance(dataset, Subset):
+        base = image_array(dataset.dataset)
+        return None if base is None else base[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, ArrayImages):
+        data = dataset.images
+    elif isinstance(dataset, (tvd.MNIST, tvd.USPS)):  # FashionMNIST is an MNIST
+        data = dataset.data  # [N, H, W]
+    elif isinstance(dataset, (tvd.CIFAR10, MNISTM)):
+        data = dataset.data  # [N, H, W, 3]
+    elif isinstance(dataset, tvd.SVHN):
+        return torch.as_tensor(dataset.data)  # already [N, 3, H, W]
+    else:
+        return None
+    data = torch.as_tensor(np.asarray(data))
+    if data.dtype != torch.uint8:
+        return None
+    return data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+
+
 def _label_filter(builder: Callable) -> Callable:
     """Wrap a builder that has no native class filter with a Subset over the wanted labels."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,8 +18,16 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from imprint import io
-from imprint.backbones import build_backbone, get_spec, resolve_weights, weights_label
-from imprint.datasets import build_dataset, dataset_targets
+from imprint.backbones import (
+    build_backbone,
+    get_spec,
+    resolve_weights,
+    takes_batches,
+    weights_label,
+)
+from imprint.datasets import build_dataset, dataset_targets, image_array
+
+logger = logging.getLogger(__name__)
 
 
 def to_rgb(image):
@@ -46,6 +56,103 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# Mixed precision is used only if the first batch's embeddings stay this close to float32's.
+AMP_TOLERANCE = 1e-3
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+
+class Extraction(NamedTuple):
+    embeddings: np.ndarray  # float32 [N, D]
+    labels: np.ndarray  # int64 [N]
+    info: dict  # how: path (batched/per_image), precision, amp_relative_error, device
+
+
+def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
+    """The largest per-row ||approx - exact|| / ||exact|| (rows with a zero norm count as 1)."""
+    approx, exact = approx.double().flatten(1), exact.double().flatten(1)
+    norm = torch.linalg.vector_norm(exact, dim=1).clamp_min(torch.finfo(torch.float64).tiny)
+    return float((torch.linalg.vector_norm(approx - exact, dim=1) / norm).max())
+
+
+def mixed_precision_error(model: nn.Module, images: torch.Tensor, dtype: torch.dtype) -> float:
+    """relative_error of the model's output under autocast(dtype) against float32 on `images`."""
+    with torch.inference_mode():
+        exact = model(images).float()
+        with torch.autocast(images.device.type, dtype=dtype):
+            approx = model(images).float()
+    return relative_error(approx, exact)
+
+
+def choose_precision(
+    model: nn.Module,
+    images: torch.Tensor,
+    precision: str = "auto",
+    tolerance: float = AMP_TOLERANCE,
+) -> tuple[torch.dtype | None, float | None]:
+    """(autocast dtype or None for float32, the measured error of the dtype tried last).
+
+    'auto' tries float16 then bfloat16 on CUDA and keeps float32 elsewhere (CPU autocast is
+    rarely faster for these models); 'float16'/'bfloat16' try only that one. A dtype is used
+    only if its embeddings of `images` are within `tolerance` relative error of float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; allowed: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        candidates = (torch.float16, torch.bfloat16) if images.device.type == "cuda" else ()
+    elif precision == "float32":
+        candidates = ()
+    else:
+        candidates = (getattr(torch, precision),)
+    error = None
+    for dtype in candidates:
+        error = mixed_precision_error(model, images, dtype)
+        if error <= tolerance:
+            return dtype, error
+        logger.info("%s autocast: relative error %.2e > %.0e, not used", dtype, error, tolerance)
+    return None, error
+
+
+def _rgb_batch(images: torch.Tensor) -> torch.Tensor:
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+def _batches(dataset, transform, batch_size, num_workers, device, batched):
+    """(path, number of batches, iterator of (transformed images on device, labels))."""
+    cuda = device.type == "cuda"
+    images = image_array(dataset) if batched is not False and takes_batches(transform) else None
+    if batched and images is None:
+        raise ValueError(
+            "batched extraction needs a dataset of equal-size uint8 images and a transform that "
+            "takes tensor batches (torchvision's weights presets, pixels)"
+        )
+    if images is not None:
+        # Whole uint8 batches go to the device; resize, crop and normalise run there.
+        labels = torch.as_tensor(dataset_targets(dataset))
+
+        def gen():
+            for start in range(0, len(images), batch_size):
+                x = images[start : start + batch_size].contiguous()
+                if cuda:
+                    x = x.pin_memory()
+                x = x.to(device, non_blocking=True)
+                yield transform(_rgb_batch(x)), labels[start : start + batch_size]
+
+        return "batched", -(-len(images) // batch_size), gen()
+    loader = DataLoader(
+        _Transformed(dataset, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=cuda,
+        persistent_workers=False,
+    )
+    return (
+        "per_image",
+        len(loader),
+        ((x.to(device, non_blocking=True), y) for x, y in loader),
+    )
+
+
 def extract_embeddings(
     model: nn.Module,
     dataset: Dataset,
@@ -54,11 +161,17 @@ def extract_embeddings(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embed every image of `dataset` in order: (float32 [N, D], int64 labels [N]).
+    precision: str = "auto",
+    batched: bool | None = None,
+    tolerance: float = AMP_TOLERANCE,
+) -> Extraction:
+    """Embed every image of `dataset` in order: float32 [N, D], int64 labels [N], and how.
 
-    Grayscale images are repeated to 3 channels before `transform`. The model is moved to
-    `device` (default: CUDA when available, else CPU) and run in float32 under inference mode.
+    Grayscale images are repeated to 3 channels before `transform`. batched=None picks the
+    batched path where it applies (equal-size uint8 images, a tensor-capable transform: the
+    transform then runs on whole batches on `device`), else one PIL image at a time in
+    DataLoader workers. Runs under inference mode, channels-last on CUDA, in mixed precision
+    only as `choose_precision` allows on the first batch.
     """
     if len(dataset) == 0:
         raise ValueError("cannot extract embeddings from an empty dataset")
@@ -67,28 +180,40 @@ def extract_embeddings(
     model = model.to(device).eval()
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    loader = DataLoader(
-        _Transformed(dataset, transform),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=cuda,
+    path, n_batches, batches = _batches(
+        dataset, transform, batch_size, num_workers, device, batched
     )
-    features, labels = [], []
+    out = labels = None
+    amp, error, row = None, None, 0
     with torch.inference_mode():
         for images, targets in tqdm(
-            loader, desc="embedding", unit="batch", file=sys.stderr, disable=not progress
+            batches,
+            total=n_batches,
+            desc="embedding",
+            unit="batch",
+            file=sys.stderr,
+            disable=not progress,
         ):
-            images = images.to(device, non_blocking=True)
             if cuda and images.ndim == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
-            out = model(images)
-            features.append(out.flatten(1).float().cpu().numpy())
-            labels.append(targets.numpy())
-    return (
-        np.concatenate(features).astype(np.float32, copy=False),
-        np.concatenate(labels).astype(np.int64, copy=False),
-    )
+            if out is None:
+                amp, error = choose_precision(model, images, precision, tolerance)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                features = model(images).flatten(1).float().cpu().numpy()
+            if out is None:  # one preallocated array: peak memory N x D floats, not twice that
+                out = np.empty((len(dataset), features.shape[1]), dtype=np.float32)
+                labels = np.empty(len(dataset), dtype=np.int64)
+            out[row : row + len(features)] = features
+            labels[row : row + len(features)] = np.asarray(targets)
+            row += len(features)
+    info = {
+        "path": path,
+        "precision": "float32" if amp is None else str(amp).removeprefix("torch."),
+        "amp_relative_error": error,
+        "device": str(device),
+    }
+    logger.info("extracted %d embeddings: %s", row, info)
+    return Extraction(out, labels, info)
 
 
 def first_per_class(dataset: Dataset, limit: int) -> Subset:
@@ -115,6 +240,8 @@ def extract_to_file(
     classes: Sequence[int] | None = None,
     image_size: int | None = None,
     progress: bool = True,
+    precision: str = "auto",
+    batched: bool | None = None,
 ) -> Path:
     """Build dataset and backbone, extract embeddings and write them with io.save_embeddings."""
     dataset = build_dataset(dataset_name, root, split, download=download, classes=classes)
@@ -122,8 +249,8 @@ def extract_to_file(
         dataset = first_per_class(dataset, limit_per_class)
     model, transform, _ = build_backbone(backbone_name, weights, image_size=image_size)
     device = torch.device(device) if device is not None else default_device()
-    embeddings, labels = extract_embeddings(
-        model, dataset, transform, batch_size, num_workers, device, progress
+    embeddings, labels, info = extract_embeddings(
+        model, dataset, transform, batch_size, num_workers, device, progress, precision, batched
     )
     meta = {
         "backbone": backbone_name,
@@ -136,7 +263,7 @@ def extract_to_file(
         "n": int(embeddings.shape[0]),
         "dim": int(embeddings.shape[1]),
         "dtype": "float32",
-        "device": str(device),
+        **info,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }

@@ -17,6 +17,8 @@ with rule_log(snakemake):  # noqa: F821
         image_size=opts.get("image_size"),
         batch_size=extraction.get("batch_size", 256),
         limit_per_class=extraction.get("limit_per_class"),
+        precision=extraction.get("precision", "auto"),
+        batched=extraction.get("batched"),
         classes=sm.params.classes,
         download=False,  # prepare_dataset has fetched it
         num_workers=max(0, sm.threads - 1),
