@@ -2,10 +2,14 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from _snakemake import REPO, job_counts, snakemake
+from PIL import Image
+
+from imprint.io import load_embeddings
 
 TINY = {
     "datasets": {"digits": {"sources": ["digits"]}},
@@ -176,3 +180,47 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
         proc.returncode != 0
         and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
     )
+
+
+def test_imagenet_from_a_local_folder_with_a_class_filter(tmp_path):
+    """ImageNet's layout (train/val/<wnid>/*.JPEG), read only for the configured classes."""
+    wnids = ["n01440764", "n01443537", "n01484850", "n01491361"]
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for c, wnid in enumerate(wnids):
+            folder = tmp_path / "data/ImageNet" / split / wnid
+            folder.mkdir(parents=True)
+            for k in range(n):
+                colour = np.array([60 * c, 255 - 60 * c, 120])
+                pixels = np.clip(colour + rng.normal(0, 20, (20, 24, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnid}_{k}.JPEG")
+    config = {
+        "data_dir": "data",
+        "datasets": {
+            "ImageNet": {"sources": ["ImageNet"], "classes": [0, 1, 3], "download": False}
+        },
+        "backbones": {"pixels": {}},
+        "mappings": {"merged": {0: 0, 1: 0, 3: 1}},  # two classes in label 0, as in map2-j
+        "tasks": {"both": [0, 1]},
+        "experiments": {
+            "k": {
+                "grid": {"seeds": [1], "gen": ["kmeans"], "k": [1, 2], "norm_post": ["l2"]},
+                "datasets": ["ImageNet"],
+                "backbones": ["pixels"],
+                "mappings": ["merged"],
+                "tasks": ["both"],
+            }
+        },
+        "collapse": {"datasets": ["ImageNet"], "backbones": ["pixels"], "mappings": ["merged"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+    train = load_embeddings(tmp_path / "results/embeddings/ImageNet/pixels/train")
+    assert train.meta["classes"] == [0, 1, 3] and train.meta["path"] == "per_image"
+    assert np.bincount(train.labels).tolist() == [6, 6, 0, 6]  # class 2 never read
+    test = load_embeddings(tmp_path / "results/embeddings/ImageNet/pixels/test")
+    assert np.bincount(test.labels).tolist() == [3, 3, 0, 3]
+    res = pd.read_parquet(tmp_path / "results/imprint/k.parquet")
+    assert sorted(res.k) == [1, 2] and (res.accuracy == 100).all()  # colours apart by far
+    collapse = pd.read_csv(tmp_path / "results/collapse/collapse.csv")
+    assert collapse.loc[0, "n_classes"] == 2 and collapse.loc[0, "nc1"] > 0
