@@ -1,6 +1,7 @@
 """The real Snakemake workflow on a tiny offline config: outputs, caching, reruns, lint."""
 
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -133,12 +134,23 @@ def test_tables_figures_and_collapse(workdir):
     assert nc1["halves"] > nc1["none"]
     best_k = pd.read_csv(workdir / "results/tables/merged/best_k.csv")
     assert set(best_k.mapping) == {"none", "halves"}
+    # NC1 beside the gain of k > 1 over k = 1, one row per (backbone, dataset, mapping).
+    pairs = pd.read_csv(workdir / "results/tables/merged/nc1_vs_gain.csv")
+    assert sorted(pairs.mapping) == ["halves", "none"] and pairs.nc1.tolist() == [
+        nc1[m] for m in pairs.mapping
+    ]
+    res = pd.read_parquet(workdir / "results/imprint/merged.parquet")
+    acc = res.groupby(["mapping", "k"]).accuracy.median()
+    for _, row in pairs.iterrows():
+        by_k = acc[row.mapping]
+        assert row.gain == pytest.approx(by_k[by_k.index > 1].max() - by_k[1])
     for fig in [
         "tiny/cd_diagram",
         "tiny/accuracy_overview",
         "tiny/accuracy_vs_proxies",
         "tiny/fewshot_curves",
         "merged/multimodal",
+        "merged/nc1_vs_gain",
         "collapse/nc1",
     ]:
         for ext in ("pdf", "png"):
@@ -224,3 +236,27 @@ def test_imagenet_from_a_local_folder_with_a_class_filter(tmp_path):
     assert sorted(res.k) == [1, 2] and (res.accuracy == 100).all()  # colours apart by far
     collapse = pd.read_csv(tmp_path / "results/collapse/collapse.csv")
     assert collapse.loc[0, "n_classes"] == 2 and collapse.loc[0, "nc1"] > 0
+
+
+def test_report_holds_every_figure_with_its_caption(workdir):
+    snakemake(workdir, "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+        text = "".join(
+            archive.read(n).decode("utf-8", "replace")
+            for n in names
+            if n.endswith((".html", ".js", ".json"))
+        )
+    for figure in [
+        "cd_diagram.png",
+        "accuracy_overview.png",
+        "accuracy_vs_proxies.png",
+        "fewshot_curves.png",
+        "multimodal.png",
+        "nc1_vs_gain.png",
+        "nc1.png",
+        "table1.csv",
+    ]:
+        assert any(n.endswith(figure) for n in names), figure
+    # Captions travel with the figures (words from workflow/report/*.rst).
+    assert "Spearman" in text and "Papyan" in text

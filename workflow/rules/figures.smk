@@ -7,7 +7,7 @@ rule plot_results:
     output:
         pdf=report(
             "results/figures/{experiment}/{figure}.pdf",
-            caption="../report/{figure}.rst",
+            caption="../report/plot_results.rst",
             category="Figures",
             subcategory="{experiment}",
             labels={
@@ -18,7 +18,7 @@ rule plot_results:
         ),
         png=report(
             "results/figures/{experiment}/{figure}.png",
-            caption="../report/{figure}.rst",
+            caption="../report/plot_results.rst",
             category="Figures",
             subcategory="{experiment}",
             labels={
