@@ -156,7 +156,15 @@ def _check_arrays(embeddings: np.ndarray, labels: np.ndarray, where: str) -> Non
             f"{where}: labels must be 1-D with one entry per embedding row; got labels "
             f"{labels.shape} for embeddings {embeddings.shape}"
         )
-    bad = ~np.isfinite(embeddings).all(axis=1)
+    # In blocks of rows, so a memory-mapped file is never held in memory as a whole.
+    step = max(1, (1 << 24) // max(1, embeddings.shape[1]))
+    bad = np.concatenate(
+        [
+            ~np.isfinite(embeddings[i : i + step]).all(axis=1)
+            for i in range(0, len(embeddings), step)
+        ]
+        or [np.zeros(0, dtype=bool)]
+    )
     if bad.any():
         rows = np.flatnonzero(bad)
         raise EmbeddingFileError(
