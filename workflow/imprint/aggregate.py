@@ -6,9 +6,8 @@ import warnings
 
 import torch
 
-AGG = ("max", "mnn")
-DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
-WEIGHTINGS = ("uniform", "weighted_by_distance")
+from imprint.vocabulary import AGG, DISTANCES, WEIGHTINGS  # noqa: F401  (re-exported)
+
 MAHALANOBIS_RIDGE = 1e-6
 VOTE_EPS = 1e-10
 # Bound on the elements of one test-chunk × proxies block (float64: 8 bytes each).

@@ -8,7 +8,6 @@ Every dataset keeps its files under `<root>/<name>/` (ImageNet: `<root>` itself 
 from __future__ import annotations
 
 import os
-import random
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,11 +20,13 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
 
 from imprint.download import extract_member, fetch_file, staged_download
+from imprint.selections import (  # noqa: F401  (re-exported: the paper's selections)
+    COMBIDIGITS,
+    combidigits_mapping,
+    imagenet_class_selections,
+)
 
 SPLITS = ("train", "test")
-
-# CombiDigits (paper §5.3): these datasets in this order, labels offset by 10 per dataset.
-COMBIDIGITS = ("MNIST", "MNIST-M", "USPS", "SVHN")
 
 # The torchvision-format MNIST-M archives (each a .tar.gz holding one mnist_m_<split>.pt with
 # uint8 images [N, 28, 28, 3] and labels [N]) of github.com/liyxi/mnist-m, release "data".
@@ -306,39 +307,3 @@ DATASETS: dict[str, Callable[[Path, str, bool, list[int] | None], Dataset]] = {
     "ImageNet": _imagenet,
     "digits": _label_filter(_digits),
 }
-
-
-# --- the paper's fixed selections ---------------------------------------------------------------
-
-
-def imagenet_class_selections() -> dict:
-    """The ImageNet class lists and remappings of paper §5.3, from their fixed seeds.
-
-    Returns 'tasks50' (five 10-class tasks), 'classes100' (the 100 classes in drawn order) and
-    'remappings': 'map{i}-{j}' -> {class id: label} for i in 1..10 classes merged per label and
-    variation j in 0..9. Variation j's list is the previous one shuffled again (one stream).
-    """
-    rng = random.Random(42)
-    classes50 = rng.sample(range(1000), 50)
-    rng = random.Random(420)
-    classes100 = rng.sample(range(1000), 100)
-    order = list(classes100)
-    variations = []
-    for _ in range(10):
-        rng.shuffle(order)
-        variations.append(list(order))
-    remappings = {
-        f"map{i}-{j}": {variations[j][10 * c + t]: c for c in range(10) for t in range(i)}
-        for i in range(1, 11)
-        for j in range(10)
-    }
-    return {
-        "tasks50": [classes50[10 * t : 10 * (t + 1)] for t in range(5)],
-        "classes100": classes100,
-        "remappings": remappings,
-    }
-
-
-def combidigits_mapping() -> dict[int, int]:
-    """CombiDigits label map: digit d of the j-th dataset of COMBIDIGITS (label d + 10j) -> d."""
-    return {d + 10 * j: d for j in range(len(COMBIDIGITS)) for d in range(10)}

@@ -24,6 +24,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from scipy import stats
 
+from imprint.vocabulary import CONFIG_KEYS
+
 __all__ = [
     "BACKBONE_STYLE",
     "CONFIG_COLUMNS",
@@ -49,23 +51,7 @@ __all__ = [
 
 # A group is one "voter": a (backbone, dataset, label mapping, task) combination.
 GROUP_COLUMNS = ("backbone", "dataset", "mapping", "task")
-# Same keys as imprint.grid.CONFIG_KEYS (a test keeps them equal); repeated here so drawing
-# figures does not import torch through the engine modules.
-CONFIG_COLUMNS = (
-    "norm_pre",
-    "presampling",
-    "quantile_lo",
-    "quantile_hi",
-    "fewshot",
-    "gen",
-    "k",
-    "norm_post",
-    "norm_inf",
-    "agg",
-    "distance",
-    "weighting",
-    "m",
-)
+CONFIG_COLUMNS = CONFIG_KEYS  # the configuration columns of a results table
 NORM_COLUMNS = ("norm_pre", "norm_post", "norm_inf")
 _SEED_SUMMARY_EXTRA = ("f1_macro", "n_proxies", "gen_seconds", "inference_seconds")
 MAPPING_PATTERN = re.compile(r"^map(\d+)-(\d+)$")

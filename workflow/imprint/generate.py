@@ -13,12 +13,7 @@ from sklearn.cluster import KMeans
 from threadpoolctl import ThreadpoolController
 
 from imprint.kmedoids import kmedoids_indices, pairwise_euclidean
-
-GEN = ("mean", "kmeans", "kmedoids", "fps", "random", "cov_max", "all", "none", "ls", "kls")
-# Methods whose proxies depend on all classes at once.
-JOINT_GEN = ("ls", "kls")
-# Methods that draw from the random generator.
-RANDOM_GEN = ("random", "fps", "none")
+from imprint.vocabulary import GEN, JOINT_GEN, RANDOM_GEN  # noqa: F401  (re-exported)
 
 
 def kmeans_fit(x: torch.Tensor, k: int, seed: int) -> KMeans:

@@ -17,28 +17,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from imprint.aggregate import AGG, DISTANCES, WEIGHTINGS
-from imprint.generate import GEN
-from imprint.normalize import NORM_INF, NORM_POST, NORM_PRE
-from imprint.presample import PRESAMPLING
+from imprint.vocabulary import (
+    AGG,
+    CONFIG_KEYS,
+    DISTANCES,
+    GEN,
+    NORM_INF,
+    NORM_POST,
+    NORM_PRE,
+    PRESAMPLING,
+    WEIGHTINGS,
+)
 
 # Configuration keys in the order they appear in result tables. Names follow the paper:
 # NORMpre, presampling, GEN (+ k), NORMpost, NORMinf, AGG (+ distance, weighting, m).
-CONFIG_KEYS = (
-    "norm_pre",
-    "presampling",
-    "quantile_lo",
-    "quantile_hi",
-    "fewshot",
-    "gen",
-    "k",
-    "norm_post",
-    "norm_inf",
-    "agg",
-    "distance",
-    "weighting",
-    "m",
-)
 CHOICES = {
     "norm_pre": NORM_PRE,
     "presampling": PRESAMPLING,

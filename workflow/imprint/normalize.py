@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-NORM_PRE = ("none", "l2")
-NORM_POST = ("none", "l2", "quantile")
-NORM_INF = ("none", "l2")
+from imprint.vocabulary import NORM_INF, NORM_POST, NORM_PRE  # noqa: F401  (re-exported)
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,11 @@ def expand_mappings(mappings: dict) -> dict[str, dict[int, int]]:
     out: dict[str, dict[int, int]] = {}
     for name, value in mappings.items():
         if value == "combidigits":
-            from imprint.datasets import combidigits_mapping
+            from imprint.selections import combidigits_mapping
 
             out[name] = {int(k): int(v) for k, v in combidigits_mapping().items()}
         elif value == "imagenet100":
-            from imprint.datasets import imagenet_class_selections
+            from imprint.selections import imagenet_class_selections
 
             out.update(imagenet_class_selections()["remappings"])
         elif isinstance(value, dict):
@@ -70,7 +70,7 @@ def resolve_classes(value, where: str = "classes") -> list[int] | None:
     """A dataset's `classes`: null (all), a list of class ids, or a named paper selection."""
     if value is None or isinstance(value, list):
         return value
-    from imprint.datasets import imagenet_class_selections
+    from imprint.selections import imagenet_class_selections
 
     sel = imagenet_class_selections()
     named = {

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.stats import weibull_min
 
-PRESAMPLING = ("all", "weibull")
+from imprint.vocabulary import PRESAMPLING  # noqa: F401  (re-exported)
 
 
 def weibull_filter(x: torch.Tensor, q_lo: float, q_hi: float) -> torch.Tensor:

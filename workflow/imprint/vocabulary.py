@@ -1,0 +1,33 @@
+"""The IMPRINT vocabulary: component names and configuration keys, one place for all of them.
+
+Config keys, library arguments, result-table columns and figure labels use these names. No
+torch here, so planning and plotting can import them without the engine.
+"""
+
+NORM_PRE = ("none", "l2")
+PRESAMPLING = ("all", "weibull")
+GEN = ("mean", "kmeans", "kmedoids", "fps", "random", "cov_max", "all", "none", "ls", "kls")
+JOINT_GEN = ("ls", "kls")  # proxies depend on all classes at once
+RANDOM_GEN = ("random", "fps", "none")  # draw from the random generator
+NORM_POST = ("none", "l2", "quantile")
+NORM_INF = ("none", "l2")
+AGG = ("max", "mnn")
+DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
+WEIGHTINGS = ("uniform", "weighted_by_distance")
+
+# The columns that identify a configuration (the seed excluded), in results-table order.
+CONFIG_KEYS = (
+    "norm_pre",
+    "presampling",
+    "quantile_lo",
+    "quantile_hi",
+    "fewshot",
+    "gen",
+    "k",
+    "norm_post",
+    "norm_inf",
+    "agg",
+    "distance",
+    "weighting",
+    "m",
+)
