@@ -104,3 +104,10 @@ def test_unknown_paper_grid_and_missing_file(tmp_path):
         load_grid("paper:nope")
     with pytest.raises(GridError, match="no such grid file"):
         load_grid(tmp_path / "missing.yaml")
+
+
+def test_a_grid_that_filters_to_nothing_says_why():
+    with pytest.raises(
+        GridError, match="my.yaml: the grid expands to no configuration.*NORMinf l2"
+    ):
+        expand_grid({"seeds": [1], "gen": ["mean"], "norm_pre": ["l2"]}, where="my.yaml")

@@ -45,12 +45,16 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def split_by_class(x: torch.Tensor, index: np.ndarray, n_classes: int) -> list[torch.Tensor]:
-    """Rows of x grouped by class index, classes in task order, rows in file order."""
-    order = np.argsort(index, kind="stable")
-    counts = np.bincount(index, minlength=n_classes)
-    xs = x[torch.from_numpy(order).to(x.device)]
-    return list(torch.split(xs, counts.tolist()))
+def rows_by_class(
+    embeddings: np.ndarray, rows: np.ndarray, index: np.ndarray, n_classes: int, device
+) -> list[torch.Tensor]:
+    """embeddings[rows] grouped by class index (task order), file order within a class.
+
+    One gather straight from the (memory-mapped) array, so the task's rows are copied once.
+    """
+    order = np.lexsort((rows, index))  # by class, then by file row
+    x = torch.from_numpy(np.ascontiguousarray(embeddings[rows[order]], dtype=np.float32))
+    return list(torch.split(x.to(device), np.bincount(index, minlength=n_classes).tolist()))
 
 
 def presample_classes(
@@ -165,11 +169,7 @@ def evaluate_grid(
     def to_tensor(a):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
 
-    train = split_by_class(
-        to_tensor(train_embeddings[np.sort(train_rows)]),
-        train_index[np.argsort(train_rows)],
-        n_classes,
-    )
+    train = rows_by_class(train_embeddings, train_rows, train_index, n_classes, device)
     test_order = np.argsort(test_rows)
     test_raw = to_tensor(test_embeddings[test_rows[test_order]])
     truth = torch.from_numpy(test_index[test_order]).to(device)
@@ -220,7 +220,7 @@ def evaluate_grid(
                     direction_cache,
                 )
                 bar.update(len(by_norm))
-        del distance_cache
+        del samples, distance_cache  # before the next presampled set is made: one at a time
     bar.close()
 
     keys = [*CONFIG_KEYS, "gen_seed", "sample_seed"]

@@ -193,6 +193,13 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
         frames.append(df)
         seeds_per_part.append([checked["seeds"]] * len(df))
     configs = pd.concat(frames, ignore_index=True)
+    if configs.empty:
+        raise GridError(
+            f"{where}: the grid expands to no configuration after the reference's filtering "
+            "rules: NORMpre l2 needs NORMinf l2; mnn needs an m other than -1 and a distance "
+            "other than inner_product; k = -1 goes with GEN all only; weibull needs quantiles "
+            "other than [0, 1]"
+        )
     configs["seeds"] = [s for part in seeds_per_part for s in part]
     configs = configs.drop_duplicates(subset=list(CONFIG_KEYS)).reset_index(drop=True)
     configs.insert(0, "config_id", [config_id(r) for r in configs.to_dict("records")])
