@@ -206,3 +206,23 @@ def test_extract_to_file_records_weights_file(tmp_path):
     meta = load_embeddings(out).meta
     assert meta["weights"] == str(weights.resolve()) and meta["image_size"] == 32
     assert meta["n"] == 10 and meta["dim"] == 512
+
+
+@pytest.mark.gpu
+def test_cuda_extraction_matches_cpu(digits):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    subset = first_per_class(digits, 10)
+    cpu_model, transform, _ = build_backbone("resnet18_random")
+    gpu_model, _, _ = build_backbone("resnet18_random")
+    cpu = extract_embeddings(cpu_model, subset, transform, device="cpu", progress=False)
+    for precision in ("float32", "auto"):
+        gpu = extract_embeddings(
+            gpu_model, subset, transform, device="cuda", progress=False, precision=precision
+        )
+        assert gpu.info["path"] == "batched" and gpu.info["device"].startswith("cuda")
+        np.testing.assert_array_equal(gpu.labels, cpu.labels)
+        # Resize on the GPU rounds like the CPU's within a grey level (as the batched-vs-PIL
+        # test allows), plus at most 1e-3 from mixed precision when auto picks it.
+        err = relative_error(torch.from_numpy(gpu.embeddings), torch.from_numpy(cpu.embeddings))
+        assert err <= 5e-3 + (1e-3 if gpu.info["precision"] != "float32" else 0), precision
