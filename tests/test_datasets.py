@@ -404,3 +404,152 @@ def test_image_array_is_what_getitem_shows(tmp_path):
 def test_image_array_is_none_for_image_files(tiny_imagenet):
     with pytest.warns(UserWarning, match="class folders"):
         assert image_array(build_dataset("ImageNet", tiny_imagenet, "train")) is None
+
+
+# --- FashionMNIST, CIFAR-10, SVHN, USPS: torchvision's own downloaders, tiny real-format files ---
+
+
+def _serve_fashion(www, base, monkeypatch, rng):
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    names += ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    images = {
+        "train": rng.integers(0, 256, (20, 28, 28)),
+        "test": rng.integers(0, 256, (10, 28, 28)),
+    }
+    labels = {"train": np.arange(20) % 10, "test": np.arange(10)}
+    for name, array in zip(
+        names, [images["train"], labels["train"], images["test"], labels["test"]]
+    ):
+        write_idx(www / name, array)
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", [base])
+    monkeypatch.setattr(tvd.FashionMNIST, "resources", [(n, md5(www / n)) for n in names])
+    return (
+        images,
+        labels,
+        lambda bad: monkeypatch.setattr(tvd.FashionMNIST, "resources", [(n, bad) for n in names]),
+    )
+
+
+def _serve_cifar10(www, base, monkeypatch, rng):
+    """cifar-10-python.tar.gz: pickled batches of uint8 rows [N, 3*32*32] (CHW) and labels."""
+    import pickle
+
+    folder = www / "build" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    images = {"train": [], "test": []}
+    labels = {"train": [], "test": []}
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in batches:
+        split = "test" if name == "test_batch" else "train"
+        chw = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 10, 4).tolist()
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": chw.reshape(4, -1), "labels": y}, fh)
+        images[split].append(chw.transpose(0, 2, 3, 1))
+        labels[split] += y
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    with tarfile.open(www / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    sums = {name: md5(folder / name) for name in [*batches, "batches.meta"]}
+    monkeypatch.setattr(tvd.CIFAR10, "url", base + "cifar-10-python.tar.gz")
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", md5(www / "cifar-10-python.tar.gz"))
+    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[b, sums[b]] for b in batches[:5]])
+    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", sums["test_batch"]]])
+    monkeypatch.setattr(
+        tvd.CIFAR10,
+        "meta",
+        {"filename": "batches.meta", "key": "label_names", "md5": sums["batches.meta"]},
+    )
+    images = {s: np.concatenate(v) for s, v in images.items()}
+    return images, labels, lambda bad: monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", bad)
+
+
+def _serve_svhn(www, base, monkeypatch, rng):
+    """{train,test}_32x32.mat: X [32, 32, 3, N] uint8, y [N, 1] with 10 standing for digit 0."""
+    from scipy.io import savemat
+
+    images, labels, split_list = {}, {}, {}
+    for split, n in (("train", 12), ("test", 6)):
+        hwc = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        y = np.arange(n) % 10
+        name = f"{split}_32x32.mat"
+        savemat(www / name, {"X": hwc.transpose(1, 2, 3, 0), "y": np.where(y == 0, 10, y)[:, None]})
+        images[split], labels[split] = hwc, y
+        split_list[split] = [base + name, name, md5(www / name)]
+    monkeypatch.setattr(tvd.SVHN, "split_list", split_list)
+    return (
+        images,
+        labels,
+        lambda bad: monkeypatch.setattr(
+            tvd.SVHN, "split_list", {s: [u, n, bad] for s, (u, n, _) in split_list.items()}
+        ),
+    )
+
+
+def _serve_usps(www, base, monkeypatch, rng):
+    """usps.bz2 / usps.t.bz2: libsvm lines 'label i:value ...', labels 1..10, values in [-1, 1]."""
+    import bz2
+
+    images, labels, split_list = {}, {}, {}
+    for split, name, n in (("train", "usps.bz2", 10), ("test", "usps.t.bz2", 5)):
+        values = rng.integers(0, 256, (n, 256)) / 255 * 2 - 1
+        y = np.arange(n) % 10
+        lines = [
+            f"{label + 1} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(row))
+            for label, row in zip(y, values)
+        ]
+        (www / name).write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+        # torchvision's own conversion of the stored floats to uint8 pixels.
+        stored = np.asarray([[f"{v:.6f}" for v in row] for row in values], dtype=np.float32)
+        images[split] = ((stored + 1) / 2 * 255).astype(np.uint8).reshape(n, 16, 16)
+        labels[split] = y
+        split_list[split] = [base + name, name, md5(www / name)]
+    monkeypatch.setattr(tvd.USPS, "split_list", split_list)
+    return (
+        images,
+        labels,
+        lambda bad: monkeypatch.setattr(
+            tvd.USPS, "split_list", {s: [u, n, bad] for s, (u, n, _) in split_list.items()}
+        ),
+    )
+
+
+TINY_SERVED = {
+    "FashionMNIST": _serve_fashion,
+    "CIFAR10": _serve_cifar10,
+    "SVHN": _serve_svhn,
+    "USPS": _serve_usps,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_SERVED))
+def test_torchvision_downloads_load_the_served_pixels(name, tmp_path, server, dead_url):
+    base, www = server
+    with pytest.MonkeyPatch.context() as mp:
+        images, labels, _ = TINY_SERVED[name](www, base, mp, np.random.default_rng(1))
+        root = tmp_path / "data"
+        for split in ("train", "test"):
+            data = build_dataset(name, root, split, download=True)
+            np.testing.assert_array_equal(dataset_targets(data), labels[split])
+            pixels = image_array(data).numpy()
+            expected = images[split]
+            expected = expected[:, None] if expected.ndim == 3 else expected.transpose(0, 3, 1, 2)
+            np.testing.assert_array_equal(pixels, expected)
+            np.testing.assert_array_equal(np.asarray(data[1][0]), images[split][1])
+        # Only the dataset's own folder is left, and it loads without the network.
+        assert [p.name for p in root.iterdir()] == [name]
+        subset = build_dataset(name, root, "train", download=False, classes=[1, 2])
+        assert sorted(set(dataset_targets(subset).tolist())) <= [1, 2]
+
+
+@pytest.mark.parametrize("name", sorted(TINY_SERVED))
+def test_torchvision_checksum_mismatch_leaves_nothing(name, tmp_path, server):
+    base, www = server
+    with pytest.MonkeyPatch.context() as mp:
+        _, _, break_checksums = TINY_SERVED[name](www, base, mp, np.random.default_rng(1))
+        break_checksums("0" * 32)
+        root = tmp_path / "data"
+        with pytest.raises(RuntimeError, match=f"could not download {name} from {base}"):
+            build_dataset(name, root, "train", download=True)
+        assert files_under(root) == []
