@@ -90,6 +90,7 @@ def test_default_config_plans_and_lints():
     assert "imprint_grid" in dry.stdout + dry.stderr
     lint = snakemake(REPO, "--lint", check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "your workflow is in a good condition" in lint.stdout + lint.stderr
 
 
 def test_results_tables_hold_every_configuration(workdir):
