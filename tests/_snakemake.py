@@ -36,3 +36,23 @@ def job_counts(output: str) -> dict[str, int]:
         for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)
         if m[1] != "total"
     }
+
+
+# A small offline config: digits through the pixels backbone, two GENs, two tasks, one seed.
+SMALL_CONFIG = {
+    "data_dir": "data",
+    "datasets": {"digits": {"sources": ["digits"]}},
+    "backbones": {"pixels": {}},
+    "extraction": {"limit_per_class": 20},
+    "mappings": {"none": {}},
+    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
+    "experiments": {
+        "small": {
+            "grid": {"seeds": [1], "gen": ["mean", "kmeans"], "k": [1, 2]},
+            "datasets": ["digits"],
+            "backbones": ["pixels"],
+            "mappings": ["none"],
+            "tasks": ["short", "binary"],
+        }
+    },
+}

@@ -465,6 +465,18 @@ def _serve_cifar10(www, base, monkeypatch, rng):
     return images, labels, lambda bad: monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", bad)
 
 
+def _patch_split_list(monkeypatch, cls, split_list):
+    """Point cls.split_list (SVHN, USPS: split -> [url, file, md5]) at the served files; returns
+    a function that swaps every md5 for a wrong one."""
+    monkeypatch.setattr(cls, "split_list", split_list)
+
+    def break_checksums(bad):
+        broken = {s: [url, name, bad] for s, (url, name, _) in split_list.items()}
+        monkeypatch.setattr(cls, "split_list", broken)
+
+    return break_checksums
+
+
 def _serve_svhn(www, base, monkeypatch, rng):
     """{train,test}_32x32.mat: X [32, 32, 3, N] uint8, y [N, 1] with 10 standing for digit 0."""
     from scipy.io import savemat
@@ -477,14 +489,7 @@ def _serve_svhn(www, base, monkeypatch, rng):
         savemat(www / name, {"X": hwc.transpose(1, 2, 3, 0), "y": np.where(y == 0, 10, y)[:, None]})
         images[split], labels[split] = hwc, y
         split_list[split] = [base + name, name, md5(www / name)]
-    monkeypatch.setattr(tvd.SVHN, "split_list", split_list)
-    return (
-        images,
-        labels,
-        lambda bad: monkeypatch.setattr(
-            tvd.SVHN, "split_list", {s: [u, n, bad] for s, (u, n, _) in split_list.items()}
-        ),
-    )
+    return images, labels, _patch_split_list(monkeypatch, tvd.SVHN, split_list)
 
 
 def _serve_usps(www, base, monkeypatch, rng):
@@ -505,14 +510,7 @@ def _serve_usps(www, base, monkeypatch, rng):
         images[split] = ((stored + 1) / 2 * 255).astype(np.uint8).reshape(n, 16, 16)
         labels[split] = y
         split_list[split] = [base + name, name, md5(www / name)]
-    monkeypatch.setattr(tvd.USPS, "split_list", split_list)
-    return (
-        images,
-        labels,
-        lambda bad: monkeypatch.setattr(
-            tvd.USPS, "split_list", {s: [u, n, bad] for s, (u, n, _) in split_list.items()}
-        ),
-    )
+    return images, labels, _patch_split_list(monkeypatch, tvd.USPS, split_list)
 
 
 TINY_SERVED = {

@@ -12,7 +12,7 @@ import socket
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, job_counts, snakemake
+from _snakemake import REPO, SMALL_CONFIG, job_counts, snakemake
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -20,24 +20,6 @@ pytest.importorskip("snakemake_executor_plugin_kubernetes")
 pytest.importorskip("snakemake_storage_plugin_s3")
 
 pytestmark = pytest.mark.slow
-
-CONFIG = {
-    "data_dir": "data",
-    "datasets": {"digits": {"sources": ["digits"]}},
-    "backbones": {"pixels": {}},
-    "extraction": {"limit_per_class": 20},
-    "mappings": {"none": {}},
-    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
-    "experiments": {
-        "small": {
-            "grid": {"seeds": [1], "gen": ["mean", "kmeans"], "k": [1, 2]},
-            "datasets": ["digits"],
-            "backbones": ["pixels"],
-            "mappings": ["none"],
-            "tasks": ["short", "binary"],
-        }
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +65,7 @@ def profile_for(tmp_path, url, executor):
 
 
 def test_kubernetes_profile_plans_with_the_real_plugins(tmp_path, s3):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
     profile = profile_for(tmp_path, s3[0], "kubernetes")
     dry = snakemake(tmp_path, "-n", "--workflow-profile", str(profile))
     plan = job_counts(dry.stdout + dry.stderr)
@@ -93,7 +75,7 @@ def test_kubernetes_profile_plans_with_the_real_plugins(tmp_path, s3):
 
 def test_workflow_runs_with_every_file_in_s3(tmp_path, s3):
     url, client = s3
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
     profile = profile_for(tmp_path, url, "local")
     snakemake(tmp_path, "--workflow-profile", str(profile))
     prefix = f"{tmp_path.name}/results/"

@@ -4,6 +4,7 @@ Needs a running SLURM (`.ci/slurm-single-node` starts one as root; CI runs it). 
 `sinfo` finds none, unless IMPRINT_REQUIRE_SLURM=1 (set by CI) makes that a failure.
 """
 
+import copy
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, snakemake
+from _snakemake import REPO, SMALL_CONFIG, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -66,24 +67,8 @@ def test_workflow_runs_on_slurm_with_the_shipped_profile(tmp_path, partition):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
 
-    config = {
-        "data_dir": "data",
-        "datasets": {"digits": {"sources": ["digits"]}},
-        "backbones": {"pixels": {}},
-        "extraction": {"limit_per_class": 20},
-        "mappings": {"none": {}},
-        "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
-        "experiments": {
-            "small": {
-                "grid": {"seeds": [1], "gen": ["mean", "kmeans"], "k": [1, 2]},
-                "datasets": ["digits"],
-                "backbones": ["pixels"],
-                "mappings": ["none"],
-                "tasks": ["short", "binary"],
-                "figures": ["accuracy_overview"],
-            }
-        },
-    }
+    config = copy.deepcopy(SMALL_CONFIG)
+    config["experiments"]["small"]["figures"] = ["accuracy_overview"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(tmp_path, "--workflow-profile", str(tmp_path / "profile"))
     log = run.stdout + run.stderr
