@@ -15,6 +15,7 @@ import resource
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
 from imprint.evaluate import evaluate_grid
@@ -77,9 +78,16 @@ def main() -> None:
             f"peak memory {peak_gib:.2f} GiB; mean accuracy {res.accuracy.mean():.2f} %"
         )
         if args.naive_sample:
-            sample = configs.sample(min(args.naive_sample, len(configs)), random_state=0)
-            t0 = time.perf_counter()
+            # Stratified by GEN (costs differ by orders of magnitude between GENs): time a few
+            # configurations of each alone and scale each GEN's mean by its count.
+            per_gen = max(1, args.naive_sample // configs["gen"].nunique())
+            sample = pd.concat(
+                g.sample(min(per_gen, len(g)), random_state=0)
+                for _, g in configs.groupby("gen", sort=False)
+            )
+            alone = {}
             for i in sample.index:
+                t0 = time.perf_counter()
                 evaluate_grid(
                     xtr,
                     ytr,
@@ -90,10 +98,14 @@ def main() -> None:
                     ls_lambda=1e-4,
                     device=args.device,
                 )
-            naive = (time.perf_counter() - t0) / len(sample)
+                alone.setdefault(configs.at[i, "gen"], []).append(time.perf_counter() - t0)
+            counts = configs["gen"].value_counts()
+            naive_total = sum(counts[g] * np.mean(t) for g, t in alone.items())
+            means = ", ".join(f"{g} {np.mean(t):.2f} s" for g, t in sorted(alone.items()))
             print(
-                f"  one at a time: {naive:.2f} s per configuration (sample of {len(sample)}); "
-                f"shared work is {naive * len(configs) / total:.1f}x faster than that pace"
+                f"  one at a time ({len(sample)} configurations, {per_gen} per GEN): {means}; "
+                f"estimated {naive_total:.0f} s for the grid, so shared work is "
+                f"{naive_total / total:.1f}x faster"
             )
 
 
