@@ -1,5 +1,8 @@
 """The paper config plans on a machine with no data and no weights, with the expected jobs."""
 
+import copy
+import re
+
 import pandas as pd
 import pytest
 import yaml
@@ -7,7 +10,13 @@ from _snakemake import REPO, job_counts, snakemake
 
 from imprint.figures import _TABLE1_COMMON, TABLE1_METHODS
 from imprint.grid import expand_grid, load_grid
-from imprint.plan import check_config, collapse_groups, experiment_groups, resolve_classes
+from imprint.plan import (
+    ConfigError,
+    check_config,
+    collapse_groups,
+    experiment_groups,
+    resolve_classes,
+)
 
 PAPER = REPO / "workflow/configs/paper.yaml"
 FMS, DIGIT_SETS, TASKS = 4, 3, 4  # backbones; MNIST/FashionMNIST/CIFAR-10; all/even/odd/short
@@ -100,3 +109,38 @@ def test_paper_figures_plans_without_data_or_weights(tmp_path):
     dry = snakemake(tmp_path, "paper_figures", "-n", "--quiet", "rules", "--configfile", str(PAPER))
     assert job_counts(dry.stdout + dry.stderr) == EXPECTED_JOBS
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["experiments"]["multimodal"]["mappings"].pop("ImageNet"),
+            "experiments.multimodal.mappings: no entry for dataset 'ImageNet'",
+        ),
+        (
+            # A new dict: the YAML alias makes collapse share multimodal's mapping dict.
+            lambda c: c["collapse"].update(
+                mappings={**c["collapse"]["mappings"], "SVHN": ["none"]}
+            ),
+            "collapse.mappings: 'SVHN' is not one of this section's datasets",
+        ),
+        (
+            lambda c: c["datasets"]["ImageNet"].update(classes="imagenet1k"),
+            "datasets.ImageNet.classes: unknown class selection 'imagenet1k'",
+        ),
+        (
+            lambda c: c["table1"]["experiments"].append("aggfixd"),
+            "table1.experiments: 'aggfixd' is not defined under experiments",
+        ),
+        (
+            lambda c: c.pop("collapse"),
+            "experiments.multimodal.figures: nc1_vs_gain needs the collapse section",
+        ),
+    ],
+)
+def test_config_mistakes_name_the_key(paper, change, message):
+    config = copy.deepcopy(paper)
+    change(config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(config)
