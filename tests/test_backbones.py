@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from torch import nn
 from imprint.backbones import (
     BACKBONES,
     LS_LAMBDA,
+    TimmWeights,
     build_backbone,
     get_spec,
     load_weights,
@@ -153,19 +154,65 @@ def test_weights_names_resolve_to_the_torchvision_enum():
     assert resolve_weights("resnet18", None) is None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("timm") is not None, reason="timm is installed")
 @pytest.mark.parametrize("name", TIMM)
-def test_timm_entries_ask_for_the_modern_extra(name):
+def test_timm_entries_ask_for_the_modern_extra(name, monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
     with pytest.raises(ImportError, match=r"pip install imprint-workflow\[modern\]"):
         build_backbone(name, weights=None)
 
 
-def test_pretrained_resnet18_when_cached():
-    # Never downloads: runs only where torchvision's cache already holds the file.
+def test_default_weights_load_from_torchvision_hub_cache(saved_resnet18, tmp_path, monkeypatch):
+    """weights='default' goes through torchvision's own loader (WeightsEnum.get_state_dict);
+    a seeded-random state_dict put where that loader caches IMAGENET1K_V1 stands in for the
+    real file, so the code path is the one that loads real weights, minus the download."""
+    original, path = saved_resnet18
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
     cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
-    if not cached.is_file():
-        pytest.skip(f"{cached.name} is not in the torch hub cache")
+    assert cached.is_relative_to(tmp_path)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(path.read_bytes())
     model, transform, dim = build_backbone("resnet18")
+    x = transform(Image.new("RGB", (50, 40), (10, 200, 90))).unsqueeze(0)
     with torch.inference_mode():
-        assert model(transform(Image.new("RGB", (50, 50))).unsqueeze(0)).shape == (1, dim)
+        assert torch.equal(model(x), original(x))
+    assert dim == 512 and transform.crop_size == [224]
+
+
+@pytest.fixture
+def timm_or_skip():
+    return pytest.importorskip("timm", reason="the optional timm entries need the modern extra")
+
+
+@pytest.mark.parametrize("name,dim", [("dinov2_vits14", 384), ("clip_vit_b16", 768)])
+def test_timm_entries_build_headless_with_their_own_transform(timm_or_skip, name, dim):
+    model, transform, registered = build_backbone(name, weights=None)
+    x = transform(Image.new("L", (28, 28), 77).convert("RGB")).unsqueeze(0)
+    assert x.shape[-1] == (518 if name.startswith("dinov2") else 224)
+    with torch.inference_mode():
+        assert model(x).shape == (1, registered) and registered == dim
+    with pytest.raises(ValueError, match=f"{name.split('_')[0]}.*image_size 64 is not supported"):
+        build_backbone(name, weights=None, image_size=64)
+
+
+def test_timm_weights_load_through_timm_pretrained_path(timm_or_skip, tmp_path):
+    """TimmWeights go through timm.create_model(pretrained=True), the path that fetches real
+    weights from the hub; pretrained_cfg_overlay points it at a seeded-random file instead."""
+    torch.manual_seed(4321)
+    source = timm_or_skip.create_model("convnextv2_femto", pretrained=False, num_classes=0).eval()
+    path = tmp_path / "convnextv2_femto_seed4321.pth"
+    torch.save(source.state_dict(), path)
+    spec = get_spec("convnextv2_femto")
+    weights = TimmWeights(
+        spec.default_weights.model_name, {"pretrained_cfg_overlay": {"file": str(path)}}
+    )
+    model, transform, dim = build_backbone("convnextv2_femto", weights=weights)
+    from_file, _, _ = build_backbone("convnextv2_femto", weights=path)
+    random_init, _, _ = build_backbone("convnextv2_femto", weights=None)
+    x = transform(Image.new("RGB", (32, 32), (200, 10, 60))).unsqueeze(0)
+    with torch.inference_mode():
+        expected = source(x)
+        assert expected.shape == (1, dim)
+        assert torch.equal(model(x), expected)
+        assert torch.equal(from_file(x), expected)
+        assert not torch.allclose(random_init(x), expected)

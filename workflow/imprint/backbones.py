@@ -115,8 +115,13 @@ def _timm_spec(model_name: str, dim: int, ls_lambda: float, **kwargs) -> Backbon
     def make_transform(model: nn.Module, image_size: int | None) -> Callable:
         timm = _timm()
         config = timm.data.resolve_model_data_config(model)
-        if image_size is not None:
-            config["input_size"] = (3, image_size, image_size)
+        # timm's ViTs are built for one input size (their position embeddings): a smaller
+        # crop would fail inside the forward pass, so refuse it here, by name.
+        if image_size is not None and (3, image_size, image_size) != tuple(config["input_size"]):
+            raise ValueError(
+                f"timm backbone {model_name} takes {config['input_size'][1]} px images; "
+                f"image_size {image_size} is not supported (leave it unset)"
+            )
         return timm.data.create_transform(**config, is_training=False)
 
     return BackboneSpec(
