@@ -19,7 +19,8 @@ def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     mu = xn.mean(0)
     means = np.stack([xn[y == c].mean(0) for c in range(10)])
-    sw = sum((xn[y == c] - means[c]).T @ (xn[y == c] - means[c]) for c in range(10)) / len(xn)
+    # Sigma_W: the mean of the per-class covariances (SPEC §6).
+    sw = sum(np.cov(xn[y == c], rowvar=False, bias=True) for c in range(10)) / 10
     sb = (means - mu).T @ (means - mu) / 10
     expected = np.trace(sw @ np.linalg.pinv(sb)) / 10
     assert abs(metrics["nc1"] - expected) / expected < 1e-6

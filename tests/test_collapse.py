@@ -39,12 +39,12 @@ def direct(x, labels, normalise):
     mu_g = x.mean(axis=0)
     means = np.array([x[labels == c].mean(axis=0) for c in classes])
     sigma_w = np.zeros((x.shape[1],) * 2)
-    cov_avg = np.zeros_like(sigma_w)
+    pooled = np.zeros_like(sigma_w)  # sample-weighted
     ref_w = np.zeros_like(sigma_w)
     for k, c in enumerate(classes):
         xc = x[labels == c]
-        sigma_w += np.cov(xc, rowvar=False, bias=True) * len(xc) / n
-        cov_avg += np.cov(xc, rowvar=False, bias=True) / n_cls
+        pooled += np.cov(xc, rowvar=False, bias=True) * len(xc) / n
+        sigma_w += np.cov(xc, rowvar=False, bias=True) / n_cls
         # The reference code's centring: class samples minus (class mean - global mean).
         shifted = xc - (means[k] - mu_g)
         ref_w += shifted.T @ shifted / len(xc) / n_cls
@@ -61,9 +61,10 @@ def direct(x, labels, normalise):
         "sigma_b": sigma_b,
         "pinv_b": pinv_b,
         "nc1": np.trace(sigma_w @ pinv_b) / n_cls,
-        "nc1_class_averaged": np.trace(cov_avg @ pinv_b) / n_cls,
+        "nc1_sample_weighted": np.trace(pooled @ pinv_b) / n_cls,
         "nc1_reference_centring": np.trace(ref_w @ pinv_b) / n_cls,
         "vci": 1 - np.trace(sigma_b @ np.linalg.pinv(sigma_w + sigma_b)) / rank_b,
+        "vci_sample_weighted": 1 - np.trace(sigma_b @ np.linalg.pinv(pooled + sigma_b)) / rank_b,
         "vci_reference_centring": 1 - np.trace(sigma_b @ np.linalg.pinv(ref_w + sigma_b)) / rank_b,
         "nc1_quotient": np.trace(sigma_w) / np.trace(sigma_b),
         "rank_between": rank_b,
@@ -86,9 +87,10 @@ def test_nc1_vci_match_direct_computation(counts, dim, normalise):
     want = direct(x, y, normalise)
     for key in (
         "nc1",
-        "nc1_class_averaged",
+        "nc1_sample_weighted",
         "nc1_reference_centring",
         "vci",
+        "vci_sample_weighted",
         "vci_reference_centring",
         "nc1_quotient",
     ):
@@ -126,34 +128,35 @@ def test_hand_worked_balanced_1d():
         assert got[key] == pytest.approx(0.0, abs=1e-12), key
 
 
-def test_hand_worked_imbalanced_1d_is_sample_weighted():
+def test_hand_worked_imbalanced_1d_averages_classes():
     # A = {0, 2} (mu_A = 1), B = {10}: mu_G = 12 / 3 = 4 (over samples, not class means).
-    # Sigma_W = (1 + 1 + 0) / 3 = 2/3; Sigma_B = ((1-4)^2 + (10-4)^2) / 2 = 22.5.
-    # NC1 = (2/3) / 22.5 / 2 = 1/67.5. A per-class average of covariances would give
-    # (1 + 0) / 2 = 0.5 instead: NC1_cls = 0.5 / 22.5 / 2 = 1/90.
+    # Sigma_W = mean of the class covariances = (1 + 0) / 2 = 0.5 (SPEC §6);
+    # Sigma_B = ((1-4)^2 + (10-4)^2) / 2 = 22.5, so NC1 = 0.5 / 22.5 / 2 = 1/90.
+    # Sample-weighted: Sigma_W = (1 + 1 + 0) / 3 = 2/3 -> NC1 = (2/3) / 22.5 / 2 = 1/67.5.
     # Reference: A - (1 - 4) = {3, 5} -> 17; B: 10 - 6 = 4 -> 16; average 16.5.
     # NC1_ref = 16.5 / 22.5 / 2 = 11/30 = 1/90 + 16 / 22.5 / 2.
+    # VCI: Sigma_T = 0.5 + 22.5 = 23, rank 1 -> 1 - 22.5/23 = 1/46; pooled 1 - 22.5/(2/3 + 22.5).
     x = np.array([[0.0], [2.0], [10.0]])
     y = np.array([0, 0, 1])
     got = evaluate_collapse(x, y, l2_normalise=False)
-    assert got["nc1"] == pytest.approx(1 / 67.5)
-    assert got["nc1_class_averaged"] == pytest.approx(1 / 90)
+    assert got["nc1"] == pytest.approx(1 / 90)
+    assert got["nc1_sample_weighted"] == pytest.approx(1 / 67.5)
     assert got["nc1_reference_centring"] == pytest.approx(11 / 30)
+    assert got["vci"] == pytest.approx(1 / 46)
+    assert got["vci_sample_weighted"] == pytest.approx(1 - 22.5 / (2 / 3 + 22.5))
 
 
 @pytest.mark.parametrize(("counts", "dim"), CASES)
 def test_reference_centring_closed_form(counts, dim):
     # Centring at (mu_c - mu_G) adds mu_G mu_G^T to each class covariance (the cross terms sum
-    # to zero within a class), hence NC1_ref = NC1_class_averaged + mu_G^T Sigma_B^+ mu_G / C.
+    # to zero within a class), hence NC1_ref = NC1 + mu_G^T Sigma_B^+ mu_G / C.
     x, y = make_data(counts, dim, seed=11)
     got = evaluate_collapse(x, y)
     d = direct(x, y, normalise=True)
     extra = d["mu_g"] @ d["pinv_b"] @ d["mu_g"] / len(counts)
-    assert got["nc1_reference_centring"] == pytest.approx(
-        got["nc1_class_averaged"] + extra, rel=REL
-    )
+    assert got["nc1_reference_centring"] == pytest.approx(got["nc1"] + extra, rel=REL)
     if len(set(counts)) == 1:
-        assert got["nc1_reference_centring"] == pytest.approx(got["nc1"] + extra, rel=REL)
+        assert got["nc1_sample_weighted"] == pytest.approx(got["nc1"], rel=REL)
 
 
 def test_nc1_svd_equals_pinv_for_full_rank_between_class_scatter():
@@ -189,7 +192,7 @@ def test_nc1_svd_keeps_near_null_direction_that_pinv_drops():
     means = np.array([x[y == c].mean(axis=0) for c in range(4)])
     centred = means - x.mean(axis=0)
     _, sing, vt = np.linalg.svd(centred)
-    sigma_w = sum(np.cov(x[y == c], rowvar=False, bias=True) * 10 / 40 for c in range(4))
+    sigma_w = sum(np.cov(x[y == c], rowvar=False, bias=True) / 4 for c in range(4))
     want = sum(vt[k] @ sigma_w @ vt[k] / (sing[k] ** 2 / 4) for k in range(3)) / 4
     assert got["nc1_svd"] == pytest.approx(want, rel=1e-6)
     assert got["nc1_svd"] > 1e6 * got["nc1"]

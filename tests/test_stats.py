@@ -13,8 +13,14 @@ import scikit_posthocs
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
-from imprint.cd_diagram import plot_cd_diagram
-from imprint.stats import critical_difference, holm_correction, maximal_cliques
+from imprint.cd_diagram import _bars, plot_cd_diagram
+from imprint.stats import (
+    critical_difference,
+    describe_friedman,
+    friedman,
+    holm_correction,
+    maximal_cliques,
+)
 
 
 def long_table(scores: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -80,6 +86,17 @@ def test_friedman_matches_scipy(random_case):
     assert result.friedman_pvalue == pytest.approx(expected.pvalue, rel=1e-12)
     assert result.friedman_significant == (expected.pvalue < 0.05)
     assert result.n_groups == 18
+
+
+def test_friedman_alone_on_a_score_matrix():
+    scores = pd.DataFrame(shifted_scores(n=12, k=4, step=0.01, seed=5))
+    want = stats.friedmanchisquare(*scores.to_numpy().T)
+    assert friedman(scores) == pytest.approx((want.statistic, want.pvalue), rel=1e-12)
+    assert "NOT significant" in describe_friedman(want.statistic, 0.2)
+    assert math.isnan(friedman(scores.iloc[:, :2])[1])  # needs 3 methods
+    tied = pd.DataFrame(np.ones((5, 3)))
+    assert math.isnan(friedman(tied)[0]) and friedman(tied)[1] == 1.0
+    assert "every method ties" in describe_friedman(*friedman(tied))
 
 
 def test_pairwise_pvalues_match_scipy_wilcoxon(random_case):
@@ -323,3 +340,12 @@ def test_diagram_marks_non_significant_friedman(tmp_path):
     fig = plot_cd_diagram(result)
     save_both(fig, tmp_path, "null")
     assert "NOT significant" in figure_texts(fig)
+
+
+def test_diagram_bars_are_distinct_maximal_extents():
+    shown = ["a", "b", "c", "d", "e"]
+    # {a, b, d} and {a, c, d} share the extent a..d; {b, c} and the truncated {d, x} lie inside
+    # it; {d, e} reaches further and gets its own bar.
+    cliques = [["a", "b", "d"], ["a", "c", "d"], ["b", "c"], ["d", "x"], ["d", "e"]]
+    assert _bars(cliques, shown) == [(0, 3), (3, 4)]
+    assert _bars([["a"], ["x", "y"]], shown) == []

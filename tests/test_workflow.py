@@ -125,7 +125,7 @@ def test_tables_figures_and_collapse(workdir):
     md = (workdir / "results/tables/table1.md").read_text()
     assert "Qi" in md and "86.79" in md
     summary = (workdir / "results/stats/tiny/summary.txt").read_text()
-    assert "Friedman" in summary
+    assert "Over all of them: Friedman test" in summary
     ranks = pd.read_csv(workdir / "results/stats/tiny/ranks.csv")
     assert ranks.average_rank.is_monotonic_increasing and len(ranks) > 30
     collapse = pd.read_csv(workdir / "results/collapse/collapse.csv")

@@ -72,16 +72,23 @@ def _caption(result: CDResult, n_shown: int, n_total: int) -> tuple[list[str], s
 
 
 def _bars(cliques: list[list[str]], shown: list[str]) -> list[tuple[int, int]]:
-    """Clique extents as (first, last) positions among the shown methods, subsets removed."""
+    """Clique extents as (first, last) positions among the shown methods.
+
+    A bar spans its clique's best to worst member, so distinct cliques can share an extent
+    ({0, 1, 3} and {0, 2, 3}) or nest in another's (also after truncating to the best
+    methods): only the distinct extents that no other extent contains are drawn.
+    """
     pos = {m: i for i, m in enumerate(shown)}
-    sets = []
+    extents = set()
     for clique in cliques:
-        members = frozenset(pos[m] for m in clique if m in pos)
-        if len(members) >= 2 and members not in sets:
-            sets.append(members)
-    # Truncating to the best methods can turn distinct cliques into nested ones.
-    kept = [s for s in sets if not any(s < other for other in sets)]
-    return sorted((min(s), max(s)) for s in kept)
+        members = [pos[m] for m in clique if m in pos]
+        if len(members) >= 2:
+            extents.add((min(members), max(members)))
+    return sorted(
+        (a, b)
+        for a, b in extents
+        if not any(c <= a and b <= d and (c, d) != (a, b) for c, d in extents)
+    )
 
 
 def _assign_lanes(spans: list[tuple[float, float]]) -> list[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 
 def collapse_file(
@@ -59,7 +58,8 @@ def cd_file(
     for ext in ("pdf", "png"):
         with atomic_path(f"{out_prefix}.{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=200, bbox_inches="tight")
-    Path(f"{out_prefix}_summary.txt").write_text(result.summary + "\n")
+    with atomic_path(f"{out_prefix}_summary.txt") as tmp:
+        tmp.write_text(result.summary + "\n")
     return result
 
 

@@ -272,14 +272,19 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
 
     Definitions (lower = more collapsed, except where noted):
 
-    - ``nc1``: Tr(Sigma_W Sigma_B^+) / C (Papyan et al. 2020), Sigma_W averaged over all
-      samples (sample-weighted); ``^+`` keeps eigenvalues above lambda_max * D * eps.
-    - ``nc1_class_averaged``: the same with Sigma_W = mean over classes of the per-class
-      covariances (equals ``nc1`` for balanced classes).
+    Sigma_W is the mean over classes of the per-class covariances (each around its class
+    mean, divided by n_c), as the paper and its reference define it; Sigma_B the covariance of
+    the class means around the global sample mean mu_G, divided by C.
+
+    - ``nc1``: Tr(Sigma_W Sigma_B^+) / C (Papyan et al. 2020); ``^+`` keeps eigenvalues above
+      lambda_max * D * eps.
+    - ``nc1_sample_weighted``: the same with Sigma_W averaged over all samples, so larger
+      classes weigh more (the neural-collapse package's pooled accumulator); equals ``nc1``
+      for balanced classes. ``vci_sample_weighted`` likewise.
     - ``nc1_reference_centring``: what the paper's reference code computes: each class is
-      centred at (mu_c - mu_G) instead of mu_c, and covariances are averaged over classes. The
-      cross terms vanish, so its Sigma_W is the class-averaged one plus mu_G mu_G^T, and it equals
-      ``nc1_class_averaged + mu_G^T Sigma_B^+ mu_G / C``. ``vci_reference_centring`` likewise.
+      centred at (mu_c - mu_G) instead of mu_c. The cross terms vanish, so its Sigma_W is
+      Sigma_W + mu_G mu_G^T, and it equals ``nc1 + mu_G^T Sigma_B^+ mu_G / C``.
+      ``vci_reference_centring`` likewise.
     - ``nc1_svd``: Han et al. (2022): Sigma_B inverted on exactly its top min(C-1, D)
       eigen-directions, with no cut-off. Sigma_B has rank <= C-1 (the n_c-weighted centred means
       sum to zero), so this equals ``nc1`` unless Sigma_B is numerically rank-deficient, where it
@@ -302,8 +307,8 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     n_cls, n, d = stats.n_classes, stats.n_samples, stats.dim
     mu_g = stats.global_mean
     centred = stats.means - mu_g
-    sigma_w = stats.within_scatter / n
-    sigma_w_cls = stats.class_cov_sum / n_cls
+    sigma_w = stats.class_cov_sum / n_cls
+    sigma_w_pooled = stats.within_scatter / n
     sigma_b = centred.T @ centred / n_cls
 
     # Sigma_B's eigenpairs from the thin SVD of M~: cheaper than a D x D eigh when C < D, and
@@ -315,12 +320,12 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     vecs, vals = vt[keep].T, lam[keep]
 
     if rank_b == 0:
-        nc1 = nc1_cls = nc1_ref = nc1_svd = math.inf
+        nc1 = nc1_pooled = nc1_ref = nc1_svd = math.inf
     else:
         nc1 = _trace_times_pinv(sigma_w, vecs, vals) / n_cls
-        nc1_cls = _trace_times_pinv(sigma_w_cls, vecs, vals) / n_cls
+        nc1_pooled = _trace_times_pinv(sigma_w_pooled, vecs, vals) / n_cls
         shift = vecs.T @ mu_g
-        nc1_ref = nc1_cls + float((shift * shift / vals).sum()) / n_cls
+        nc1_ref = nc1 + float((shift * shift / vals).sum()) / n_cls
         # Han et al. invert exactly the top C-1 directions (scipy svds, k = C-1), with no
         # cut-off: identical to nc1 unless one of those eigenvalues is below pinv's tolerance.
         top = min(n_cls - 1, lam.size)
@@ -329,7 +334,7 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         else:
             nc1_svd = math.inf
 
-    sigma_w_ref = sigma_w_cls + np.outer(mu_g, mu_g)
+    sigma_w_ref = sigma_w + np.outer(mu_g, mu_g)
     trace_b = float(np.trace(sigma_b))
 
     gram = centred @ centred.T
@@ -345,7 +350,8 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         cdnv_total = 0.0
         var = stats.mean_sq_dist
         for i in range(n_cls - 1):
-            dist2 = np.maximum(sq_norms[i] + sq_norms[i + 1 :] - 2.0 * gram[i, i + 1 :], 0.0)
+            # From the differences, not |a|^2 + |b|^2 - 2ab, which cancels for close means.
+            dist2 = ((centred[i] - centred[i + 1 :]) ** 2).sum(axis=1)
             cdnv_total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
     cdnv = cdnv_total / (n_cls * (n_cls - 1) / 2)
 
@@ -354,11 +360,12 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         "n_samples": n,
         "dim": d,
         "nc1": nc1,
-        "nc1_class_averaged": nc1_cls,
+        "nc1_sample_weighted": nc1_pooled,
         "nc1_reference_centring": nc1_ref,
         "nc1_svd": nc1_svd,
         "nc1_quotient": quotient,
         "vci": _vci(sigma_w, sigma_b, centred, rank_b),
+        "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
         "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b),
         "cdnv": cdnv,
         "nc2_equinorm": equinorm,

@@ -9,6 +9,7 @@ separable. Methods that cannot be told apart form the cliques drawn as bars in a
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ __all__ = [
     "CDResult",
     "average_ranks",
     "critical_difference",
+    "describe_friedman",
+    "friedman",
     "holm_correction",
     "maximal_cliques",
     "pairwise_wilcoxon",
@@ -283,6 +286,33 @@ def _fmt_p(p: float) -> str:
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
 
 
+def friedman(scores: pd.DataFrame) -> tuple[float, float]:
+    """Friedman chi-square and p-value of a groups x methods score matrix.
+
+    (nan, nan) with fewer than 3 methods (the test needs 3); (nan, 1.0) when every group is a
+    full tie, where scipy would divide 0 by 0 although there is simply no evidence.
+    """
+    values = scores.to_numpy()
+    if values.shape[1] < 3:
+        return float("nan"), float("nan")
+    if np.all(values == values[:, :1]):
+        return float("nan"), 1.0
+    res = stats.friedmanchisquare(*values.T)
+    return float(res.statistic), float(res.pvalue)
+
+
+def describe_friedman(statistic: float, pvalue: float, alpha: float = 0.05) -> str:
+    """One sentence on a Friedman result that says plainly whether it is significant."""
+    if math.isnan(statistic):
+        return "Friedman test not significant: every method ties in every group."
+    significant = pvalue < alpha
+    verdict = "significant" if significant else "NOT significant"
+    return (
+        f"Friedman test {verdict}: chi2 = {statistic:.3f}, p = {_fmt_p(pvalue)} "
+        f"{'<' if significant else '>='} alpha = {alpha:g}."
+    )
+
+
 def critical_difference(
     table: pd.DataFrame,
     method_col: str,
@@ -326,25 +356,15 @@ def critical_difference(
     if n_dropped:
         lines[0] += f" ({n_dropped} incomplete groups dropped)"
     lines[0] += "."
+    stat, fp = friedman(scores)
+    gate = not friedman_tested or fp < alpha
     if not friedman_tested:
-        stat, fp, gate = float("nan"), float("nan"), True
         lines.append(
             "Friedman test skipped: it needs at least 3 methods; the Wilcoxon signed-rank test "
             "alone decides."
         )
-    elif np.all(rank_matrix.to_numpy() == rank_matrix.to_numpy()[:, :1]):
-        # Every group is a full tie: scipy divides 0 by 0; there is simply no evidence.
-        stat, fp, gate = float("nan"), 1.0, False
-        lines.append("Friedman test not significant: every method ties in every group.")
     else:
-        res = stats.friedmanchisquare(*(scores[m].to_numpy() for m in order))
-        stat, fp = float(res.statistic), float(res.pvalue)
-        gate = fp < alpha
-        verdict = "significant" if gate else "NOT significant"
-        lines.append(
-            f"Friedman test {verdict}: chi2 = {stat:.3f}, p = {_fmt_p(fp)} "
-            f"{'<' if gate else '>='} alpha = {alpha:g}."
-        )
+        lines.append(describe_friedman(stat, fp, alpha))
     friedman_significant = friedman_tested and gate
     significant = pd.DataFrame(reject & gate, **frame)
 
