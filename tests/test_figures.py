@@ -14,6 +14,8 @@ from imprint import figures
 from imprint.figures import (
     GEN_STYLE,
     best_k_table,
+    loglinear_r2,
+    nc1_gain_pairs,
     plot_accuracy_overview,
     plot_accuracy_vs_proxies,
     plot_collapse,
@@ -328,10 +330,48 @@ def test_nc1_vs_gain_spearman_equals_hand_pairs():
     # CIFAR-10 has a gain but collapse has a flat 0.7 for it: keep it out of both sides.
     collapse = collapse_table()
     collapse = collapse[collapse["dataset"] != "CIFAR-10"]
-    fig, rho, p = plot_nc1_vs_gain(collapse, multimodal_results())
+    fig, rho, p = plot_nc1_vs_gain(
+        collapse, multimodal_results(), gain_k=None, pool_variations=False
+    )
     assert rho == pytest.approx(expected.statistic)
     assert p == pytest.approx(expected.pvalue)
     assert f"{rho:.2f}" in fig.axes[0].get_title()
+
+
+def test_nc1_vs_gain_paper_defaults_k5_and_pooled_variations():
+    # The paper's Fig. 12: gain = acc(k=5) - acc(k=1); the variations j of map{i}-{j} pooled
+    # into one point per i (NC1 and gain both averaged).
+    def gain(acc):
+        return acc(5) - acc(1)
+
+    points = {}
+    for (b, m), target in TARGETS.items():
+        i = m.split("-")[0]
+        points.setdefault((b, i), []).append(
+            (NC1[(b, m)], gain(lambda k, t=target: 90 - (k - t) ** 2))
+        )
+    for b in BACKBONES:
+        points[(b, "MNIST")] = [
+            (NC1[(b, "MNIST")], gain(lambda k: 90 - ((k - 2) ** 2 + (k - 4) ** 2) / 2))
+        ]
+    x = [np.mean([nc for nc, _ in v]) for v in points.values()]
+    y = [np.mean([g for _, g in v]) for v in points.values()]
+    collapse = collapse_table()
+    collapse = collapse[collapse["dataset"] != "CIFAR-10"]
+    pairs, _ = nc1_gain_pairs(collapse, multimodal_results())
+    assert len(pairs) == len(points) == 6
+    pooled = pairs[pairs["mapping"] == "map2"].set_index("backbone")
+    assert pooled.loc["resnet18", "n_variations"] == 2
+    # resnet18 map2-0 (target 3) and map2-1 (target 5): gains 8t - 24 = 0 and 16.
+    assert pooled.loc["resnet18", "gain"] == pytest.approx(8.0)
+    assert pooled.loc["resnet18", "nc1"] == pytest.approx((0.9 + 2.5) / 2)
+    fig, rho, p = plot_nc1_vs_gain(collapse, multimodal_results())
+    assert (rho, p) == pytest.approx(tuple(stats.spearmanr(x, y)))
+    r2 = stats.linregress(np.log10(x), y).rvalue ** 2
+    assert loglinear_r2(pairs["nc1"], pairs["gain"]) == pytest.approx(r2)
+    assert f"R² (gain ~ log NC1) = {r2:.2f}" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match=r"k = 7; k values present: \[1, 2, 3, 4, 5, 6\]"):
+        nc1_gain_pairs(collapse, multimodal_results(), gain_k=7)
 
 
 # --------------------------------------------------------------------------- rendering

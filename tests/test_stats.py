@@ -15,6 +15,7 @@ from scipy import stats
 
 from imprint.cd_diagram import _bars, plot_cd_diagram
 from imprint.stats import (
+    best_per_value,
     critical_difference,
     describe_friedman,
     friedman,
@@ -349,3 +350,19 @@ def test_diagram_bars_are_distinct_maximal_extents():
     cliques = [["a", "b", "d"], ["a", "c", "d"], ["b", "c"], ["d", "x"], ["d", "e"]]
     assert _bars(cliques, shown) == [(0, 3), (3, 4)]
     assert _bars([["a"], ["x", "y"]], shown) == []
+
+
+def test_best_per_value_keeps_the_best_ranked_row_of_each_value():
+    ranks = pd.DataFrame(
+        {
+            "method": ["a", "b", "c", "d", "e"],
+            "average_rank": [2.5, 1.0, 3.0, 1.5, 2.5],
+            "gen": ["mean", "kmeans", "mean", "all", "all"],
+            "k": [1, 20, 1, 5, -1],
+        }
+    )
+    best = best_per_value(ranks, ["gen"])
+    assert best["method"].tolist() == ["b", "d", "a"]
+    assert best_per_value(ranks, ["gen", "k"])["method"].tolist() == ["b", "d", "a", "e"]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['agg'\]"):
+        best_per_value(ranks, ["agg"])

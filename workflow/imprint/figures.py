@@ -1122,12 +1122,17 @@ def nc1_gain_pairs(
     gen: str = "kmeans",
     norms: Sequence[str] = ("l2", "l2", "l2"),
     nc1_column: str = "nc1",
+    gain_k: int | None = 5,
+    pool_variations: bool = True,
 ) -> tuple[pd.DataFrame, tuple[str, str, str]]:
     """NC1 beside the gain from multiple proxies, one row per (backbone, dataset, mapping).
 
-    gain = best seed-median accuracy of `gen` over k > 1 minus its accuracy at k = 1 (means over
-    tasks, one norm triple: `norms` when present, else the commonest; the triple used is
-    returned). Rows: backbone, dataset, mapping, gain, `nc1_column`.
+    gain = seed-median accuracy of `gen` at k = `gain_k` minus at k = 1 (the paper's Fig. 12
+    uses k = 5; None: the best k > 1), means over tasks, one norm triple (`norms` when present,
+    else the commonest; the triple used is returned). With `pool_variations`, the variations
+    j of an ImageNet remapping map{i}-{j} are averaged (NC1 and gain) into one point 'map{i}'
+    per number of merged classes, as in the paper. Rows: backbone, dataset, mapping, gain,
+    `nc1_column`, n_variations.
     """
     where = "plot_nc1_vs_gain"
     nc = _collapse_table(collapse, where, [nc1_column])
@@ -1136,11 +1141,15 @@ def nc1_gain_pairs(
     gains = []
     for key, part in curves.groupby(keys, sort=False):
         at_one = part.loc[part["k"] == 1, "accuracy"]
-        more = part.loc[part["k"] > 1, "accuracy"]
+        more = part.loc[part["k"] == gain_k if gain_k is not None else part["k"] > 1, "accuracy"]
         if len(at_one) and len(more):
             gains.append((*key, float(more.max()) - float(at_one.iloc[0])))
     if not gains:
-        raise ValueError(f"{where}: no (backbone, dataset, mapping) has both k = 1 and k > 1")
+        wanted = f"k = {gain_k}" if gain_k is not None else "k > 1"
+        raise ValueError(
+            f"{where}: no (backbone, dataset, mapping) has both k = 1 and {wanted}; "
+            f"k values present: {sorted(curves['k'].unique().tolist())}"
+        )
     gain = pd.DataFrame(gains, columns=[*keys, "gain"])
     nc_mean = nc.groupby(keys, as_index=False)[nc1_column].mean()
     pairs = gain.merge(nc_mean, on=keys, how="inner").dropna(subset=[nc1_column, "gain"])
@@ -1150,7 +1159,31 @@ def nc1_gain_pairs(
             f"{sorted(set(map(tuple, gain[keys].to_numpy())))[:5]}, collapse has "
             f"{sorted(set(map(tuple, nc_mean[keys].to_numpy())))[:5]}"
         )
+    pairs["n_variations"] = 1
+    if pool_variations:
+        pairs["mapping"] = pairs["mapping"].map(_pooled_mapping)
+        pairs = pairs.groupby(keys, as_index=False, sort=False, dropna=False).agg(
+            gain=("gain", "mean"),
+            **{nc1_column: (nc1_column, "mean")},
+            n_variations=("n_variations", "sum"),
+        )
     return pairs.reset_index(drop=True), triple
+
+
+def _pooled_mapping(mapping):
+    """'map{i}-{j}' -> 'map{i}' (the variations j of i merged classes pooled); others as is."""
+    match = MAPPING_PATTERN.match(str(mapping))
+    return f"map{match[1]}" if match else mapping
+
+
+def loglinear_r2(nc1, gain) -> float:
+    """R² of the least-squares line gain = a + b·log10(NC1); NaN for fewer than 3 points or a
+    constant input."""
+    x = np.log10(np.asarray(nc1, dtype=float))
+    y = np.asarray(gain, dtype=float)
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(stats.linregress(x, y).rvalue ** 2)
 
 
 def spearman(x, y) -> tuple[float, float]:
@@ -1168,13 +1201,24 @@ def plot_nc1_vs_gain(
     gen: str = "kmeans",
     norms: Sequence[str] = ("l2", "l2", "l2"),
     nc1_column: str = "nc1",
+    gain_k: int | None = 5,
+    pool_variations: bool = True,
 ) -> tuple[Figure, float, float]:
     """NC1 against the gain from multiple proxies (see nc1_gain_pairs), per (backbone, dataset,
     mapping). Returns the figure and Spearman's rho and p-value over the points (NaN when
-    undefined, e.g. constant input).
+    undefined, e.g. constant input); the title also gives R² of gain against log10 NC1.
     """
-    pairs, triple = nc1_gain_pairs(collapse, results, gen=gen, norms=norms, nc1_column=nc1_column)
+    pairs, triple = nc1_gain_pairs(
+        collapse,
+        results,
+        gen=gen,
+        norms=norms,
+        nc1_column=nc1_column,
+        gain_k=gain_k,
+        pool_variations=pool_variations,
+    )
     rho, p = spearman(pairs[nc1_column], pairs["gain"])
+    r2 = loglinear_r2(pairs[nc1_column], pairs["gain"])
 
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.add_subplot()
@@ -1199,16 +1243,19 @@ def plot_nc1_vs_gain(
     _log_axis(ax, "x")
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_xlabel(f"NC1 ({nc1_column}, log scale)", fontsize=LABEL_PT)
-    ax.set_ylabel("accuracy gain, best k>1 − k=1 (% points)", fontsize=LABEL_PT)
+    better = f"k={gain_k}" if gain_k is not None else "best k>1"
+    ax.set_ylabel(f"accuracy gain, {better} − k=1 (% points)", fontsize=LABEL_PT)
     ax.tick_params(labelsize=TICK_PT)
     ax.grid(True, color="0.9", linewidth=0.6)
     ax.set_axisbelow(True)
     rho_text = "n/a" if not np.isfinite(rho) else f"{rho:.2f}"
     p_text = "n/a" if not np.isfinite(p) else f"{p:.2g}"
+    r2_text = "n/a" if not np.isfinite(r2) else f"{r2:.2f}"
     ax.set_title(
         f"Gain from multiple proxies ({gen_style(gen)['label']}, norms {_norm_text(triple)}) "
         "vs. NC1\n"
-        f"Spearman ρ = {rho_text} (p = {p_text}, n = {len(pairs)})",
+        f"Spearman ρ = {rho_text} (p = {p_text}, n = {len(pairs)}); "
+        f"R² (gain ~ log NC1) = {r2_text}",
         fontsize=TITLE_PT - 1,
     )
     handles = [Patch(color=_backbone_style(b, n)["color"]) for n, b in enumerate(backbones)]

@@ -22,6 +22,7 @@ from scipy import stats
 __all__ = [
     "CDResult",
     "average_ranks",
+    "best_per_value",
     "critical_difference",
     "describe_friedman",
     "friedman",
@@ -284,6 +285,19 @@ def maximal_cliques(adjacency) -> list[list]:
 
 def _fmt_p(p: float) -> str:
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
+
+
+def best_per_value(ranks: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The best-ranked row for each distinct value (combination) of `columns`, best first.
+
+    `ranks` has an ``average_rank`` column (1 = best) and the columns named; ties keep the
+    earlier row.
+    """
+    missing = [c for c in columns if c not in ranks.columns]
+    if missing:
+        raise ValueError(f"ranks table has no column(s) {missing}; columns: {list(ranks.columns)}")
+    ordered = ranks.sort_values("average_rank", kind="stable")
+    return ordered.drop_duplicates(list(columns)).reset_index(drop=True)
 
 
 def friedman(scores: pd.DataFrame) -> tuple[float, float]:

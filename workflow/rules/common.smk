@@ -107,6 +107,14 @@ def get_grid(wildcards):
     return config["experiments"][wildcards.experiment]["grid"]
 
 
+def get_cd_diagram_options(wildcards):
+    return config["experiments"][wildcards.experiment]["figure_options"]["cd_diagram"]
+
+
+def get_nc1_vs_gain_options(wildcards):
+    return config["experiments"][wildcards.experiment]["figure_options"]["nc1_vs_gain"]
+
+
 def get_grid_file(wildcards):
     grid = get_grid(wildcards)
     if isinstance(grid, str) and not grid.startswith("paper:"):

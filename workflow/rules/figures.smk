@@ -122,6 +122,8 @@ rule plot_nc1_vs_gain:
         "logs/plot_nc1_vs_gain/{experiment}.log",
     conda:
         "../../envs/imprint.yaml"
+    params:
+        options=get_nc1_vs_gain_options,
     script:
         "../scripts/plot_nc1_vs_gain.py"
 

@@ -25,6 +25,6 @@ rule rank_configurations:
     conda:
         "../../envs/imprint.yaml"
     params:
-        max_methods=30,
+        options=get_cd_diagram_options,
     script:
         "../scripts/rank_configurations.py"

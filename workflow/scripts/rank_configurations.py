@@ -1,4 +1,4 @@
-"""Rule rank_configurations: average ranks of every configuration, CD statistics of the best."""
+"""Rule rank_configurations: average ranks of every configuration, CD statistics of a selection."""
 
 import pandas as pd
 from _common import rule_log, save_figure
@@ -8,6 +8,7 @@ from imprint.grid import CONFIG_KEYS, describe_config
 from imprint.io import write_table
 from imprint.stats import (
     average_ranks,
+    best_per_value,
     critical_difference,
     describe_friedman,
     friedman,
@@ -18,14 +19,21 @@ GROUPS = ["backbone", "dataset", "mapping", "task"]
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
+    options = sm.params.options
+    excluded = options["exclude_gen"]
+    highlight = options["highlight"]
     results = pd.read_parquet(sm.input[0])
+    # ls and kls are the oracle (fitted on every class at once): not ranked with imprinting.
+    results = results[~results["gen"].isin(excluded)]
+    if results.empty:
+        raise ValueError(f"no results left to rank after leaving out gen {excluded}")
     labels = results.drop_duplicates("config_id").set_index("config_id")
     names = {i: describe_config(r) for i, r in labels.iterrows()}
     if len(set(names.values())) < len(names):  # labels are short; IDs keep them apart
         names = {i: f"{name} [{i[:6]}]" for i, name in names.items()}
     results["method"] = results["config_id"].map(names)
     # Ranks over every configuration; the pairwise tests (quadratic in the number of methods)
-    # and the diagram cover the best `max_methods` of them, ranked again among themselves.
+    # and the diagram cover a selection, ranked again among themselves.
     scores, dropped = score_matrix(results, "method", "accuracy", GROUPS, seed_col="seed")
     ranks, _ = average_ranks(scores)
     ranks = ranks.merge(
@@ -34,21 +42,38 @@ with rule_log(snakemake):  # noqa: F821
         how="left",
     )
     write_table(ranks, sm.output.ranks)
-    best = ranks["method"].head(sm.params.max_methods).tolist()
-    subset = results[results["method"].isin(best)]
+    if highlight:
+        # As the paper's diagrams: the best configuration of each value of the highlighted
+        # component(s), e.g. one per GEN.
+        best = best_per_value(ranks, highlight)
+        shown = {
+            r.method: ", ".join(f"{k}={getattr(r, k)}" for k in highlight) + f": {r.method}"
+            for r in best.itertuples()
+        }
+        selection = f"the best configuration per {' × '.join(highlight)}"
+    else:
+        best = ranks.head(options["max_methods"])
+        shown = {m: m for m in best["method"]}
+        selection = f"the best {len(best)}"
+    subset = results[results["method"].isin(shown)].assign(
+        method=lambda df: df["method"].map(shown)
+    )
     result = critical_difference(subset, "method", "accuracy", GROUPS, seed_col="seed")
     write_table(result.pvalues.reset_index(names="method"), sm.output.pvalues)
     n_all = ranks.shape[0]
-    # SPEC §7: the omnibus test covers every configuration, not only the diagram's best.
+    left_out = f" (gen {', '.join(excluded)} left out)" if excluded else ""
+    # SPEC §7: the omnibus test covers every configuration, not only the diagram's selection.
     header = (
-        f"{n_all} configurations ranked over {scores.shape[0]} groups. Over all of them: "
-        f"{describe_friedman(*friedman(scores))}\n"
-        f"Pairwise tests and the diagram: the best {len(best)}, ranked again among themselves.\n"
+        f"{n_all} configurations{left_out} ranked over {scores.shape[0]} groups. Over all of "
+        f"them: {describe_friedman(*friedman(scores))}\n"
+        f"Pairwise tests and the diagram: {selection} ({len(shown)}), ranked again among "
+        "themselves.\n"
     )
     with open(sm.output.summary, "w") as fh:
         fh.write(header + result.summary + "\n")
     print(header + result.summary)
     fig = plot_cd_diagram(
-        result, title=f"{sm.wildcards.experiment}: best {len(best)} of {n_all} configurations"
+        result,
+        title=f"{sm.wildcards.experiment}: {selection} ({len(shown)} of {n_all} configurations)",
     )
     save_figure(fig, sm.output.pdf, sm.output.png)
