@@ -14,7 +14,9 @@ rule extract_embeddings:
         dataset=alternation(SINGLE_SOURCE),
     conda:
         "../../envs/imprint.yaml"
-    threads: 2
+    # Decoding workers for the PIL path (ImageNet's JPEGs, swin_b): threads - 1 of them.
+    # Snakemake lowers this to --cores where fewer are given.
+    threads: 8
     resources:
         gpu=1,
     params:
