@@ -86,6 +86,21 @@ def get_dataset_classes(wildcards):
     return None
 
 
+def get_source_classes(wildcards):
+    """The classes any dataset reads from this source; None where one reads them all.
+
+    So preparing ImageNet lists only the paper's class folders, not all 1000.
+    """
+    wanted = set()
+    for spec in config["datasets"].values():
+        if wildcards.source in spec["sources"]:
+            classes = resolve_classes(spec.get("classes"))
+            if classes is None:
+                return None
+            wanted |= set(classes)
+    return sorted(wanted)
+
+
 def get_backbone_options(wildcards):
     return config["backbones"][wildcards.backbone]
 

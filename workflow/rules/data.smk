@@ -11,5 +11,6 @@ rule prepare_dataset:
     params:
         data_dir=config.get("data_dir", "data"),
         download=get_download_flag,
+        classes=get_source_classes,
     script:
         "../scripts/prepare_dataset.py"

@@ -12,7 +12,13 @@ with rule_log(snakemake):  # noqa: F821
     source = sm.wildcards.source
     manifest = {"dataset": source, "data_dir": sm.params.data_dir}
     for split in ("train", "test"):
-        ds = build_dataset(source, sm.params.data_dir, split, download=sm.params.download)
+        ds = build_dataset(
+            source,
+            sm.params.data_dir,
+            split,
+            download=sm.params.download,
+            classes=sm.params.classes,
+        )
         labels = dataset_targets(ds)
         manifest[split] = {"n": int(labels.shape[0]), "classes": sorted({int(v) for v in labels})}
         print(
