@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
 from imprint.generate import JOINT_GEN, RANDOM_GEN, joint_proxies, kmeans_fit_many, select_proxies
 from imprint.grid import CONFIG_KEYS, config_id
+from imprint.io import progress_bar
 from imprint.kmedoids import pairwise_euclidean
 from imprint.metrics import accuracy_percent, f1_per_class
 from imprint.normalize import apply_norm, apply_norm_post
@@ -183,7 +183,7 @@ def evaluate_grid(
     unique = work.drop(columns="seed").drop_duplicates().reset_index(drop=True)
 
     results: dict[tuple, dict] = {}
-    bar = tqdm(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
+    bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
     for sample_key, by_sample in unique.groupby(SAMPLE_KEYS, sort=False):
         norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
         t0 = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -15,7 +14,6 @@ import torchvision
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from imprint import io
 from imprint.backbones import (
@@ -191,12 +189,11 @@ def extract_embeddings(
         torch.inference_mode(),
         torch.backends.cudnn.flags(enabled=True, benchmark=cuda, allow_tf32=False),
     ):
-        for images, targets in tqdm(
+        for images, targets in io.progress_bar(
             batches,
             total=n_batches,
             desc="embedding",
             unit="batch",
-            file=sys.stderr,
             disable=not progress,
         ):
             if cuda and images.ndim == 4:
