@@ -1254,7 +1254,7 @@ def plot_nc1_vs_gain(
     ax.set_title(
         f"Gain from multiple proxies ({gen_style(gen)['label']}, norms {_norm_text(triple)}) "
         "vs. NC1\n"
-        f"Spearman ρ = {rho_text} (p = {p_text}, n = {len(pairs)}); "
+        f"Spearman ρ = {rho_text} (p = {p_text}, n = {len(pairs)})\n"
         f"R² (gain ~ log NC1) = {r2_text}",
         fontsize=TITLE_PT - 1,
     )
