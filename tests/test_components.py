@@ -8,7 +8,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import f1_score
 from sklearn.neighbors import NearestNeighbors
 
-from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
+from imprint.aggregate import (
+    clip_m,
+    max_inner_product_predict,
+    nearest_proxies,
+    smallest_stable,
+    vote,
+)
 from imprint.generate import (
     covariance_row_sums,
     joint_proxies,
@@ -152,6 +158,24 @@ def test_ls_equals_closed_form(blobs):
     np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-7)
     per_class = joint_proxies([torch.from_numpy(x[y == c]) for c in range(4)], "ls", 1, 0, lam)
     np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_ls_float32_is_the_float32_inverse(blobs):
+    x, y = blobs
+    lam = 0.05
+    mu = x.mean(axis=0)  # float32 throughout, as the reference computes it
+    sigma_t = sum((x[y == c] - mu).T @ (x[y == c] - mu) for c in range(4)) / np.float32(len(x))
+    a = sigma_t + np.outer(mu, mu) + np.float32(lam) * np.eye(6, dtype=np.float32)
+    means = np.stack([x[y == c].mean(axis=0) for c in range(4)])
+    expected = means @ np.linalg.inv(a) / 4
+    assert expected.dtype == np.float32
+    groups = [torch.from_numpy(x[y == c]) for c in range(4)]
+    w = least_squares_weights(groups, lam, "float32")
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-4, atol=1e-6)
+    per_class = joint_proxies(groups, "ls", 1, 0, lam, ls_precision="float32")
+    assert torch.equal(torch.cat(per_class), w)
+    with pytest.raises(ValueError, match="unknown ls precision 'float16'.*float64, float32"):
+        least_squares_weights(groups, lam, "float16")
 
 
 def test_kls_clusters_become_classes_in_ls(blobs):
@@ -312,6 +336,24 @@ def test_uniform_vote_ties_go_to_lowest_class():
         4,
     )
     assert weighted[3].tolist() == [3]
+
+
+def test_nearest_proxies_break_distance_ties_towards_the_lower_proxy():
+    # Values from a small range: most rows hold ties, also at the m-th place.
+    block = torch.from_numpy(np.random.default_rng(5).integers(0, 4, size=(300, 40)).astype(float))
+    for m in (1, 3, 7, 40):
+        d, i = smallest_stable(block, m)
+        expected = np.argsort(block.numpy(), axis=1, kind="stable")[:, :m]
+        np.testing.assert_array_equal(i.numpy(), expected)
+        np.testing.assert_array_equal(d.numpy(), np.take_along_axis(block.numpy(), expected, 1))
+    # Duplicate proxies of classes 2, 0, 1 at one point: 1-NN picks proxy 0 (class 2).
+    proxies = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
+    proxy_class = torch.tensor([2, 0, 1, 1])
+    for distance in ("euclidean", "manhattan", "chebyshev", "cosine"):
+        _, idx = nearest_proxies(torch.tensor([[1.0, 1.0], [0.9, 0.9]]), proxies, distance, 3)
+        assert idx.tolist() == [[0, 1, 2], [0, 1, 2]], distance
+    pred = vote(proxy_class[idx], torch.zeros(2, 3), [1], "uniform", 3)[1]
+    assert pred.tolist() == [2, 2]
 
 
 def test_m_larger_than_proxies_is_clipped_with_warning():

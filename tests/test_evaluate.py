@@ -107,6 +107,70 @@ def test_same_seed_same_table_and_seeds_matter_only_where_random(digits):
     assert per_seed.loc[mean_all, 1] == per_seed.loc[mean_all, 2]
 
 
+def picked_training_value(seeds, gen, fewshot):
+    """Which class-0 training value (0..99) a one-proxy GEN imprinted, read off the accuracy.
+
+    Class 0 trains on the values 0..99 (1-D, padded to 2-D), class 1 on copies of -1. Under
+    1-nearest-proxy, the class-0 test point j/2 - 0.4 (j = 0..199) is right iff j >= the
+    picked value p, so 200 - p of them are right; 10 class-1 test points at -1 always are.
+    """
+    pad = lambda v: np.stack([v, np.zeros_like(v)], axis=1).astype(np.float32)  # noqa: E731
+    xtr = pad(np.concatenate([np.arange(100.0), np.full(100, -1.0)]))
+    ytr = np.repeat([0, 1], 100)
+    xte = pad(np.concatenate([np.arange(200) / 2 - 0.4, np.full(10, -1.0)]))
+    yte = np.repeat([0, 1], [200, 10])
+    grid = {"gen": [gen], "k": [1], "fewshot": [fewshot], "distance": ["euclidean"]}
+    res = evaluate_grid(xtr, ytr, xte, yte, expand_grid({**grid, "seeds": seeds}), classes=[0, 1])
+    right = np.rint(res.accuracy.to_numpy() * 210 / 100).astype(int) - 10
+    return 200 - right
+
+
+def test_few_shot_and_gen_draws_of_one_seed_are_independent():
+    from scipy.stats import chisquare
+
+    seeds = list(range(2000))
+    # Without few-shot sampling the pick is the first draw of the seed's stream: uniform.
+    alone = picked_training_value(seeds, "random", -1)
+    # A random proxy out of a random 20-sample few-shot draw is still a uniform pick of the
+    # 100 values, if GEN continues the stream rather than replaying the few-shot draw's seed.
+    after_fewshot = picked_training_value(seeds, "random", 20)
+    fps_after_fewshot = picked_training_value(seeds, "fps", 20)
+    for picks in (alone, after_fewshot, fps_after_fewshot):
+        assert picks.min() >= 0 and picks.max() <= 99
+        assert chisquare(np.bincount(picks, minlength=100)).pvalue > 1e-3
+    # ...and a different draw from the one made without few-shot sampling.
+    assert (after_fewshot != alone).mean() > 0.9
+
+
+def test_ls_precision_reaches_the_solver_and_is_checked(digits):
+    from imprint.generate import least_squares_weights
+
+    xtr, ytr, xte, yte = digits
+    classes = [0, 3, 8]
+    groups = [torch.from_numpy(xtr[ytr == c]) for c in classes]
+    task = np.isin(yte, classes)
+    for precision in ("float64", "float32"):
+        res = run(digits, {"gen": ["ls"], "seeds": [0]}, classes, ls_precision=precision)
+        # The ls proxies scored by the max inner product, written out directly.
+        w = least_squares_weights(groups, 1e-3, precision).double().numpy()
+        pred = np.asarray(classes)[np.argmax(xte[task] @ w.T, axis=1)]
+        assert res.accuracy[0] == pytest.approx(100 * np.mean(pred == yte[task]), abs=1e-9)
+    with pytest.raises(
+        ValueError, match="unknown ls_precision 'double'; allowed: float64, float32"
+    ):
+        run(digits, {"gen": ["mean"], "seeds": [0]}, classes, ls_precision="double")
+
+
+def test_kmedoids_without_room_to_cache_distances_gives_the_same_table(digits, monkeypatch):
+    import imprint.evaluate
+
+    grid = {"gen": ["kmedoids"], "k": [1, 3, 5], "seeds": [0]}
+    cached = run(digits, grid, classes=[0, 1, 2])
+    monkeypatch.setattr(imprint.evaluate, "KMEDOIDS_CACHE_BYTES", 0)
+    recomputed = run(digits, grid, classes=[0, 1, 2])
+    pd.testing.assert_frame_equal(cached.drop(columns=TIMING), recomputed.drop(columns=TIMING))
+
+
 def test_quantile_norm_order_follows_the_task(digits):
     grid = {"gen": ["mean"], "norm_post": ["quantile"], "seeds": [0]}
     a = run(digits, grid, classes=[0, 1, 2, 3])
@@ -232,6 +296,8 @@ def test_cli_evaluate_writes_a_table(tmp_path, digits, suffix):
             str(tmp_path / "map.yaml"),
             "--ls-lambda",
             "0.01",
+            "--ls-precision",
+            "float32",
             "--out",
             str(out),
             "-q",

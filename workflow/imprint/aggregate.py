@@ -99,9 +99,27 @@ def nearest_proxies(
     idx = torch.empty(x.shape[0], m, dtype=torch.int64, device=x.device)
     for rows in _chunks(x.shape[0], w.shape[0]):
         block = distance_block(x[rows], w, distance).clamp_min_(0.0)
-        d, i = torch.topk(block, m, dim=1, largest=False, sorted=True)
-        dists[rows], idx[rows] = d, i
+        dists[rows], idx[rows] = smallest_stable(block, m)
     return dists, idx
+
+
+def smallest_stable(block: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The m smallest values of every row and their columns, ties to the lower column.
+
+    torch.topk leaves the order of equal values unspecified (and it differs between CPU and
+    CUDA); duplicate proxies make such ties real. Rows whose m-th value is tied with a value
+    topk left out are redone with a stable sort; every row is then ordered by (value, column).
+    """
+    d, i = torch.topk(block, m, dim=1, largest=False, sorted=True)
+    boundary = d[:, -1:]
+    ambiguous = (block == boundary).sum(dim=1) > (d == boundary).sum(dim=1)
+    if bool(ambiguous.any()):
+        sd, si = torch.sort(block[ambiguous], dim=1, stable=True)
+        d[ambiguous], i[ambiguous] = sd[:, :m], si[:, :m]
+    by_column = torch.argsort(i, dim=1)
+    d, i = torch.gather(d, 1, by_column), torch.gather(i, 1, by_column)
+    by_value = torch.argsort(d, dim=1, stable=True)
+    return torch.gather(d, 1, by_value), torch.gather(i, 1, by_value)
 
 
 def clip_m(m: int, n_proxies: int) -> int:

@@ -63,6 +63,7 @@ def evaluate_files(
     device: str | None = None,
     progress: bool = True,
     extra_columns: dict | None = None,
+    ls_precision: str = "float64",
 ) -> pd.DataFrame:
     """Evaluate a grid on one task of two embedding files and write the results table."""
     train_set, test_set = load_embeddings(train), load_embeddings(test)
@@ -84,6 +85,7 @@ def evaluate_files(
         ls_lambda=lam,
         device=device,
         progress=progress,
+        ls_precision=ls_precision,
     )
     for i, (name, value) in enumerate((extra_columns or {}).items()):
         results.insert(i, name, value)

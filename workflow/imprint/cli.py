@@ -20,6 +20,7 @@ def _evaluate(args) -> None:
         classes=parse_classes(args.task),
         mapping=args.mapping,
         ls_lambda=args.ls_lambda,
+        ls_precision=args.ls_precision,
         backbone=args.backbone,
         device=args.device,
         progress=not args.quiet,
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--ls-lambda", type=float, help="ridge λ for GEN ls/kls (default: the backbone's)"
+    )
+    ev.add_argument(
+        "--ls-precision",
+        choices=["float64", "float32"],
+        default="float64",
+        help="ls/kls arithmetic: float64 solve (default) or float32, the reference's explicit "
+        "float32 inverse (to reproduce its numbers)",
     )
     ev.add_argument(
         "--backbone", help="backbone name, to look up λ when the files do not record it"

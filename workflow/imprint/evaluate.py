@@ -18,7 +18,14 @@ import pandas as pd
 import torch
 
 from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
-from imprint.generate import JOINT_GEN, RANDOM_GEN, joint_proxies, kmeans_fit_many, select_proxies
+from imprint.generate import (
+    JOINT_GEN,
+    LS_PRECISIONS,
+    RANDOM_GEN,
+    joint_proxies,
+    kmeans_fit_many,
+    select_proxies,
+)
 from imprint.grid import CONFIG_KEYS, config_id
 from imprint.io import progress_bar
 from imprint.kmedoids import pairwise_euclidean
@@ -27,6 +34,9 @@ from imprint.normalize import apply_norm, apply_norm_post
 from imprint.presample import fewshot_sample, weibull_filter
 from imprint.tasks import task_rows
 
+# k-medoids keeps each class's n × n distances for the next k while they fit in this budget
+# (a paper grid on MNIST: 10 × 144 MB); larger classes are recomputed per k instead.
+KMEDOIDS_CACHE_BYTES = 2 * 2**30
 SAMPLE_KEYS = ["norm_pre", "presampling", "quantile_lo", "quantile_hi", "fewshot", "sample_seed"]
 RESULT_COLUMNS = [
     "config_id",
@@ -65,11 +75,13 @@ def presample_classes(
     q_hi: float,
     fewshot: int,
     seed: int,
-) -> list[torch.Tensor]:
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
 
-    Few-shot draws come from one generator seeded with `seed`, consumed in class order; it
-    is separate from GEN's generator, so every GEN of a seed sees the same few-shot sample.
+    One configuration draws from one generator seeded with `seed` (as the reference seeds one
+    per run): the few-shot draws come first, class by class, and GEN continues the same
+    stream. Returns the presampled classes and the generator state GEN continues from, or
+    None where nothing was drawn (no few-shot sampling: GEN starts the stream itself).
     """
     generator = torch.Generator().manual_seed(int(seed))
     out = []
@@ -84,7 +96,7 @@ def presample_classes(
                 f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
             )
         out.append(x)
-    return out
+    return out, (generator.get_state() if int(fewshot) != -1 else None)
 
 
 def generate(
@@ -93,16 +105,25 @@ def generate(
     k: int,
     seed: int,
     ls_lambda: float | None,
-    distance_cache: dict,
+    distance_cache: dict | None = None,
+    stream_state: torch.Tensor | None = None,
+    ls_precision: str = "float64",
 ) -> list[torch.Tensor]:
-    """Proxies per class for one (GEN, k, seed); GEN draws use a generator seeded with `seed`."""
+    """Proxies per class for one (GEN, k, seed).
+
+    Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
+    state presample_classes left), or start a generator seeded with `seed` when it is None.
+    A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
+    one seed. `distance_cache` keeps k-medoids' pairwise distances across k.
+    """
+    distance_cache = {} if distance_cache is None else distance_cache
     if gen in JOINT_GEN:
         if ls_lambda is None:
             raise ValueError(
                 f"GEN '{gen}' needs the ridge λ of the backbone: pass ls_lambda "
                 "(the CLI takes --ls-lambda or reads the backbone from the embedding metadata)"
             )
-        return joint_proxies(samples, gen, k, seed, ls_lambda)
+        return joint_proxies(samples, gen, k, seed, ls_lambda, ls_precision)
     if gen == "kmeans":  # classes in parallel; identical to fitting them one by one
         fitted = [c for c, x in enumerate(samples) if k != -1 and x.shape[0] >= k]
         fits = dict(zip(fitted, kmeans_fit_many([samples[c] for c in fitted], k, seed)))
@@ -112,14 +133,21 @@ def generate(
             else x
             for c, x in enumerate(samples)
         ]
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator()
+    if stream_state is None:
+        generator.manual_seed(int(seed))
+    else:
+        generator.set_state(stream_state)
     out = []
     for c, x in enumerate(samples):
         d = None
         if gen == "kmedoids" and x.shape[0] >= k > 0:
-            if c not in distance_cache:
-                distance_cache[c] = pairwise_euclidean(x)
-            d = distance_cache[c]
+            d = distance_cache.get(c)
+            if d is None:
+                d = pairwise_euclidean(x)
+                held = sum(t.numel() * t.element_size() for t in distance_cache.values())
+                if held + d.numel() * d.element_size() <= KMEDOIDS_CACHE_BYTES:
+                    distance_cache[c] = d
         out.append(select_proxies(x, gen, k, seed, generator, distances=d))
     return out
 
@@ -144,6 +172,7 @@ def evaluate_grid(
     ls_lambda: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    ls_precision: str = "float64",
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -151,8 +180,13 @@ def evaluate_grid(
     is `classes` (label ids after `mapping`); class i of the imprinted model is classes[i],
     which also fixes the order quantile NORMpost sees. Returns one row per input row, in
     input order, with the columns RESULT_COLUMNS. Times are those of the shared computations
-    each configuration used, so rows that share work report the same seconds.
+    each configuration used, so rows that share work report the same seconds. ls/kls use
+    `ls_lambda` and `ls_precision` (see generate.least_squares_weights).
     """
+    if ls_precision not in LS_PRECISIONS:
+        raise ValueError(
+            f"unknown ls_precision '{ls_precision}'; allowed: {', '.join(LS_PRECISIONS)}"
+        )
     device = torch.device(device) if device is not None else default_device()
     missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
     if missing:
@@ -180,26 +214,34 @@ def evaluate_grid(
     random_draw = work["gen"].isin(RANDOM_GEN + ("kmeans", "kls")) | (work["fewshot"] != -1)
     work["gen_seed"] = np.where(random_draw, work["seed"], -1)
     work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
-    unique = work.drop(columns="seed").drop_duplicates().reset_index(drop=True)
+    unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
 
     results: dict[tuple, dict] = {}
     bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
-    for sample_key, by_sample in unique.groupby(SAMPLE_KEYS, sort=False):
+    for sample_key, by_sample in _group(unique, SAMPLE_KEYS).items():
         norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
         t0 = time.perf_counter()
-        samples = presample_classes(
+        # With few-shot sampling, sample_seed == gen_seed == the row's seed (one stream).
+        samples, stream_state = presample_classes(
             train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0)
         )
         presample_seconds = time.perf_counter() - t0
         distance_cache: dict = {}
-        for (gen, k, gen_seed), by_proxies in by_sample.groupby(
-            ["gen", "k", "gen_seed"], sort=False
-        ):
+        for (gen, k, gen_seed), by_proxies in _group(by_sample, ["gen", "k", "gen_seed"]).items():
             t0 = time.perf_counter()
-            raw = generate(samples, gen, int(k), max(int(gen_seed), 0), ls_lambda, distance_cache)
+            raw = generate(
+                samples,
+                gen,
+                int(k),
+                max(int(gen_seed), 0),
+                ls_lambda,
+                distance_cache,
+                stream_state,
+                ls_precision,
+            )
             raw_seconds = presample_seconds + time.perf_counter() - t0
             direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
-            for norm_post, by_norm in by_proxies.groupby("norm_post", sort=False):
+            for (norm_post,), by_norm in _group(by_proxies, ["norm_post"]).items():
                 t0 = time.perf_counter()
                 per_class = apply_norm_post(raw, norm_post)
                 proxies = torch.cat(per_class)
@@ -232,8 +274,20 @@ def evaluate_grid(
     return out[RESULT_COLUMNS]
 
 
+def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
+    """Rows (named tuples) grouped by the values of `fields`, groups in first-seen order.
+
+    A dict instead of DataFrame.groupby: grids run thousands of tiny groups, where pandas'
+    per-group overhead (milliseconds) would outweigh the work itself.
+    """
+    groups: dict[tuple, list] = {}
+    for row in rows:
+        groups.setdefault(tuple(getattr(row, f) for f in fields), []).append(row)
+    return groups
+
+
 def _infer(
-    by_norm, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache
+    rows, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache
 ):
     """Predictions for every configuration that shares one set of normalised proxies."""
     n_proxies = int(proxies.shape[0])
@@ -245,7 +299,6 @@ def _infer(
         return (row.norm_inf, row.distance), local_cache
 
     local_cache: dict = {}
-    rows = list(by_norm.itertuples(index=False))
     plans: dict = {}
     for row in rows:
         if row.agg == "max" and row.distance == "inner_product":

@@ -15,14 +15,19 @@ from threadpoolctl import ThreadpoolController
 from imprint.kmedoids import kmedoids_indices, pairwise_euclidean
 from imprint.vocabulary import GEN, JOINT_GEN, RANDOM_GEN  # noqa: F401  (re-exported)
 
+# Duplicate points can leave fewer distinct clusters than k; the centroids still exist.
+_FEWER_CLUSTERS = "Number of distinct clusters"
+
+
+def _kmeans(x: torch.Tensor, k: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=k, random_state=seed).fit(x.detach().to("cpu", torch.float32).numpy())
+
 
 def kmeans_fit(x: torch.Tensor, k: int, seed: int) -> KMeans:
     """scikit-learn's KMeans(n_clusters=k, random_state=seed) with its defaults, on float32."""
-    data = x.detach().to("cpu", torch.float32).numpy()
     with warnings.catch_warnings():
-        # Duplicate points can leave fewer distinct clusters than k; the centroids still exist.
-        warnings.filterwarnings("ignore", message="Number of distinct clusters")
-        return KMeans(n_clusters=k, random_state=seed).fit(data)
+        warnings.filterwarnings("ignore", message=_FEWER_CLUSTERS)
+        return _kmeans(x, k, seed)
 
 
 @functools.cache
@@ -41,8 +46,11 @@ def kmeans_fit_many(xs: list[torch.Tensor], k: int, seed: int) -> list[KMeans]:
     if not xs:
         return []
     workers = max(1, min(len(xs), torch.get_num_threads(), os.cpu_count() or 1))
-    with _threadpools().limit(limits=1), ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda x: kmeans_fit(x, k, seed), xs))
+    # The warning filter is process-wide state: set it here, never inside the worker threads.
+    with warnings.catch_warnings(), _threadpools().limit(limits=1):
+        warnings.filterwarnings("ignore", message=_FEWER_CLUSTERS)
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda x: _kmeans(x, k, seed), xs))
 
 
 def farthest_point_sampling(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,32 +128,50 @@ def select_proxies(
     raise ValueError(f"unknown GEN '{gen}'; allowed: {', '.join(GEN)}")
 
 
-def least_squares_weights(groups: list[torch.Tensor], ls_lambda: float) -> torch.Tensor:
+LS_PRECISIONS = ("float64", "float32")
+
+
+def least_squares_weights(
+    groups: list[torch.Tensor], ls_lambda: float, precision: str = "float64"
+) -> torch.Tensor:
     """One least-squares weight vector per group: W = (1/C) Mᵀ (Σ_T + μ_G μ_Gᵀ + λI)⁻¹.
 
     M holds the group means as columns, Σ_T is the total covariance of all samples (divided
-    by N), μ_G the global mean and C the number of groups. Solved in float64 (the reference
-    inverts in float32) and returned as [C, D] in the input dtype.
+    by N), μ_G the global mean and C the number of groups. precision 'float64' solves the
+    system in double precision; 'float32' is the reference's arithmetic (statistics in
+    float32, an explicit float32 inverse), which differs where A is badly conditioned (small
+    λ). Returned as [C, D] in the input dtype.
     """
+    if precision not in LS_PRECISIONS:
+        raise ValueError(f"unknown ls precision '{precision}'; allowed: {', '.join(LS_PRECISIONS)}")
     dtype = groups[0].dtype
-    xs = [g.to(torch.float64) for g in groups]
+    work = torch.float64 if precision == "float64" else torch.float32
+    xs = [g.to(work) for g in groups]
     n_total = sum(g.shape[0] for g in xs)
     mu = sum(g.sum(dim=0) for g in xs) / n_total
-    centred = torch.cat(xs) - mu
-    scatter = centred.T @ centred / n_total
+    # Scatter accumulated group by group, as the reference does (same float32 rounding path).
+    scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
     means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
     a = (
         scatter
         + torch.outer(mu, mu)
-        + ls_lambda * torch.eye(mu.shape[0], dtype=torch.float64, device=mu.device)
+        + ls_lambda * torch.eye(mu.shape[0], dtype=work, device=mu.device)
     )
-    # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
-    w = torch.linalg.solve(a, means.T).T / len(xs)
+    if precision == "float32":
+        w = means @ torch.linalg.inv(a) * (1.0 / len(xs))
+    else:
+        # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
+        w = torch.linalg.solve(a, means.T).T / len(xs)
     return w.to(dtype)
 
 
 def joint_proxies(
-    samples_per_class: list[torch.Tensor], gen: str, k: int, seed: int, ls_lambda: float
+    samples_per_class: list[torch.Tensor],
+    gen: str,
+    k: int,
+    seed: int,
+    ls_lambda: float,
+    ls_precision: str = "float64",
 ) -> list[torch.Tensor]:
     """Proxies of ls (one per class) or kls (k per class), computed over all classes jointly.
 
@@ -156,7 +182,7 @@ def joint_proxies(
     Empty clusters (possible only with duplicate points) yield no proxy.
     """
     if gen == "ls" or (gen == "kls" and k == 1):
-        w = least_squares_weights(samples_per_class, ls_lambda)
+        w = least_squares_weights(samples_per_class, ls_lambda, ls_precision)
         return [w[c : c + 1] for c in range(len(samples_per_class))]
     if gen != "kls":
         raise ValueError(f"joint GEN must be 'ls' or 'kls', got '{gen}'")
@@ -174,6 +200,6 @@ def joint_proxies(
             if part.shape[0]:
                 groups.append(part)
                 owner.append(c)
-    w = least_squares_weights(groups, ls_lambda)
+    w = least_squares_weights(groups, ls_lambda, ls_precision)
     owner_t = torch.tensor(owner, device=w.device)
     return [w[owner_t == c] for c in range(len(samples_per_class))]

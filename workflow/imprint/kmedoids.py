@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import torch
 
+ROWS_PER_BLOCK = 2048
+
 
 def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
-    """Pairwise Euclidean distances in float64 (exact zeros on the diagonal)."""
+    """Pairwise Euclidean distances, computed in float64 and stored in float32.
+
+    float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
+    n × n matrix (a 6,000-sample class: 144 MB); sums over it accumulate in float64.
+    """
     x = x.to(torch.float64)
-    d = torch.cdist(x, x)
+    d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
+    for start in range(0, x.shape[0], ROWS_PER_BLOCK):  # bounds the float64 temporary
+        d[start : start + ROWS_PER_BLOCK] = torch.cdist(x[start : start + ROWS_PER_BLOCK], x)
     d.fill_diagonal_(0.0)
     return d
 
 
 def heuristic_init(distances: torch.Tensor, k: int) -> torch.Tensor:
     """The k points with the smallest row sums of the distance matrix, ties to the lower index."""
-    costs = distances.sum(dim=1)
+    costs = distances.sum(dim=1, dtype=torch.float64)
     return torch.argsort(costs, stable=True)[:k]
 
 
@@ -39,7 +47,7 @@ def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> to
             members = torch.nonzero(labels == c).flatten()
             if members.numel() == 0:
                 continue
-            costs = distances[members][:, members].sum(dim=1)
+            costs = distances[members][:, members].sum(dim=1, dtype=torch.float64)
             best = int(torch.argmin(costs))
             # A medoid outside its own cluster (a duplicate point won the tie) is compared
             # against the first member, as scikit-learn-extra does.
