@@ -420,3 +420,25 @@ def test_identical_class_means_give_inf_not_zero():
     assert got["rank_between"] == 0
     assert math.isinf(got["nc1"]) and math.isinf(got["nc1_reference_centring"])
     assert math.isnan(got["vci"])
+
+
+def test_reference_centring_drops_what_a_float32_pinv_drops():
+    # Centred class means (±1, -δ/3, 0) and (0, 2δ/3, 0): Sigma_B = diag(2/3, 2δ²/9, 0), so its
+    # second eigenvalue is δ²/3 = 1e-10 of the first: kept by float64's pinv cut-off
+    # (3 · 2.2e-16), dropped by float32's (3 · 1.2e-7), which the reference's pinv uses.
+    delta = np.sqrt(3e-10)
+    means = np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, delta, 0]])
+    offsets = np.array([[0.1, 0.1, 0.1], [-0.1, -0.1, -0.1], [0.1, -0.1, 0.2], [-0.1, 0.1, -0.2]])
+    x = np.concatenate([m + offsets for m in means])
+    y = np.repeat([0, 1, 2], 4)
+    got = evaluate_collapse(x, y, l2_normalise=False)
+    mu_g = x.mean(axis=0)
+    centred = means - mu_g
+    sigma_b = centred.T @ centred / 3
+    sigma_w = offsets.T @ offsets / 4  # every class has the same spread
+    ref_w = sigma_w + np.outer(mu_g, mu_g)
+    eps32 = np.finfo(np.float32).eps
+    pinv32 = np.linalg.pinv(sigma_b, rtol=3 * eps32)
+    assert got["nc1_reference_centring"] == pytest.approx(np.trace(ref_w @ pinv32) / 3, rel=1e-6)
+    assert got["nc1"] == pytest.approx(np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / 3, rel=1e-5)
+    assert got["nc1"] > 1e6 * got["nc1_reference_centring"]  # the δ direction dominates nc1

@@ -377,3 +377,14 @@ def test_accuracy_and_f1_equal_sklearn():
     np.testing.assert_allclose(
         f1_per_class(torch.from_numpy(pred), torch.from_numpy(truth), 5), expected, rtol=1e-12
     )
+
+
+def test_l2_norm_equals_numpy_and_keeps_a_zero_row_at_zero():
+    from imprint.normalize import apply_norm
+
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [-1.0, 1.0]], dtype=np.float32)
+    out = apply_norm(torch.from_numpy(x), "l2").numpy()
+    np.testing.assert_allclose(out[[0, 2]], x[[0, 2]] / np.linalg.norm(x[[0, 2]], axis=1)[:, None])
+    assert (out[1] == 0).all()  # the reference divides by the zero norm and gets NaN
+    with pytest.raises(ValueError, match="unknown normalisation 'l1'; allowed: none, l2"):
+        apply_norm(torch.from_numpy(x), "l1")

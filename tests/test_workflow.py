@@ -16,7 +16,14 @@ TINY = {
     "datasets": {"digits": {"sources": ["digits"]}},
     "backbones": {"pixels": {}, "resnet18_random": {"image_size": 16}},
     "extraction": {"batch_size": 64, "limit_per_class": 30},
-    "mappings": {"none": {}, "halves": {d: int(d >= 5) for d in range(10)}},
+    "engine": {"ls_precision": "float32"},
+    "mappings": {
+        "none": {},
+        "halves": {d: int(d >= 5) for d in range(10)},
+        # Remappings named as ImageNet's map{i}-{j}: i = 5 classes per label, variations j.
+        "map5-0": {d: int(d >= 5) for d in range(10)},
+        "map5-1": {d: d % 2 for d in range(10)},
+    },
     "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
     "experiments": {
         "tiny": {
@@ -64,7 +71,7 @@ TINY = {
             },
             "datasets": ["digits"],
             "backbones": ["pixels"],
-            "mappings": ["none", "halves"],
+            "mappings": ["none", "halves", "map5-0", "map5-1"],
             "tasks": ["binary"],
             "figures": ["multimodal", "nc1_vs_gain"],
             "figure_options": {"nc1_vs_gain": {"gain_k": 4}},
@@ -141,7 +148,17 @@ def test_tables_figures_and_collapse(workdir):
     nc1 = collapse.set_index("mapping").nc1
     assert nc1["halves"] > nc1["none"]
     best_k = pd.read_csv(workdir / "results/tables/merged/best_k.csv")
-    assert set(best_k.mapping) == {"none", "halves"}
+    assert set(best_k.mapping) == {"none", "halves", "map5-0", "map5-1"}
+    # §5.3 against i: the variations' accuracies averaged per k, the best k picked on that.
+    merged = pd.read_csv(workdir / "results/tables/merged/accuracy_vs_merged.csv")
+    res_merged = pd.read_parquet(workdir / "results/imprint/merged.parquet")
+    variations = res_merged[res_merged.mapping.isin(["map5-0", "map5-1"])]
+    per_k = variations.groupby(["mapping", "k"]).accuracy.median().groupby("k").mean()
+    assert set(merged.method) == {"mean", "kmeans"} and set(merged.merged_classes) == {5}
+    kmeans = merged.set_index("method").loc["kmeans"]
+    assert kmeans.accuracy == pytest.approx(per_k.max())
+    assert kmeans.k == min(k for k, v in per_k.items() if v == pytest.approx(per_k.max()))
+    assert merged.set_index("method").loc["mean"].accuracy == pytest.approx(per_k[1])
     # NC1 beside the gain of k = 4 over k = 1, one row per (backbone, dataset, mapping).
     pairs = pd.read_csv(workdir / "results/tables/merged/nc1_vs_gain.csv")
     assert sorted(pairs.mapping) == ["halves", "none"] and pairs.nc1.tolist() == [
@@ -158,6 +175,7 @@ def test_tables_figures_and_collapse(workdir):
         "tiny/accuracy_vs_proxies",
         "tiny/fewshot_curves",
         "merged/multimodal",
+        "merged/accuracy_vs_merged",
         "merged/nc1_vs_gain",
         "collapse/nc1",
     ]:
@@ -200,6 +218,10 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
         proc.returncode != 0
         and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
     )
+    bad = dict(TINY, data_dir=str(tmp_path), engine={"ls_precision": "float16"})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "float16" in proc.stdout + proc.stderr
 
 
 def test_imagenet_from_a_local_folder_with_a_class_filter(tmp_path):
@@ -261,6 +283,7 @@ def test_report_holds_every_figure_with_its_caption(workdir):
         "accuracy_vs_proxies.png",
         "fewshot_curves.png",
         "multimodal.png",
+        "accuracy_vs_merged.png",
         "nc1_vs_gain.png",
         "nc1.png",
         "table1.csv",

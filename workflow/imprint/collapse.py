@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _EPS = np.finfo(np.float64).eps
+_EPS32 = float(np.finfo(np.float32).eps)
 
 
 @dataclass(frozen=True)
@@ -242,12 +243,13 @@ def class_statistics(
     )
 
 
-def _kept(eigvals: np.ndarray, dim: int) -> np.ndarray:
-    """Eigenvalues a pseudo-inverse keeps: the matrix_rank / torch.linalg.pinv default cut-off."""
+def _kept(eigvals: np.ndarray, dim: int, eps: float = _EPS) -> np.ndarray:
+    """Eigenvalues a pseudo-inverse keeps: the matrix_rank / torch.linalg.pinv default cut-off
+    (lambda_max * D * eps, eps that of the dtype the inverse runs in)."""
     top = eigvals.max(initial=0.0)
     if top <= 0:
         return np.zeros(eigvals.shape, dtype=bool)
-    return eigvals > top * dim * _EPS
+    return eigvals > top * dim * eps
 
 
 def _trace_times_pinv(a: np.ndarray, vecs: np.ndarray, vals: np.ndarray) -> float:
@@ -283,8 +285,9 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
       for balanced classes. ``vci_sample_weighted`` likewise.
     - ``nc1_reference_centring``: what the paper's reference code computes: each class is
       centred at (mu_c - mu_G) instead of mu_c. The cross terms vanish, so its Sigma_W is
-      Sigma_W + mu_G mu_G^T, and it equals ``nc1 + mu_G^T Sigma_B^+ mu_G / C``.
-      ``vci_reference_centring`` likewise.
+      Sigma_W + mu_G mu_G^T, and it equals ``nc1 + mu_G^T Sigma_B^+ mu_G / C`` — with ``^+``
+      at the reference's float32 cut-off (lambda_max * D * eps32), so badly conditioned Sigma_B
+      lose the same directions as there. ``vci_reference_centring`` likewise (float64 cut-off).
     - ``nc1_svd``: Han et al. (2022): Sigma_B inverted on exactly its top min(C-1, D)
       eigen-directions, with no cut-off. Sigma_B has rank <= C-1 (the n_c-weighted centred means
       sum to zero), so this equals ``nc1`` unless Sigma_B is numerically rank-deficient, where it
@@ -324,8 +327,14 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     else:
         nc1 = _trace_times_pinv(sigma_w, vecs, vals) / n_cls
         nc1_pooled = _trace_times_pinv(sigma_w_pooled, vecs, vals) / n_cls
-        shift = vecs.T @ mu_g
-        nc1_ref = nc1 + float((shift * shift / vals).sum()) / n_cls
+        # The reference inverts a float32 Sigma_B with torch.linalg.pinv: its cut-off uses
+        # float32's eps, so directions float64 keeps may be dropped there.
+        keep32 = _kept(lam, d, _EPS32)
+        vecs32, vals32 = vt[keep32].T, lam[keep32]
+        shift = vecs32.T @ mu_g
+        nc1_ref = (
+            _trace_times_pinv(sigma_w, vecs32, vals32) + float((shift * shift / vals32).sum())
+        ) / n_cls
         # Han et al. invert exactly the top C-1 directions (scipy svds, k = C-1), with no
         # cut-off: identical to nc1 unless one of those eigenvalues is below pinv's tolerance.
         top = min(n_cls - 1, lam.size)

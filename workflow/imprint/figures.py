@@ -804,6 +804,151 @@ def best_k_table(
     return out.drop(columns=["_b", "_d"]).reset_index(drop=True)
 
 
+MERGED_METHODS = (  # (method, GEN whose curve it reads, k: 1 or the best)
+    ("mean", "kmeans", "one"),
+    ("ls", "kls", "one"),
+    ("kmeans", "kmeans", "best"),
+    ("kls", "kls", "best"),
+)
+
+
+def _pick_best_k(per_k: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The row of the best accuracy per group of `keys`; ties (1e-9) go to the smallest k."""
+    per_k = per_k.sort_values([*keys, "k"])
+    top = per_k.groupby(keys)["accuracy"].transform("max")
+    best = per_k[np.isclose(per_k["accuracy"], top, rtol=0, atol=1e-9)]
+    return best.groupby(keys, sort=False).head(1)
+
+
+def merged_classes_table(
+    results: pd.DataFrame,
+    *,
+    norms: Sequence[str] = ("l2", "l2", "l2"),
+    oracle_norms: Sequence[str] = ("none", "none", "none"),
+) -> pd.DataFrame:
+    """§5.3 as the paper plots it: accuracy against i, the classes merged into one label.
+
+    Over the remappings 'map{i}-{j}': the seed-median accuracy (mean over tasks) is averaged
+    over the variations j for every k, and then — as the reference's analysis does — the k
+    with the best average is picked (ties: the smallest k). Methods: mean and ls are k-means
+    and kls at k = 1; kmeans and kls at their best k. kls uses `oracle_norms`, the others
+    `norms` (each falls back to the first norm triple present). Columns: backbone, dataset,
+    merged_classes, method, gen, k, accuracy (mean over j), std (over j), n_variations, ci95
+    (1.96 std / sqrt(n)), norm_pre/post/inf. Empty when no remapping is present.
+    """
+    columns = ["backbone", "dataset", "merged_classes", "method", "gen", "k", "accuracy"]
+    columns += ["std", "n_variations", "ci95", *NORM_COLUMNS]
+    parts = []
+    for method, gen, which in MERGED_METHODS:
+        if gen not in set(results["gen"]):
+            continue
+        curves, triple = _k_curves(
+            results, "merged_classes_table", gen, oracle_norms if gen == "kls" else norms
+        )
+        curves["merged_classes"] = [_mapping_parts(m)[0] for m in curves["mapping"]]
+        curves = curves[curves["merged_classes"].notna()]
+        if curves.empty:
+            continue
+        keys = ["backbone", "dataset", "merged_classes"]
+        per_k = (
+            curves.groupby([*keys, "k"], sort=True)["accuracy"]
+            .agg(accuracy="mean", std="std", n_variations="count")
+            .reset_index()
+        )
+        chosen = per_k[per_k["k"] == 1] if which == "one" else _pick_best_k(per_k, keys)
+        chosen = chosen.assign(method=method, gen=gen, **dict(zip(NORM_COLUMNS, triple)))
+        parts.append(chosen)
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)
+    out["ci95"] = 1.96 * out["std"] / np.sqrt(out["n_variations"])
+    out["k"] = out["k"].astype(int)
+    order_b = {b: n for n, b in enumerate(_backbones(out["backbone"]))}
+    order_m = {m: n for n, (m, _, _) in enumerate(MERGED_METHODS)}
+    out = out.assign(_b=out["backbone"].map(order_b), _m=out["method"].map(order_m))
+    out = out.sort_values(["_b", "dataset", "_m", "merged_classes"])
+    return out[columns].reset_index(drop=True)
+
+
+def plot_accuracy_vs_merged(table: pd.DataFrame) -> Figure:
+    """The paper's §5.3 comparison: accuracy against classes merged per label, per backbone.
+
+    One panel per (dataset with remappings, backbone); mean and ls (k = 1) solid, k-means and
+    kls at their best k dashed with that k written at each point; bands: 95 % CI over the
+    variations j. `table` is merged_classes_table's.
+    """
+    backbones = _backbones(table["backbone"]) or ["(none)"]
+    datasets = _datasets(table["dataset"]) or ["(none)"]
+    methods = [m for m, _, _ in MERGED_METHODS if m in set(table["method"])]
+    legend_cols = 2 if len(backbones) < 3 else 4
+    fig, axes = _facet_figure(
+        len(datasets),
+        len(backbones),
+        sharey=False,
+        legend_rows=_legend_rows(len(methods), legend_cols) + 1,
+    )
+    for r, dataset in enumerate(datasets):
+        for c, backbone in enumerate(backbones):
+            ax = axes[r, c]
+            panel = table[(table["dataset"] == dataset) & (table["backbone"] == backbone)]
+            if panel.empty:
+                _no_data(ax)
+                continue
+            for method in methods:
+                line = panel[panel["method"] == method].sort_values("merged_classes")
+                if line.empty:
+                    continue
+                st = gen_style(method)
+                best = method in ("kmeans", "kls")
+                x, y = line["merged_classes"].to_numpy(), line["accuracy"].to_numpy()
+                ax.plot(
+                    x,
+                    y,
+                    color=st["color"],
+                    linestyle="--" if best else "-",
+                    marker=st["marker"],
+                    markersize=3,
+                    linewidth=1.5,
+                )
+                ci = line["ci95"].fillna(0.0).to_numpy()
+                if len(x) > 1:
+                    ax.fill_between(x, y - ci, y + ci, color=st["color"], alpha=0.15, linewidth=0)
+                else:  # a band needs two points
+                    ax.errorbar(x, y, yerr=ci, color=st["color"], capsize=3, linewidth=1)
+                if best:
+                    for xi, yi, k in zip(x, y, line["k"]):
+                        ax.annotate(
+                            f"{k}",
+                            (xi, yi),
+                            xytext=(0, 3),
+                            textcoords="offset points",
+                            ha="center",
+                            fontsize=TICK_PT - 2,
+                            color=st["color"],
+                        )
+            _integer_ticks(ax, [int(i) for i in sorted(table["merged_classes"].unique())])
+    _label_facets(axes, datasets, backbones, "classes merged per label i", "accuracy (%)")
+    labels = {
+        "mean": "mean (k-means, k = 1)",
+        "ls": "least squares (kls, k = 1)",
+        "kmeans": "k-means, best k (numbers: k)",
+        "kls": "kls, best k",
+    }
+    handles = [
+        Line2D(
+            [], [], color=gen_style(m)["color"], linestyle="--" if m in ("kmeans", "kls") else "-"
+        )
+        for m in methods
+    ]
+    _legend(fig, handles, [labels[m] for m in methods], max_cols=legend_cols)
+    fig.suptitle(
+        "Accuracy vs. classes merged per label\n(mean over variations j ± 95 % CI; "
+        "best k picked on the mean)",
+        fontsize=TITLE_PT,
+    )
+    return fig
+
+
 def plot_multimodal(
     results: pd.DataFrame, *, gen: str = "kmeans", norms: Sequence[str] = ("l2", "l2", "l2")
 ) -> Figure:
@@ -811,8 +956,9 @@ def plot_multimodal(
 
     A plain (dataset, mapping) is one dotted line; remappings 'map{i}-{j}' are averaged over the
     variations j into one line per i (sequential colours). When such remappings exist an extra
-    panel shows the best k against i (mean ± std over j) per backbone. Rings mark each line's
-    best k.
+    panel shows, per backbone, the best k of each averaged line against i (the reference's
+    order: average over j, then pick k) over a band of the per-variation best k (mean ± std).
+    Rings mark each line's best k.
     """
     where = "plot_multimodal"
     curves, triple = _k_curves(results, where, gen, norms)
@@ -886,7 +1032,7 @@ def plot_multimodal(
         _integer_ticks(ax, sorted(curves["k"].unique()))
     axes[0].set_ylabel("accuracy (%)", fontsize=LABEL_PT)
     if with_best:
-        _best_k_panel(axes[-1], best)
+        _best_k_panel(axes[-1], curves, best)
     for ax in axes:
         ax.tick_params(labelsize=TICK_PT)
         ax.grid(True, color="0.9", linewidth=0.6)
@@ -942,27 +1088,47 @@ def _multimodal_styles(line_keys, plain, i_values) -> dict:
     return styles
 
 
-def _best_k_panel(ax, best: pd.DataFrame) -> None:
+def _best_k_of_mean(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, i): the k whose accuracy, averaged over the variations j, is best.
+
+    The reference's order (average over j, then pick k); ties go to the smallest k.
+    """
+    rem = curves[curves["merged_classes"].notna()]
+    keys = ["backbone", "merged_classes"]
+    per_k = rem.groupby([*keys, "k"], sort=True)["accuracy"].mean().reset_index()
+    return _pick_best_k(per_k, keys)
+
+
+def _best_k_panel(ax, curves: pd.DataFrame, best: pd.DataFrame) -> None:
     rem = best[best["merged_classes"].notna()]
-    for n, backbone in enumerate(_backbones(rem["backbone"])):
-        part = rem[rem["backbone"] == backbone]
-        stat = part.groupby("merged_classes")["best_k"].agg(["mean", "std"]).reset_index()
+    of_mean = _best_k_of_mean(curves)
+    present = _backbones(rem["backbone"])
+    for n, backbone in enumerate(present):
         st = _backbone_style(backbone, n)
-        # Small horizontal offsets keep the error bars of different backbones apart.
-        offset = (n - (len(BACKBONE_STYLE) - 1) / 2) * 0.08
-        ax.errorbar(
-            stat["merged_classes"] + offset,
-            stat["mean"],
-            yerr=stat["std"].fillna(0.0),
+        # Small horizontal offsets keep the backbones' markers apart.
+        offset = (n - (len(present) - 1) / 2) * 0.08
+        line = of_mean[of_mean["backbone"] == backbone]
+        ax.plot(
+            line["merged_classes"] + offset,
+            line["k"],
             color=st["color"],
             marker=st["marker"],
             markersize=4,
             linewidth=1.2,
-            capsize=2,
             label=st["label"],
         )
+        spread = rem[rem["backbone"] == backbone].groupby("merged_classes")["best_k"]
+        stat = spread.agg(["mean", "std"]).reset_index()
+        ax.fill_between(
+            stat["merged_classes"] + offset,
+            stat["mean"] - stat["std"].fillna(0.0),
+            stat["mean"] + stat["std"].fillna(0.0),
+            color=st["color"],
+            alpha=0.12,
+            linewidth=0,
+        )
     ax.set_xlabel("classes merged per label i", fontsize=LABEL_PT)
-    ax.set_ylabel("best k (mean ± std over j)", fontsize=LABEL_PT)
+    ax.set_ylabel("best k of the mean over j\n(band: per-j best k, mean ± std)", fontsize=LABEL_PT)
     ax.set_title("Best k vs. multi-modality", fontsize=LABEL_PT + 0.5)
     _integer_ticks(ax, [int(i) for i in sorted(rem["merged_classes"].unique())])
     ax.legend(fontsize=LEGEND_PT - 1, frameon=False)

@@ -192,6 +192,9 @@ FIGURE_FILES = {
         "results/figures/{e}/multimodal.pdf",
         "results/figures/{e}/multimodal.png",
         "results/tables/{e}/best_k.csv",
+        "results/figures/{e}/accuracy_vs_merged.pdf",
+        "results/figures/{e}/accuracy_vs_merged.png",
+        "results/tables/{e}/accuracy_vs_merged.csv",
     ],
     "nc1_vs_gain": [
         "results/figures/{e}/nc1_vs_gain.pdf",

@@ -64,6 +64,29 @@ rule plot_multimodal:
             },
         ),
         best_k="results/tables/{experiment}/best_k.csv",
+        merged_pdf=report(
+            "results/figures/{experiment}/accuracy_vs_merged.pdf",
+            caption="../report/accuracy_vs_merged.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={
+                "experiment": "{experiment}",
+                "figure": "accuracy_vs_merged",
+                "format": "pdf",
+            },
+        ),
+        merged_png=report(
+            "results/figures/{experiment}/accuracy_vs_merged.png",
+            caption="../report/accuracy_vs_merged.rst",
+            category="Figures",
+            subcategory="{experiment}",
+            labels={
+                "experiment": "{experiment}",
+                "figure": "accuracy_vs_merged",
+                "format": "png",
+            },
+        ),
+        merged_table="results/tables/{experiment}/accuracy_vs_merged.csv",
     log:
         "logs/plot_multimodal/{experiment}.log",
     conda:

@@ -18,6 +18,9 @@ rule imprint_grid:
         grid=get_grid,
         classes=get_task_classes,
         mapping=get_mapping,
+        ls_precision=lookup(
+            dpath="engine/ls_precision", within=config, default="float64"
+        ),
     script:
         "../scripts/imprint_grid.py"
 

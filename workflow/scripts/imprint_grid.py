@@ -19,6 +19,7 @@ with rule_log(snakemake):  # noqa: F821
         classes=list(sm.params.classes),
         mapping=dict(sm.params.mapping) or None,
         backbone=wc.backbone,
+        ls_precision=sm.params.ls_precision,
         progress=True,
         extra_columns={
             "experiment": wc.experiment,
