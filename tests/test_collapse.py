@@ -53,6 +53,11 @@ def direct(x, labels, normalise):
         sigma_b += np.outer(m - mu_g, m - mu_g) / n_cls
     pinv_b = np.linalg.pinv(sigma_b)
     rank_b = np.linalg.matrix_rank(sigma_b)
+    # The reference inverts in float32: torch.linalg.pinv / matrix_rank cut at D · eps32.
+    rtol32 = x.shape[1] * np.finfo(np.float32).eps
+    pinv_b32 = np.linalg.pinv(sigma_b, rtol=rtol32)
+    rank_b32 = np.linalg.matrix_rank(sigma_b, rtol=rtol32)
+    pinv_t32 = np.linalg.pinv(ref_w + sigma_b, rtol=rtol32)
     return {
         "x": x,
         "means": means,
@@ -62,10 +67,10 @@ def direct(x, labels, normalise):
         "pinv_b": pinv_b,
         "nc1": np.trace(sigma_w @ pinv_b) / n_cls,
         "nc1_sample_weighted": np.trace(pooled @ pinv_b) / n_cls,
-        "nc1_reference_centring": np.trace(ref_w @ pinv_b) / n_cls,
+        "nc1_reference_centring": np.trace(ref_w @ pinv_b32) / n_cls,
         "vci": 1 - np.trace(sigma_b @ np.linalg.pinv(sigma_w + sigma_b)) / rank_b,
         "vci_sample_weighted": 1 - np.trace(sigma_b @ np.linalg.pinv(pooled + sigma_b)) / rank_b,
-        "vci_reference_centring": 1 - np.trace(sigma_b @ np.linalg.pinv(ref_w + sigma_b)) / rank_b,
+        "vci_reference_centring": 1 - np.trace(sigma_b @ pinv_t32) / rank_b32,
         "nc1_quotient": np.trace(sigma_w) / np.trace(sigma_b),
         "rank_between": rank_b,
     }
@@ -442,3 +447,8 @@ def test_reference_centring_drops_what_a_float32_pinv_drops():
     assert got["nc1_reference_centring"] == pytest.approx(np.trace(ref_w @ pinv32) / 3, rel=1e-6)
     assert got["nc1"] == pytest.approx(np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / 3, rel=1e-5)
     assert got["nc1"] > 1e6 * got["nc1_reference_centring"]  # the δ direction dominates nc1
+    # VCI as the reference: rank(Sigma_B) = 1 and Sigma_T^+ at the float32 cut-off.
+    sigma_t = ref_w + sigma_b
+    want_vci = 1 - np.trace(sigma_b @ np.linalg.pinv(sigma_t, rtol=3 * eps32)) / 1
+    assert got["vci_reference_centring"] == pytest.approx(want_vci, rel=1e-6)
+    assert got["rank_between"] == 2  # float64 keeps the δ direction

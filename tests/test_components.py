@@ -160,20 +160,37 @@ def test_ls_equals_closed_form(blobs):
     np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
-def test_ls_float32_is_the_float32_inverse(blobs):
-    x, y = blobs
-    lam = 0.05
-    mu = x.mean(axis=0)  # float32 throughout, as the reference computes it
-    sigma_t = sum((x[y == c] - mu).T @ (x[y == c] - mu) for c in range(4)) / np.float32(len(x))
-    a = sigma_t + np.outer(mu, mu) + np.float32(lam) * np.eye(6, dtype=np.float32)
-    means = np.stack([x[y == c].mean(axis=0) for c in range(4)])
-    expected = means @ np.linalg.inv(a) / 4
-    assert expected.dtype == np.float32
+def test_ls_float32_is_the_float32_inverse():
+    # Nearly rank-deficient data and a small λ: float32 and float64 arithmetic part visibly.
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(8, 48))
+    x = (rng.normal(size=(400, 8)) @ basis + 1e-3 * rng.normal(size=(400, 48)) + 2).astype(
+        np.float32
+    )
+    y = np.repeat(np.arange(4), 100)
+    lam = 1e-4
     groups = [torch.from_numpy(x[y == c]) for c in range(4)]
-    w = least_squares_weights(groups, lam, "float32")
-    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-4, atol=1e-6)
-    per_class = joint_proxies(groups, "ls", 1, 0, lam, ls_precision="float32")
-    assert torch.equal(torch.cat(per_class), w)
+    # Direct float32 computation: sums group by group, explicit inverse, (1/C) Mᵀ A⁻¹ with M
+    # the [D, C] matrix of class means.
+    mu = torch.zeros(48)
+    for g in groups:
+        mu += g.sum(dim=0)
+    mu /= 400
+    scatter = torch.zeros(48, 48)
+    for g in groups:
+        scatter += (g - mu).T @ (g - mu)
+    scatter /= 400
+    m = torch.stack([g.mean(dim=0) for g in groups], dim=1)
+    a = scatter + torch.outer(mu, mu) + lam * torch.eye(48)
+    expected = torch.mm(m.T, torch.inverse(a)) * (1.0 / 4)
+    w32 = least_squares_weights(groups, lam, "float32")
+    assert w32.dtype == torch.float32
+    assert torch.equal(w32, expected)
+    assert torch.equal(
+        torch.cat(joint_proxies(groups, "ls", 1, 0, lam, ls_precision="float32")), w32
+    )
+    w64 = least_squares_weights(groups, lam, "float64")
+    assert float((w64 - expected).norm() / expected.norm()) > 1e-3  # the test can tell them apart
     with pytest.raises(ValueError, match="unknown ls precision 'float16'.*float64, float32"):
         least_squares_weights(groups, lam, "float16")
 

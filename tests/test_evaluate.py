@@ -142,19 +142,31 @@ def test_few_shot_and_gen_draws_of_one_seed_are_independent():
     assert (after_fewshot != alone).mean() > 0.9
 
 
-def test_ls_precision_reaches_the_solver_and_is_checked(digits):
-    from imprint.generate import least_squares_weights
+def test_ls_precision_reaches_the_solver_and_is_checked(digits, monkeypatch):
+    import imprint.generate
 
+    solve = imprint.generate.least_squares_weights
+    asked = []
+
+    def recording(groups, ls_lambda, precision="float64"):
+        asked.append(precision)
+        return solve(groups, ls_lambda, precision)
+
+    monkeypatch.setattr(imprint.generate, "least_squares_weights", recording)
     xtr, ytr, xte, yte = digits
     classes = [0, 3, 8]
     groups = [torch.from_numpy(xtr[ytr == c]) for c in classes]
     task = np.isin(yte, classes)
     for precision in ("float64", "float32"):
-        res = run(digits, {"gen": ["ls"], "seeds": [0]}, classes, ls_precision=precision)
+        asked.clear()
+        grid = {"gen": ["ls", "kls"], "k": [2], "seeds": [0]}
+        res = run(digits, grid, classes, ls_precision=precision)
+        assert asked == [precision, precision]  # ls and kls
         # The ls proxies scored by the max inner product, written out directly.
-        w = least_squares_weights(groups, 1e-3, precision).double().numpy()
+        w = solve(groups, 1e-3, precision).double().numpy()
         pred = np.asarray(classes)[np.argmax(xte[task] @ w.T, axis=1)]
-        assert res.accuracy[0] == pytest.approx(100 * np.mean(pred == yte[task]), abs=1e-9)
+        ls_row = res[res.gen == "ls"].iloc[0]
+        assert ls_row.accuracy == pytest.approx(100 * np.mean(pred == yte[task]), abs=1e-9)
     with pytest.raises(
         ValueError, match="unknown ls_precision 'double'; allowed: float64, float32"
     ):

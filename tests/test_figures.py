@@ -354,6 +354,12 @@ def test_merged_classes_table_averages_over_variations_then_picks_k():
     assert set(table.loc[table.gen == "kmeans", "norm_pre"]) == {"l2"}
     assert table["dataset"].eq("ImageNet").all()  # plain datasets have no i
     assert merged_classes_table(multimodal_results().query("mapping == 'none'")).empty
+    # kls present only with mNN aggregation: no ls/kls line rather than an error.
+    mnn_kls = merged_results().assign(
+        agg=lambda d: np.where(d["gen"] == "kls", "mnn", d["agg"]),
+        distance=lambda d: np.where(d["gen"] == "kls", "euclidean", d["distance"]),
+    )
+    assert set(merged_classes_table(mnn_kls).method) == {"mean", "kmeans"}
 
 
 def test_nc1_vs_gain_spearman_equals_hand_pairs():

@@ -15,6 +15,7 @@ from imprint.plan import (
     check_config,
     collapse_groups,
     experiment_groups,
+    ls_precision,
     resolve_classes,
 )
 
@@ -144,3 +145,26 @@ def test_config_mistakes_name_the_key(paper, change, message):
     change(config)
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_config(config)
+
+
+def test_ls_precision_is_a_parameter_only_of_grids_with_ls(paper, tmp_path):
+    # Every paper experiment has an ls/kls part; the paper config asks for float32.
+    assert {e: ls_precision(paper, e) for e in paper["experiments"]} == dict.fromkeys(
+        paper["experiments"], "float32"
+    )
+    (tmp_path / "g.yaml").write_text("parts:\n  - {gen: [mean]}\n  - {gen: [kls], k: [2]}\n")
+    config = {
+        "experiments": {
+            "inline": {"grid": {"gen": ["mean", "kmeans"], "k": [3]}},
+            "default_gen": {"grid": {"k": [1]}},
+            "file": {"grid": str(tmp_path / "g.yaml")},
+            "missing_file": {"grid": str(tmp_path / "nope.yaml")},
+        }
+    }
+    got = {e: ls_precision(config, e) for e in config["experiments"]}
+    assert got == {
+        "inline": None,
+        "default_gen": None,
+        "file": "float64",
+        "missing_file": "float64",
+    }

@@ -257,11 +257,13 @@ def _trace_times_pinv(a: np.ndarray, vecs: np.ndarray, vals: np.ndarray) -> floa
     return float((((a @ vecs) * vecs).sum(axis=0) / vals).sum())
 
 
-def _vci(sigma_w: np.ndarray, sigma_b: np.ndarray, centred: np.ndarray, rank_b: int) -> float:
+def _vci(
+    sigma_w: np.ndarray, sigma_b: np.ndarray, centred: np.ndarray, rank_b: int, eps: float = _EPS
+) -> float:
     if rank_b == 0:
         return math.nan
     vals, vecs = np.linalg.eigh(sigma_w + sigma_b)
-    keep = _kept(vals, vals.size)
+    keep = _kept(vals, vals.size, eps)
     vals, vecs = vals[keep], vecs[:, keep]
     # Tr(Sigma_B Sigma_T^+) with Sigma_B = M~^T M~ / C, without forming Sigma_B Sigma_T^+.
     proj = centred @ vecs
@@ -285,9 +287,11 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
       for balanced classes. ``vci_sample_weighted`` likewise.
     - ``nc1_reference_centring``: what the paper's reference code computes: each class is
       centred at (mu_c - mu_G) instead of mu_c. The cross terms vanish, so its Sigma_W is
-      Sigma_W + mu_G mu_G^T, and it equals ``nc1 + mu_G^T Sigma_B^+ mu_G / C`` — with ``^+``
-      at the reference's float32 cut-off (lambda_max * D * eps32), so badly conditioned Sigma_B
-      lose the same directions as there. ``vci_reference_centring`` likewise (float64 cut-off).
+      Sigma_W + mu_G mu_G^T: Tr((Sigma_W + mu_G mu_G^T) Sigma_B^+) / C, with ``^+`` (and, for
+      ``vci_reference_centring``, rank and Sigma_T^+) at the cut-off of the reference's float32
+      pseudo-inverse, lambda_max * D * eps32. Where both cut-offs keep the same directions it
+      equals ``nc1 + mu_G^T Sigma_B^+ mu_G / C``; on a badly conditioned Sigma_B it drops the
+      directions the reference drops (and can then be far below ``nc1``).
     - ``nc1_svd``: Han et al. (2022): Sigma_B inverted on exactly its top min(C-1, D)
       eigen-directions, with no cut-off. Sigma_B has rank <= C-1 (the n_c-weighted centred means
       sum to zero), so this equals ``nc1`` unless Sigma_B is numerically rank-deficient, where it
@@ -322,6 +326,7 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     rank_b = int(keep.sum())
     vecs, vals = vt[keep].T, lam[keep]
 
+    rank_b32 = int(_kept(lam, d, _EPS32).sum())
     if rank_b == 0:
         nc1 = nc1_pooled = nc1_ref = nc1_svd = math.inf
     else:
@@ -375,7 +380,7 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         "nc1_quotient": quotient,
         "vci": _vci(sigma_w, sigma_b, centred, rank_b),
         "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
-        "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b),
+        "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b32, _EPS32),
         "cdnv": cdnv,
         "nc2_equinorm": equinorm,
         "nc2_equiangular": float(cosines.std()),

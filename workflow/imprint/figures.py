@@ -830,7 +830,8 @@ def merged_classes_table(
 
     Over the remappings 'map{i}-{j}': the seed-median accuracy (mean over tasks) is averaged
     over the variations j for every k, and then — as the reference's analysis does — the k
-    with the best average is picked (ties: the smallest k). Methods: mean and ls are k-means
+    with the best average is picked (ties: the smallest k). Several tasks of one remapping are
+    averaged first (the paper's §5.3 grids have the one task 'all'). Methods: mean and ls are k-means
     and kls at k = 1; kmeans and kls at their best k. kls uses `oracle_norms`, the others
     `norms` (each falls back to the first norm triple present). Columns: backbone, dataset,
     merged_classes, method, gen, k, accuracy (mean over j), std (over j), n_variations, ci95
@@ -840,7 +841,15 @@ def merged_classes_table(
     columns += ["std", "n_variations", "ci95", *NORM_COLUMNS]
     parts = []
     for method, gen, which in MERGED_METHODS:
-        if gen not in set(results["gen"]):
+        plain = (
+            (results["gen"] == gen)
+            & (results["agg"] == "max")
+            & (results["distance"] == "inner_product")
+            & (results["presampling"] == "all")
+            & (results["fewshot"] == -1)
+            & (results["k"] >= 1)
+        )
+        if not plain.any():  # e.g. kls only in few-shot or mNN rows: no such line
             continue
         curves, triple = _k_curves(
             results, "merged_classes_table", gen, oracle_norms if gen == "kls" else norms
@@ -1089,12 +1098,12 @@ def _multimodal_styles(line_keys, plain, i_values) -> dict:
 
 
 def _best_k_of_mean(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per (backbone, i): the k whose accuracy, averaged over the variations j, is best.
+    """Per (backbone, dataset, i): the k whose accuracy, averaged over the variations j, is best.
 
     The reference's order (average over j, then pick k); ties go to the smallest k.
     """
     rem = curves[curves["merged_classes"].notna()]
-    keys = ["backbone", "merged_classes"]
+    keys = ["backbone", "dataset", "merged_classes"]
     per_k = rem.groupby([*keys, "k"], sort=True)["accuracy"].mean().reset_index()
     return _pick_best_k(per_k, keys)
 
@@ -1102,23 +1111,29 @@ def _best_k_of_mean(curves: pd.DataFrame) -> pd.DataFrame:
 def _best_k_panel(ax, curves: pd.DataFrame, best: pd.DataFrame) -> None:
     rem = best[best["merged_classes"].notna()]
     of_mean = _best_k_of_mean(curves)
-    present = _backbones(rem["backbone"])
-    for n, backbone in enumerate(present):
+    lines = [
+        (b, d)
+        for b in _backbones(rem["backbone"])
+        for d in _datasets(rem["dataset"])
+        if ((rem["backbone"] == b) & (rem["dataset"] == d)).any()
+    ]
+    several_sets = rem["dataset"].nunique() > 1
+    for n, (backbone, dataset) in enumerate(lines):
         st = _backbone_style(backbone, n)
-        # Small horizontal offsets keep the backbones' markers apart.
-        offset = (n - (len(present) - 1) / 2) * 0.08
-        line = of_mean[of_mean["backbone"] == backbone]
+        # Small horizontal offsets keep the lines' markers apart.
+        offset = (n - (len(lines) - 1) / 2) * 0.08
+        line = of_mean[(of_mean["backbone"] == backbone) & (of_mean["dataset"] == dataset)]
         ax.plot(
             line["merged_classes"] + offset,
             line["k"],
             color=st["color"],
-            marker=st["marker"],
+            marker=_dataset_style(dataset)["marker"] if several_sets else st["marker"],
             markersize=4,
             linewidth=1.2,
-            label=st["label"],
+            label=f"{st['label']} · {dataset}" if several_sets else st["label"],
         )
-        spread = rem[rem["backbone"] == backbone].groupby("merged_classes")["best_k"]
-        stat = spread.agg(["mean", "std"]).reset_index()
+        mine = rem[(rem["backbone"] == backbone) & (rem["dataset"] == dataset)]
+        stat = mine.groupby("merged_classes")["best_k"].agg(["mean", "std"]).reset_index()
         ax.fill_between(
             stat["merged_classes"] + offset,
             stat["mean"] - stat["std"].fillna(0.0),

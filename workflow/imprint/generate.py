@@ -158,7 +158,9 @@ def least_squares_weights(
         + ls_lambda * torch.eye(mu.shape[0], dtype=work, device=mu.device)
     )
     if precision == "float32":
-        w = means @ torch.linalg.inv(a) * (1.0 / len(xs))
+        # Mᵀ as the transposed view of M [D, C], the reference's operand layout: BLAS rounds
+        # differently for a contiguous [C, D] operand.
+        w = torch.mm(means.T.contiguous().T, torch.linalg.inv(a)) * (1.0 / len(xs))
     else:
         # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
         w = torch.linalg.solve(a, means.T).T / len(xs)

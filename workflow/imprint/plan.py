@@ -187,3 +187,25 @@ def source_embeddings(config: dict, dataset: str) -> list[str]:
         if len(spec["sources"]) == 1 and spec.get("classes") is None
     }
     return [reuse.get(s, f"{SOURCES_DIR}/{s}") for s in config["datasets"][dataset]["sources"]]
+
+
+def ls_precision(config: dict, experiment: str) -> str | None:
+    """engine.ls_precision where the experiment's grid has GEN ls or kls, else None.
+
+    A rule parameter that only grids with ls/kls carry: changing the precision reruns those
+    jobs and no others.
+    """
+    from imprint.grid import GRID_DEFAULTS, GridError, load_grid
+
+    grid = config["experiments"][experiment]["grid"]
+    precision = config.get("engine", {}).get("ls_precision", "float64")
+    if isinstance(grid, str):
+        try:
+            grid = load_grid(grid)[1]
+        except GridError:
+            return precision  # unreadable here: the imprint job reports it
+    parts = grid.get("parts", [grid]) if isinstance(grid, dict) else grid
+    gens = {
+        g for part in parts if isinstance(part, dict) for g in part.get("gen", GRID_DEFAULTS["gen"])
+    }
+    return precision if gens & {"ls", "kls"} else None

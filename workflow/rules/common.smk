@@ -9,6 +9,7 @@ from imprint.plan import (
     collapse_groups,
     expand_mappings,
     experiment_groups,
+    ls_precision,
     resolve_classes,
     source_embeddings,
 )
@@ -23,6 +24,7 @@ SINGLE_SOURCE = [
 JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 1]
 SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
 TABLE1 = config.get("table1", {}).get("experiments", [])
+LS_PRECISION = {e: ls_precision(config, e) for e in config["experiments"]}
 
 
 def alternation(names):
@@ -128,6 +130,10 @@ def get_cd_diagram_options(wildcards):
 
 def get_nc1_vs_gain_options(wildcards):
     return config["experiments"][wildcards.experiment]["figure_options"]["nc1_vs_gain"]
+
+
+def get_ls_precision(wildcards):
+    return LS_PRECISION[wildcards.experiment]
 
 
 def get_grid_file(wildcards):

@@ -18,9 +18,7 @@ rule imprint_grid:
         grid=get_grid,
         classes=get_task_classes,
         mapping=get_mapping,
-        ls_precision=lookup(
-            dpath="engine/ls_precision", within=config, default="float64"
-        ),
+        ls_precision=get_ls_precision,
     script:
         "../scripts/imprint_grid.py"
 
