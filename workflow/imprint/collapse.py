@@ -326,16 +326,16 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     rank_b = int(keep.sum())
     vecs, vals = vt[keep].T, lam[keep]
 
-    rank_b32 = int(_kept(lam, d, _EPS32).sum())
+    # The reference inverts a float32 Sigma_B with torch.linalg.pinv: its cut-off uses
+    # float32's eps, so directions float64 keeps may be dropped there.
+    keep32 = _kept(lam, d, _EPS32)
+    rank_b32 = int(keep32.sum())
+    vecs32, vals32 = vt[keep32].T, lam[keep32]
     if rank_b == 0:
         nc1 = nc1_pooled = nc1_ref = nc1_svd = math.inf
     else:
         nc1 = _trace_times_pinv(sigma_w, vecs, vals) / n_cls
         nc1_pooled = _trace_times_pinv(sigma_w_pooled, vecs, vals) / n_cls
-        # The reference inverts a float32 Sigma_B with torch.linalg.pinv: its cut-off uses
-        # float32's eps, so directions float64 keeps may be dropped there.
-        keep32 = _kept(lam, d, _EPS32)
-        vecs32, vals32 = vt[keep32].T, lam[keep32]
         shift = vecs32.T @ mu_g
         nc1_ref = (
             _trace_times_pinv(sigma_w, vecs32, vals32) + float((shift * shift / vals32).sum())

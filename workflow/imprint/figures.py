@@ -831,9 +831,9 @@ def merged_classes_table(
     Over the remappings 'map{i}-{j}': the seed-median accuracy (mean over tasks) is averaged
     over the variations j for every k, and then — as the reference's analysis does — the k
     with the best average is picked (ties: the smallest k). Several tasks of one remapping are
-    averaged first (the paper's §5.3 grids have the one task 'all'). Methods: mean and ls are k-means
-    and kls at k = 1; kmeans and kls at their best k. kls uses `oracle_norms`, the others
-    `norms` (each falls back to the first norm triple present). Columns: backbone, dataset,
+    averaged first (the paper's §5.3 grids have the one task 'all'). Methods: mean and ls are
+    k-means and kls at k = 1; kmeans and kls at their best k. kls uses `oracle_norms`, the
+    others `norms` (each falls back to the first norm triple present). Columns: backbone, dataset,
     merged_classes, method, gen, k, accuracy (mean over j), std (over j), n_variations, ci95
     (1.96 std / sqrt(n)), norm_pre/post/inf. Empty when no remapping is present.
     """
@@ -945,7 +945,12 @@ def plot_accuracy_vs_merged(table: pd.DataFrame) -> Figure:
     }
     handles = [
         Line2D(
-            [], [], color=gen_style(m)["color"], linestyle="--" if m in ("kmeans", "kls") else "-"
+            [],
+            [],
+            color=gen_style(m)["color"],
+            marker=gen_style(m)["marker"],
+            markersize=3,
+            linestyle="--" if m in ("kmeans", "kls") else "-",
         )
         for m in methods
     ]

@@ -149,8 +149,12 @@ def least_squares_weights(
     xs = [g.to(work) for g in groups]
     n_total = sum(g.shape[0] for g in xs)
     mu = sum(g.sum(dim=0) for g in xs) / n_total
-    # Scatter accumulated group by group, as the reference does (same float32 rounding path).
-    scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
+    if precision == "float32":
+        # Group by group, as the reference accumulates it (the same float32 rounding path).
+        scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
+    else:  # one product: kls with k = -1 has a group per sample
+        centred = torch.cat(xs) - mu
+        scatter = centred.T @ centred / n_total
     means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
     a = (
         scatter
