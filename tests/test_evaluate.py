@@ -351,13 +351,31 @@ def test_cli_grid_counts(capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_same_results(digits):
     grid = {
-        "seeds": [1],
-        "gen": ["kmeans", "mean", "all", "ls"],
-        "k": [3],
-        "norm_post": ["none", "quantile"],
-        "agg": ["max", "mnn"],
-        "distance": ["inner_product", "euclidean", "mahalanobis"],
-        "m": [-1, 3],
+        "parts": [
+            {
+                "seeds": [1],
+                "gen": ["kmeans", "mean", "all", "ls", "kls"],
+                "k": [3],
+                "norm_post": ["none", "quantile"],
+                "agg": ["max", "mnn"],
+                "distance": ["inner_product", "euclidean", "mahalanobis"],
+                "m": [-1, 3],
+            },
+            {
+                # Draws from the configuration's stream, k-medoids, every other distance.
+                "seeds": [1, 2],
+                "norm_pre": ["l2"],
+                "norm_inf": ["l2"],
+                "fewshot": [-1, 20],
+                "gen": ["random", "fps", "kmedoids", "cov_max", "none"],
+                "k": [2],
+                "agg": ["max", "mnn"],
+                "distance": ["cosine", "manhattan", "chebyshev"],
+                "weighting": ["uniform", "weighted_by_distance"],
+                "m": [-1, 5],
+            },
+            {"seeds": [1], "presampling": ["weibull"], "presampling_quantiles": [[0.1, 0.9]]},
+        ]
     }
     cpu = run(digits, grid, device="cpu")
     gpu = run(digits, grid, device="cuda")
