@@ -18,7 +18,7 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     """Pairwise Euclidean distances, computed in float64 and stored in float32.
 
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
-    n × n matrix (a 6,000-sample class: 144 MB); sums over it accumulate in float64.
+    n × n matrix (a 6,000-sample class: 144 MB); costs are float32 sums over it, as there.
     """
     x = x.to(torch.float64)
     d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
@@ -30,7 +30,7 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
 
 def heuristic_init(distances: torch.Tensor, k: int) -> torch.Tensor:
     """The k points with the smallest row sums of the distance matrix, ties to the lower index."""
-    costs = distances.sum(dim=1, dtype=torch.float64)
+    costs = distances.sum(dim=1)
     return torch.argsort(costs, stable=True)[:k]
 
 
@@ -47,7 +47,7 @@ def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> to
             members = torch.nonzero(labels == c).flatten()
             if members.numel() == 0:
                 continue
-            costs = distances[members][:, members].sum(dim=1, dtype=torch.float64)
+            costs = distances[members][:, members].sum(dim=1)
             best = int(torch.argmin(costs))
             # A medoid outside its own cluster (a duplicate point won the tie) is compared
             # against the first member, as scikit-learn-extra does.
