@@ -384,6 +384,30 @@ def test_nc1_vs_gain_spearman_equals_hand_pairs():
     assert f"{rho:.2f}" in fig.axes[0].get_title()
 
 
+def exact_spearman_p(x, y) -> float:
+    """Share of all pairings of the ranks with |rho| at least the observed one."""
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    observed = abs(np.corrcoef(rx, ry)[0, 1])
+    rhos = [abs(np.corrcoef(perm, ry)[0, 1]) for perm in itertools.permutations(rx)]
+    return float(np.mean(np.asarray(rhos) >= observed - 1e-12))
+
+
+def test_exact_spearman_p_for_few_points():
+    from imprint.figures import spearman
+
+    x, y = [1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]
+    rho, p = spearman(x, y)
+    assert rho == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert p == pytest.approx(exact_spearman_p(x, y))
+    # A perfect order of 6 points: scipy's t approximation says 0; exactly it is 2/720.
+    assert spearman(x, x)[1] == pytest.approx(2 / 720)
+    assert stats.spearmanr(x, x).pvalue < 1e-6
+    many = np.arange(12.0)
+    assert spearman(many, many[::-1] ** 2)[1] == pytest.approx(
+        stats.spearmanr(many, many[::-1] ** 2).pvalue
+    )
+
+
 def test_nc1_vs_gain_paper_defaults_k5_and_pooled_variations():
     # The paper's Fig. 12: gain = acc(k=5) - acc(k=1); the variations j of map{i}-{j} pooled
     # into one point per i (NC1 and gain both averaged).
@@ -412,7 +436,9 @@ def test_nc1_vs_gain_paper_defaults_k5_and_pooled_variations():
     assert pooled.loc["resnet18", "gain"] == pytest.approx(8.0)
     assert pooled.loc["resnet18", "nc1"] == pytest.approx((0.9 + 2.5) / 2)
     fig, rho, p = plot_nc1_vs_gain(collapse, multimodal_results())
-    assert (rho, p) == pytest.approx(tuple(stats.spearmanr(x, y)))
+    # Six points: the p-value is exact, over all 720 pairings of the ranks.
+    assert rho == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert p == pytest.approx(exact_spearman_p(x, y))
     r2 = stats.linregress(np.log10(x), y).rvalue ** 2
     assert loglinear_r2(pairs["nc1"], pairs["gain"]) == pytest.approx(r2)
     assert f"R² (gain ~ log NC1) = {r2:.2f}" in fig.axes[0].get_title()

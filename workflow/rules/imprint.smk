@@ -13,7 +13,10 @@ rule imprint_grid:
         "benchmarks/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.tsv"
     conda:
         "../../envs/imprint.yaml"
-    threads: 2
+    # One core per job: a paper run is hundreds of jobs, and a job's fixed cost (starting
+    # Python, importing torch and scikit-learn: ~5 s) is single-threaded. Give large groups
+    # more with --set-threads imprint_grid=N (the slurm profile gives 4).
+    threads: 1
     params:
         grid=get_grid,
         classes=get_task_classes,
