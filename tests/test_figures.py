@@ -401,6 +401,9 @@ def test_exact_spearman_p_for_few_points():
     assert p == pytest.approx(exact_spearman_p(x, y))
     # A perfect order of 6 points: scipy's t approximation says 0; exactly it is 2/720.
     assert spearman(x, x)[1] == pytest.approx(2 / 720)
+    # Tied ranks: the null distribution is not symmetric; |rho| decides, as in the helper.
+    tied_x, tied_y = [3, 3, 1, 0, 3, 0], [2, 1, 2, 0, 0, 0]
+    assert spearman(tied_x, tied_y)[1] == pytest.approx(exact_spearman_p(tied_x, tied_y))
     assert stats.spearmanr(x, x).pvalue < 1e-6
     many = np.arange(12.0)
     assert spearman(many, many[::-1] ** 2)[1] == pytest.approx(

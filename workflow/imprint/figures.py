@@ -1378,9 +1378,10 @@ EXACT_SPEARMAN_MAX_N = 8
 def spearman(x, y) -> tuple[float, float]:
     """Spearman's rho and two-sided p-value; NaN (not an error) for constant input or < 3 points.
 
-    Up to EXACT_SPEARMAN_MAX_N points the p-value is exact (every pairing of the ranks, at most
-    8! = 40,320): scipy's t approximation says p = 0 for a perfect rank order of 6 points,
-    where the exact value is 2/720.
+    Up to EXACT_SPEARMAN_MAX_N points the p-value is exact: the share of all pairings of the
+    ranks (at most 8! = 40,320) whose |rho| reaches the observed |rho| (with tied ranks the
+    null distribution is not symmetric, so this, not twice a one-sided p). scipy's t
+    approximation says p = 0 for a perfect rank order of 6 points; exactly it is 2/720.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -1390,18 +1391,19 @@ def spearman(x, y) -> tuple[float, float]:
     if np.isfinite(rho) and 3 <= n <= EXACT_SPEARMAN_MAX_N:
         rx, ry = stats.rankdata(x), stats.rankdata(y)
 
-        def rank_correlation(a, axis=-1):
+        def abs_rank_correlation(a, axis=-1):
             a = a - a.mean(axis=axis, keepdims=True)
             b = ry - ry.mean()
-            return (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum())
+            r = (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum())
+            return np.abs(r)
 
         exact = stats.permutation_test(
             (rx,),
-            rank_correlation,
+            abs_rank_correlation,
             permutation_type="pairings",
             vectorized=True,
             n_resamples=np.inf,
-            alternative="two-sided",
+            alternative="greater",
         )
         p = float(exact.pvalue)
     return rho, p

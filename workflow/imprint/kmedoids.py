@@ -18,7 +18,8 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     """Pairwise Euclidean distances, computed in float64 and stored in float32.
 
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
-    n × n matrix (a 6,000-sample class: 144 MB); costs are float32 sums over it, as there.
+    n × n matrix (a 6,000-sample class: 144 MB); costs are float32 sums over it, as there
+    (torch and numpy may round a sum's last bit differently).
     """
     x = x.to(torch.float64)
     d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
