@@ -526,9 +526,19 @@ def table1_latex(df: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- Figure 6
 
 
+# The figures compare GENs under plain max aggregation on full, unfiltered training sets.
+PLAIN_MAX = {"agg": "max", "distance": "inner_product", "presampling": "all"}
+
+
 def _max_inner(med: pd.DataFrame, where: str, **extra) -> pd.DataFrame:
-    # The figures compare GENs under plain max aggregation on full, unfiltered training sets.
-    return _select(med, where, agg="max", distance="inner_product", presampling="all", **extra)
+    return _select(med, where, **PLAIN_MAX, **extra)
+
+
+def _has_plain_max_rows(results: pd.DataFrame, gen: str, **extra) -> bool:
+    """Whether _max_inner(…, gen=gen, **extra) would keep any row with k >= 1."""
+    wanted = {**PLAIN_MAX, "gen": gen, **extra}
+    keep = (results[list(wanted)] == pd.Series(wanted)).all(axis=1) & (results["k"] >= 1)
+    return bool(keep.any())
 
 
 def plot_accuracy_vs_proxies(
@@ -840,17 +850,10 @@ def merged_classes_table(
     columns = ["backbone", "dataset", "merged_classes", "method", "gen", "k", "accuracy"]
     columns += ["std", "n_variations", "ci95", *NORM_COLUMNS]
     parts = []
-    for method, gen, which in MERGED_METHODS:
-        plain = (
-            (results["gen"] == gen)
-            & (results["agg"] == "max")
-            & (results["distance"] == "inner_product")
-            & (results["presampling"] == "all")
-            & (results["fewshot"] == -1)
-            & (results["k"] >= 1)
-        )
-        if not plain.any():  # e.g. kls only in few-shot or mNN rows: no such line
-            continue
+    keys = ["backbone", "dataset", "merged_classes"]
+    for gen in dict.fromkeys(g for _, g, _ in MERGED_METHODS):  # each curve once: kmeans, kls
+        if not _has_plain_max_rows(results, gen, fewshot=-1):
+            continue  # e.g. kls only in few-shot or mNN rows: no such lines
         curves, triple = _k_curves(
             results, "merged_classes_table", gen, oracle_norms if gen == "kls" else norms
         )
@@ -858,15 +861,14 @@ def merged_classes_table(
         curves = curves[curves["merged_classes"].notna()]
         if curves.empty:
             continue
-        keys = ["backbone", "dataset", "merged_classes"]
         per_k = (
             curves.groupby([*keys, "k"], sort=True)["accuracy"]
             .agg(accuracy="mean", std="std", n_variations="count")
             .reset_index()
         )
-        chosen = per_k[per_k["k"] == 1] if which == "one" else _pick_best_k(per_k, keys)
-        chosen = chosen.assign(method=method, gen=gen, **dict(zip(NORM_COLUMNS, triple)))
-        parts.append(chosen)
+        for method, _, which in (m for m in MERGED_METHODS if m[1] == gen):
+            chosen = per_k[per_k["k"] == 1] if which == "one" else _pick_best_k(per_k, keys)
+            parts.append(chosen.assign(method=method, gen=gen, **dict(zip(NORM_COLUMNS, triple))))
     if not parts:
         return pd.DataFrame(columns=columns)
     out = pd.concat(parts, ignore_index=True)
@@ -1390,10 +1392,10 @@ def spearman(x, y) -> tuple[float, float]:
     n = len(x)
     if np.isfinite(rho) and 3 <= n <= EXACT_SPEARMAN_MAX_N:
         rx, ry = stats.rankdata(x), stats.rankdata(y)
+        b = ry - ry.mean()
 
         def abs_rank_correlation(a, axis=-1):
             a = a - a.mean(axis=axis, keepdims=True)
-            b = ry - ry.mean()
             r = (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum())
             return np.abs(r)
 
