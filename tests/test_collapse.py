@@ -427,6 +427,31 @@ def test_identical_class_means_give_inf_not_zero():
     assert math.isnan(got["vci"])
 
 
+def test_means_equal_up_to_rounding_count_as_identical():
+    # Class 1 holds class 0's samples in reverse order: the means agree in exact arithmetic but
+    # differ by ~1e-17 after summation, a "Sigma_B" whose own lambda_max passes pinv's relative
+    # cut-off (NC1 came out 7e33 with rank 2 for C = 2).
+    a = np.random.default_rng(0).normal(size=(10, 3))
+    x, y = np.vstack([a, a[::-1]]), np.repeat([0, 1], 10)
+    got = evaluate_collapse(x, y, l2_normalise=False)
+    assert got["rank_between"] == 0
+    for key in ("nc1", "nc1_sample_weighted", "nc1_reference_centring", "nc1_svd"):
+        assert math.isinf(got[key]), key
+    assert math.isnan(got["vci"]) and math.isnan(got["vci_reference_centring"])
+    # Three classes, two of them coinciding: Sigma_B has rank 1, and NC1 is the pinv of the
+    # exactly rank-1 Sigma_B built from the means with the twins made bit-equal.
+    b = 3.0 + np.random.default_rng(1).normal(size=(10, 3))
+    x3, y3 = np.vstack([a, a[::-1], b]), np.repeat([0, 1, 2], 10)
+    got = evaluate_collapse(x3, y3, l2_normalise=False)
+    assert got["rank_between"] == 1
+    means = np.array([a.mean(axis=0), a.mean(axis=0), b.mean(axis=0)])
+    centred = means - means.mean(axis=0)
+    sigma_b = centred.T @ centred / 3
+    sigma_w = (2 * np.cov(a, rowvar=False, bias=True) + np.cov(b, rowvar=False, bias=True)) / 3
+    assert got["nc1"] == pytest.approx(np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / 3, rel=1e-9)
+    assert math.isinf(got["nc1_svd"])  # it inverts C-1 = 2 directions, one of them null
+
+
 def test_reference_centring_drops_what_a_float32_pinv_drops():
     # Centred class means (±1, -δ/3, 0) and (0, 2δ/3, 0): Sigma_B = diag(2/3, 2δ²/9, 0), so its
     # second eigenvalue is δ²/3 = 1e-10 of the first: kept by float64's pinv cut-off

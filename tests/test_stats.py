@@ -21,6 +21,7 @@ from imprint.stats import (
     friedman,
     holm_correction,
     maximal_cliques,
+    pairwise_wilcoxon,
 )
 
 
@@ -103,16 +104,35 @@ def test_friedman_alone_on_a_score_matrix():
 def test_pairwise_pvalues_match_scipy_wilcoxon(random_case):
     names, scores, result = random_case
     for a, b in itertools.combinations(range(len(names)), 2):
-        expected = stats.wilcoxon(scores[:, a], scores[:, b], zero_method="pratt").pvalue
+        # Scores are multiples of 0.01: the exact differences, ties intact (see below).
+        d = np.round(scores[:, a] - scores[:, b], 2)
+        expected = stats.wilcoxon(d, zero_method="pratt").pvalue
         assert result.raw_pvalues.loc[names[a], names[b]] == pytest.approx(expected, rel=1e-12)
         assert result.raw_pvalues.loc[names[b], names[a]] == pytest.approx(expected, rel=1e-12)
     assert np.all(np.diag(result.pvalues.to_numpy()) == 1.0)
 
 
+def test_pairwise_wilcoxon_keeps_ties_that_float_subtraction_breaks():
+    # Accuracies out of 30 test samples: in exact arithmetic |d| has ties (1/30, 2/30 points),
+    # but 100·a/30 − 100·b/30 splits them in the last bit, so the ranks, and scipy's choice of
+    # test, change (p 0.33 instead of 0.51 here).
+    wrong = np.array([12, 12, 16, 19, 5, 7, 17, 19, 8, 9])
+    diff = np.array([3, 1, -1, 3, -1, 1, 2, 1, -2, -2])
+    x, y = 100 * (wrong + diff) / 30, 100 * wrong / 30
+    exact = stats.wilcoxon(diff * (100 / 30), zero_method="pratt").pvalue
+    naive = stats.wilcoxon(x, y, zero_method="pratt").pvalue
+    assert naive == pytest.approx(0.326171875) and exact == pytest.approx(0.51171875)
+    got = pairwise_wilcoxon(pd.DataFrame({"a": x, "b": y}))
+    assert got.loc["a", "b"] == pytest.approx(exact, rel=1e-12)
+
+
 def test_adjusted_pvalues_match_scikit_posthocs(random_case):
     names, scores, result = random_case
+    # In hundredths the scores are integers, so the library's x - y is exact.
     ref = scikit_posthocs.posthoc_wilcoxon(
-        [scores[:, j] for j in range(len(names))], zero_method="pratt", p_adjust="holm"
+        [np.round(scores[:, j] * 100) for j in range(len(names))],
+        zero_method="pratt",
+        p_adjust="holm",
     )
     ref.index = ref.columns = names
     ours = result.pvalues.loc[names, names]
@@ -343,13 +363,42 @@ def test_diagram_marks_non_significant_friedman(tmp_path):
     assert "NOT significant" in figure_texts(fig)
 
 
-def test_diagram_bars_are_distinct_maximal_extents():
-    shown = ["a", "b", "c", "d", "e"]
-    # {a, b, d} and {a, c, d} share the extent a..d; {b, c} and the truncated {d, x} lie inside
-    # it; {d, e} reaches further and gets its own bar.
-    cliques = [["a", "b", "d"], ["a", "c", "d"], ["b", "c"], ["d", "x"], ["d", "e"]]
-    assert _bars(cliques, shown) == [(0, 3), (3, 4)]
-    assert _bars([["a"], ["x", "y"]], shown) == []
+def significance(names: str, pairs: list[str]) -> pd.DataFrame:
+    """Symmetric methods x methods "significantly different" matrix from pairs like "bd"."""
+    sig = pd.DataFrame(False, index=list(names), columns=list(names))
+    for a, b in pairs:
+        sig.loc[a, b] = sig.loc[b, a] = True
+    return sig
+
+
+def test_diagram_bars_never_cover_a_significant_pair():
+    # Maximal cliques {a, b, c} and {a, c, d}: the second's extent a..d would cover b, which
+    # differs from d. Bars: a..c, then c..d (b..c lies inside a..c); e differs from everyone.
+    sig = significance("abcde", ["bd", "ae", "be", "ce", "de"])
+    assert _bars(sig, list("abcde")) == [(0, 2), (2, 3)]
+    # Among the shown best three only, and with nothing separable: one bar.
+    assert _bars(sig, list("abc")) == [(0, 2)]
+    assert _bars(significance("abcd", []), list("abcd")) == [(0, 3)]
+    assert _bars(significance("abc", ["ab", "ac", "bc"]), list("abc")) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_diagram_bars_are_the_maximal_non_significant_runs(seed):
+    rng = np.random.default_rng(seed)
+    n = 8
+    upper = np.triu(rng.random((n, n)) < 0.3, 1)
+    names = [f"m{i}" for i in range(n)]
+    sig = pd.DataFrame(upper | upper.T, index=names, columns=names)
+    runs = [  # every contiguous run with no significant pair, not inside a longer one
+        (i, j)
+        for i in range(n)
+        for j in range(i + 1, n)
+        if not sig.iloc[i : j + 1, i : j + 1].to_numpy().any()
+    ]
+    maximal = sorted(
+        (i, j) for i, j in runs if not any(a <= i and j <= b and (a, b) != (i, j) for a, b in runs)
+    )
+    assert _bars(sig, names) == maximal
 
 
 def test_best_per_value_keeps_the_best_ranked_row_of_each_value():

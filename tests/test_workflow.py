@@ -136,6 +136,7 @@ def test_tables_figures_and_collapse(workdir):
     summary = (workdir / "results/stats/tiny/summary.txt").read_text()
     assert "Over all of them: Friedman test" in summary
     assert "the best configuration per gen (3)" in summary  # mean, kmeans, all; ls left out
+    assert "Maximal groups no pair of which differs:" in summary
     ranks = pd.read_csv(workdir / "results/stats/tiny/ranks.csv")
     assert ranks.average_rank.is_monotonic_increasing and len(ranks) > 30
     assert set(ranks.gen) == {"mean", "kmeans", "all"}

@@ -2,7 +2,7 @@
 
 The rank axis runs left to right with rank 1 (best) at the LEFT. Every method hangs from its
 average rank by an elbow line: the better half is labelled on the left, the worse half on the
-right. Thick bars join methods that are not significantly different (the result's cliques).
+right. Thick bars join runs of rank-adjacent methods no two of which are significantly different.
 Only the object-oriented Figure API is used, so no pyplot state or GUI backend is touched; the
 caller saves the returned Figure (PDF, SVG or PNG) as it likes.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextPath
@@ -71,24 +72,23 @@ def _caption(result: CDResult, n_shown: int, n_total: int) -> tuple[list[str], s
     return lines, note
 
 
-def _bars(cliques: list[list[str]], shown: list[str]) -> list[tuple[int, int]]:
-    """Clique extents as (first, last) positions among the shown methods.
+def _bars(significant: pd.DataFrame, shown: list[str]) -> list[tuple[int, int]]:
+    """Bars as (first, last) positions among the shown methods, in rank order.
 
-    A bar spans its clique's best to worst member, so distinct cliques can share an extent
-    ({0, 1, 3} and {0, 2, 3}) or nest in another's (also after truncating to the best
-    methods): only the distinct extents that no other extent contains are drawn.
+    Demšar's drawing: from each method, a bar reaches the furthest method such that no pair
+    in between is significantly different; bars inside an earlier one are dropped. A bar never
+    covers a significantly different pair — a maximal clique's best-to-worst extent can (it may
+    skip a method in between), so the cliques are listed in words, not drawn.
     """
-    pos = {m: i for i, m in enumerate(shown)}
-    extents = set()
-    for clique in cliques:
-        members = [pos[m] for m in clique if m in pos]
-        if len(members) >= 2:
-            extents.add((min(members), max(members)))
-    return sorted(
-        (a, b)
-        for a, b in extents
-        if not any(c <= a and b <= d and (c, d) != (a, b) for c, d in extents)
-    )
+    sig = significant.loc[shown, shown].to_numpy(dtype=bool)
+    bars: list[tuple[int, int]] = []
+    for i in range(len(shown)):
+        j = i
+        while j + 1 < len(shown) and not sig[i : j + 2, j + 1].any():
+            j += 1
+        if j > i and (not bars or j > bars[-1][1]):
+            bars.append((i, j))
+    return bars
 
 
 def _assign_lanes(spans: list[tuple[float, float]]) -> list[int]:
@@ -113,7 +113,7 @@ def plot_cd_diagram(
     """Draw the CD diagram of ``result`` and return the Figure (nothing is saved or shown).
 
     ``max_methods`` keeps only the best-ranked methods (the axis then ends at the worst shown
-    rank); cliques are cut down to the shown methods.
+    rank); bars are drawn among the shown methods.
     """
     ranks = result.ranks
     n_total = len(ranks)
@@ -152,7 +152,7 @@ def plot_cd_diagram(
         return x0 + scale_w * (rank - low) / span
 
     # ---- clique bars
-    bars = _bars(result.cliques, names)
+    bars = _bars(result.significant, list(shown_df["method"]))
     overhang = 0.04
     spans = [(xpos(avg[i]) - overhang, xpos(avg[j]) + overhang) for i, j in bars]
     lanes = _assign_lanes(spans)

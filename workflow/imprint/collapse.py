@@ -7,7 +7,8 @@ and only a few D x D matrices are ever held. Pure functions: arrays in, dataclas
 
 Notation: C classes, N samples, D dimensions, mu_c the class means, mu_G the global mean over all
 samples (Papyan et al. 2020), M~ the C x D matrix of centred means mu_c - mu_G,
-Sigma_W = (1/N) sum_c sum_i (x_ci - mu_c)(x_ci - mu_c)^T and Sigma_B = (1/C) M~^T M~.
+Sigma_W = (1/C) sum_c (1/n_c) sum_i (x_ci - mu_c)(x_ci - mu_c)^T (the mean of the per-class
+covariances; the sample-weighted variants use (1/N) sum_c sum_i) and Sigma_B = (1/C) M~^T M~.
 """
 
 from __future__ import annotations
@@ -308,7 +309,9 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     - ``nc2_etf_error``: || G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F with G = M~ M~^T
       (Kothapalli 2023; ||I - 11^T/C||_F = sqrt(C-1)).
 
-    NC1 variants are ``inf`` when all class means coincide. The NC2 metrics and the CDNV hold a
+    NC1 variants are ``inf`` when all class means coincide (to within D * eps of the data's
+    scale; eigenvalues of Sigma_B below s * (D * eps)^2, s the largest per-class second moment,
+    count as zero, and at most C-1 are kept). The NC2 metrics and the CDNV hold a
     C x C matrix.
     """
     n_cls, n, d = stats.n_classes, stats.n_samples, stats.dim
@@ -322,6 +325,14 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     # its null directions come out exact instead of as rounding noise.
     _, sing, vt = np.linalg.svd(centred, full_matrices=False)
     lam = sing**2 / n_cls
+    # Rounding leaves coinciding class means a noise Sigma_B whose own lambda_max would pass
+    # the relative cut-off: eigenvalues must also clear the data's scale s (largest per-class
+    # second moment) times (D eps)^2, and Sigma_B has rank <= C-1 (its n_c-weighted centred
+    # means sum to zero).
+    floor = float((stats.mean_sq_dist + (stats.means**2).sum(axis=1)).max()) * (d * _EPS) ** 2
+    real = lam > floor
+    real[n_cls - 1 :] = False
+    lam = np.where(real, lam, 0.0)
     keep = _kept(lam, d)
     rank_b = int(keep.sum())
     vecs, vals = vt[keep].T, lam[keep]
@@ -343,7 +354,7 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         # Han et al. invert exactly the top C-1 directions (scipy svds, k = C-1), with no
         # cut-off: identical to nc1 unless one of those eigenvalues is below pinv's tolerance.
         top = min(n_cls - 1, lam.size)
-        if lam[top - 1] > 0:
+        if top > 0 and lam[top - 1] > 0:
             nc1_svd = _trace_times_pinv(sigma_w, vt[:top].T, lam[:top]) / n_cls
         else:
             nc1_svd = math.inf

@@ -204,17 +204,24 @@ def pairwise_wilcoxon(scores: pd.DataFrame) -> pd.DataFrame:
     """Raw two-sided Wilcoxon signed-rank p-values (Pratt zeros) for every pair of columns.
 
     Identical result vectors get p = 1.0: with no non-zero difference there is no evidence of
-    a difference, and scipy would otherwise warn and may return NaN.
+    a difference, and scipy would otherwise warn and may return NaN. The differences are
+    rounded to 12 significant digits of the largest score before ranking: accuracies are
+    fractions of a test count, and in floating point 100·1/30 − 0 and 100·4/30 − 100·3/30
+    differ in the last bit, which would break ties in |d| that exact arithmetic has (and with
+    them scipy's choice between the exact and the tie-aware tests).
     """
     names = list(scores.columns)
     values = scores.to_numpy(dtype=float)
+    scale = float(np.abs(values).max(initial=0.0)) or 1.0
+    quantum = scale * 1e-12
     out = np.ones((len(names), len(names)))
     for i, j in combinations(range(len(names)), 2):
         x, y = values[:, i], values[:, j]
         if np.array_equal(x, y):
             p = 1.0
         else:
-            p = float(stats.wilcoxon(x, y, zero_method="pratt").pvalue)
+            d = np.round((x - y) / quantum) * quantum
+            p = float(stats.wilcoxon(d, zero_method="pratt").pvalue)
             if np.isnan(p):
                 p = 1.0
         out[i, j] = out[j, i] = p

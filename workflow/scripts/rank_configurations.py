@@ -69,9 +69,12 @@ with rule_log(snakemake):  # noqa: F821
         f"Pairwise tests and the diagram: {selection} ({len(shown)}), ranked again among "
         "themselves.\n"
     )
+    # The diagram's bars join rank-adjacent runs; a maximal clique may skip a method between.
+    cliques = "".join(f"\n  - {'; '.join(c)}" for c in result.cliques)
+    text = f"{header}{result.summary}\nMaximal groups no pair of which differs:{cliques}\n"
     with open(sm.output.summary, "w") as fh:
-        fh.write(header + result.summary + "\n")
-    print(header + result.summary)
+        fh.write(text)
+    print(text)
     fig = plot_cd_diagram(
         result,
         title=f"{sm.wildcards.experiment}: {selection} ({len(shown)} of {n_all} configurations)",
