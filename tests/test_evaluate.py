@@ -266,6 +266,16 @@ def test_embedding_file_checks(tmp_path):
         load_embeddings(tmp_path / "pickle.npz")
     with pytest.raises(EmbeddingFileError, match="must be 2-D"):
         load_embeddings(write_npz(tmp_path / "1d.npz", np.ones(4, np.float32), y))
+    with pytest.raises(EmbeddingFileError, match=r"meta.npz: array 'meta': metadata is not valid"):
+        load_embeddings(write_npz(tmp_path / "meta.npz", x, y, meta=np.array("{backbone")))
+    with pytest.raises(EmbeddingFileError, match="metadata must be a JSON object"):
+        load_embeddings(write_npz(tmp_path / "list.npz", x, y, meta=np.array("[1]")))
+    (tmp_path / "dir").mkdir()
+    np.save(tmp_path / "dir/embeddings.npy", x)
+    np.save(tmp_path / "dir/labels.npy", y)
+    (tmp_path / "dir/meta.json").write_text("{")
+    with pytest.raises(EmbeddingFileError, match=r"dir/meta.json: metadata is not valid JSON"):
+        load_embeddings(tmp_path / "dir")
 
 
 def _npz(path, **arrays):
@@ -340,6 +350,31 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys, digits):
     )
     assert code == 2 and "unknown paper grid 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_checks_mapping_output_and_lambda_before_the_work(tmp_path, capsys, digits):
+    xtr, ytr, xte, yte = digits
+    meta = np.array(json.dumps({"backbone": "my_model"}))  # not in the registry
+    write_npz(tmp_path / "train.npz", xtr, ytr, meta=meta)
+    write_npz(tmp_path / "test.npz", xte, yte)
+    (tmp_path / "bad_map.yaml").write_text("{0: [\n")
+    (tmp_path / "mean.yaml").write_text("gen: [mean]\n")
+    (tmp_path / "ls.yaml").write_text("gen: [ls]\n")
+
+    def evaluate(grid, out="o.csv", *extra):
+        files = ["--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
+        args = [*files, "--grid", str(tmp_path / grid), "--out", str(tmp_path / out), "-q"]
+        return main(["evaluate", *args, *extra]), capsys.readouterr().err
+
+    code, err = evaluate("mean.yaml", "o.csv", "--mapping", str(tmp_path / "bad_map.yaml"))
+    assert code == 2 and "bad_map.yaml: not a valid YAML/JSON mapping file" in err
+    code, err = evaluate("mean.yaml", "o.txt")
+    assert code == 2 and "o.txt: results tables are .csv or .parquet, not '.txt'" in err
+    # λ is only looked up for ls/kls: an unregistered backbone runs every other GEN.
+    assert evaluate("mean.yaml")[0] == 0 and len(pd.read_csv(tmp_path / "o.csv")) == 3  # seeds
+    code, err = evaluate("ls.yaml")
+    assert code == 2 and "no ls λ registered for backbone 'my_model'" in err
+    assert evaluate("ls.yaml", "o.csv", "--ls-lambda", "0.01")[0] == 0
 
 
 def test_cli_grid_counts(capsys):

@@ -138,6 +138,23 @@ def test_paper_figures_plans_without_data_or_weights(tmp_path):
             lambda c: c.pop("collapse"),
             "experiments.multimodal.figures: nc1_vs_gain needs the collapse section",
         ),
+        # Grids are expanded at planning, so a typo does not wait for the imprint jobs.
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid="paper:agfixed"),
+            "experiments.aggfixed.grid (paper:agfixed): unknown paper grid 'agfixed'",
+        ),
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid={"gen": ["kmean"]}),
+            "experiments.aggfixed.grid: grid key 'gen' has unknown value(s) ['kmean']",
+        ),
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid={"norm_pree": ["l2"]}),
+            "experiments.aggfixed.grid: unknown grid key(s) ['norm_pree']",
+        ),
+        (
+            lambda c: c["mappings"].update({"map1-0": {0: 0}}),
+            "mappings.map1-0: the name 'map1-0' is also given by mappings.imagenet",
+        ),
     ],
 )
 def test_config_mistakes_name_the_key(paper, change, message):

@@ -130,6 +130,16 @@ def test_results_tables_hold_every_configuration(workdir):
     assert meta["n"] == 300  # limit_per_class 30 × 10 classes
 
 
+def test_imprint_cd_runs_on_a_gathered_table_as_the_readme_shows(workdir, tmp_path):
+    from imprint.cli import main
+
+    table = workdir / "results/imprint/tiny.parquet"
+    args = ["cd", str(table), "--seed", "seed", "--out-prefix", str(tmp_path / "cd")]
+    assert main(args) == 0
+    ranks = pd.read_csv(tmp_path / "cd_ranks.csv")
+    assert len(ranks) == pd.read_parquet(table).config_id.nunique()
+
+
 def test_tables_figures_and_collapse(workdir):
     md = (workdir / "results/tables/table1.md").read_text()
     assert "Qi" in md and "86.79" in md
@@ -218,6 +228,17 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
     assert (
         proc.returncode != 0
         and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
+    )
+    bad = dict(TINY, data_dir=str(tmp_path))
+    bad["experiments"] = dict(
+        TINY["experiments"], merged=dict(TINY["experiments"]["merged"], grid={"norm_pree": ["l2"]})
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert (
+        proc.returncode != 0
+        and "experiments.merged.grid: unknown grid key(s) ['norm_pree']"
+        in proc.stdout + proc.stderr
     )
     bad = dict(TINY, data_dir=str(tmp_path), engine={"ls_precision": "float16"})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))

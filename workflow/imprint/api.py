@@ -11,7 +11,8 @@ import yaml
 
 from imprint.evaluate import evaluate_grid
 from imprint.grid import expand_grid, load_grid
-from imprint.io import load_embeddings, write_table
+from imprint.io import check_table_path, load_embeddings, write_table
+from imprint.vocabulary import JOINT_GEN
 
 log = logging.getLogger("imprint")
 
@@ -23,7 +24,10 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such mapping file")
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not a valid YAML/JSON mapping file ({err})") from err
     if not isinstance(data, dict) or not data:
         raise ValueError(
             f"{path}: a mapping file holds a non-empty mapping {{old label: new label}}"
@@ -66,13 +70,16 @@ def evaluate_files(
     ls_precision: str = "float64",
 ) -> pd.DataFrame:
     """Evaluate a grid on one task of two embedding files and write the results table."""
+    check_table_path(out)  # before the work, not after it
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     where = "grid" if isinstance(grid, dict) else str(grid)
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
     mapping = load_mapping(mapping)
-    lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta)
+    # Only ls/kls use λ: a backbone with none registered can run every other grid.
+    needs_lambda = configs["gen"].isin(JOINT_GEN).any()
+    lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta) if needs_lambda else None
     log.info("evaluating %d configuration runs on classes %s of %s", len(configs), classes, train)
     results = evaluate_grid(
         train_set.embeddings,

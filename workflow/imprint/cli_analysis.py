@@ -39,7 +39,7 @@ def cd_file(
     """CD statistics and diagram of a long-format table: <prefix>_ranks.csv, _pvalues.csv, .pdf/.png."""
     from imprint.cd_diagram import plot_cd_diagram
     from imprint.io import atomic_path, read_table, write_table
-    from imprint.stats import critical_difference
+    from imprint.stats import critical_difference, describe_cliques
 
     df = read_table(table)
     missing = [
@@ -59,7 +59,7 @@ def cd_file(
         with atomic_path(f"{out_prefix}.{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=200, bbox_inches="tight")
     with atomic_path(f"{out_prefix}_summary.txt") as tmp:
-        tmp.write_text(result.summary + "\n")
+        tmp.write_text(f"{result.summary}\n{describe_cliques(result.cliques)}\n")
     return result
 
 

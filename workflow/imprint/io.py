@@ -103,7 +103,7 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
         except ValueError as err:
             raise EmbeddingFileError(f"{path}: cannot read arrays ({err})") from err
         meta_file = path / META_FILE
-        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        meta = _parse_meta(meta_file.read_text(), meta_file) if meta_file.exists() else {}
     else:
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -114,7 +114,11 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
                         f"'embeddings' (float, [N, D]) and 'labels' (int, [N]), found {npz.files}"
                     )
                 embeddings, labels = npz["embeddings"], npz["labels"]
-                meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
+                meta = (
+                    _parse_meta(str(npz["meta"]), f"{path}: array 'meta'")
+                    if "meta" in npz.files
+                    else {}
+                )
         except EmbeddingFileError:
             raise
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
@@ -124,6 +128,17 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
     labels = _as_int_labels(labels, str(path))
     _check_arrays(embeddings, labels, str(path))
     return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta)
+
+
+def _parse_meta(text: str, where) -> dict:
+    """Metadata of an embedding set: a JSON object (backbone, dataset, ...)."""
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise EmbeddingFileError(f"{where}: metadata is not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise EmbeddingFileError(f"{where}: metadata must be a JSON object, got {text[:60]!r}")
+    return meta
 
 
 def _as_int_labels(labels: np.ndarray, where: str) -> np.ndarray:
@@ -172,16 +187,22 @@ def _check_arrays(embeddings: np.ndarray, labels: np.ndarray, where: str) -> Non
         )
 
 
+def check_table_path(path: str | os.PathLike) -> Path:
+    """`path` if write_table can write it (.csv or .parquet); call before long work."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: results tables are .csv or .parquet, not '{path.suffix}'")
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a results table atomically as CSV or Parquet, chosen by the file suffix."""
-    path = Path(path)
+    path = check_table_path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             df.to_parquet(tmp, index=False)
-        elif path.suffix == ".csv":
-            df.to_csv(tmp, index=False)
         else:
-            raise ValueError(f"{path}: results tables are .csv or .parquet, not '{path.suffix}'")
+            df.to_csv(tmp, index=False)
     return path
 
 

@@ -6,7 +6,6 @@ import itertools
 from dataclasses import dataclass
 
 SOURCES_DIR = "sources"  # results/embeddings/sources/<source>: the parts of a joined dataset
-LABEL_OFFSET = 10  # labels of the j-th source of a joined dataset are shifted by 10·j
 
 
 class ConfigError(ValueError):
@@ -16,21 +15,29 @@ class ConfigError(ValueError):
 def expand_mappings(mappings: dict) -> dict[str, dict[int, int]]:
     """Named mappings with generated families expanded (imagenet100 → map{i}-{j})."""
     out: dict[str, dict[int, int]] = {}
+    owner: dict[str, str] = {}  # expanded name -> the mappings entry it came from
     for name, value in mappings.items():
         if value == "combidigits":
             from imprint.selections import combidigits_mapping
 
-            out[name] = {int(k): int(v) for k, v in combidigits_mapping().items()}
+            family = {name: {int(k): int(v) for k, v in combidigits_mapping().items()}}
         elif value == "imagenet100":
             from imprint.selections import imagenet_class_selections
 
-            out.update(imagenet_class_selections()["remappings"])
+            family = imagenet_class_selections()["remappings"]
         elif isinstance(value, dict):
-            out[name] = {int(k): int(v) for k, v in value.items()}
+            family = {name: {int(k): int(v) for k, v in value.items()}}
         else:
             raise ConfigError(
                 f"mappings.{name}: expected a mapping or combidigits/imagenet100, got {value!r}"
             )
+        for member, mapping in family.items():
+            if member in out:
+                raise ConfigError(
+                    f"mappings.{name}: the name '{member}' is also given by mappings."
+                    f"{owner[member]} (imagenet100 names its members map{{i}}-{{j}})"
+                )
+            out[member], owner[member] = mapping, name
     return out
 
 
@@ -111,13 +118,29 @@ def check_config(config: dict) -> None:
                     )
         for dataset in section.get("datasets", []):
             section_mappings(config, section, dataset, where)
+    expand_mappings(config["mappings"])  # two entries may not give the same mapping name
     for name in config.get("table1", {}).get("experiments", []):
         if name not in config["experiments"]:
             raise ConfigError(
                 f"table1.experiments: '{name}' is not defined under experiments: "
                 f"(defined: {', '.join(config['experiments'])})"
             )
+    from imprint.grid import GridError, expand_grid, load_grid
+
     for name, exp in config["experiments"].items():
+        # Expanding each grid here makes a typo in a grid key or value fail at planning, not
+        # in its imprint jobs after hours of extraction.
+        where, grid = f"experiments.{name}.grid", exp["grid"]
+        try:
+            if isinstance(grid, str):
+                where += f" ({grid})"
+                grid = load_grid(grid)[1]
+            expand_grid(grid, where=where, with_seeds=False)
+        except GridError as err:
+            message = str(err)
+            raise ConfigError(
+                message if message.startswith(where) else f"{where}: {message}"
+            ) from None
         if "nc1_vs_gain" in exp.get("figures", []):
             pairs = set(collapse_groups(config))
             if not any(
@@ -195,15 +218,12 @@ def ls_precision(config: dict, experiment: str) -> str | None:
     A rule parameter that only grids with ls/kls carry: changing the precision reruns those
     jobs and no others.
     """
-    from imprint.grid import GRID_DEFAULTS, GridError, load_grid
+    from imprint.grid import GRID_DEFAULTS, load_grid
 
     grid = config["experiments"][experiment]["grid"]
     precision = config.get("engine", {}).get("ls_precision", "float64")
     if isinstance(grid, str):
-        try:
-            grid = load_grid(grid)[1]
-        except GridError:
-            return precision  # unreadable here: the imprint job reports it
+        grid = load_grid(grid)[1]  # readable: check_config expanded it
     parts = grid.get("parts", [grid]) if isinstance(grid, dict) else grid
     gens = {
         g for part in parts if isinstance(part, dict) for g in part.get("gen", GRID_DEFAULTS["gen"])

@@ -6,6 +6,7 @@ import random
 
 # CombiDigits (paper §5.3): these datasets in this order, labels offset by 10 per dataset.
 COMBIDIGITS = ("MNIST", "MNIST-M", "USPS", "SVHN")
+LABEL_OFFSET = 10  # labels of the j-th source of a joined dataset are shifted by 10·j
 
 
 def imagenet_class_selections() -> dict:
@@ -38,4 +39,4 @@ def imagenet_class_selections() -> dict:
 
 def combidigits_mapping() -> dict[int, int]:
     """CombiDigits label map: digit d of the j-th dataset of COMBIDIGITS (label d + 10j) -> d."""
-    return {d + 10 * j: d for j in range(len(COMBIDIGITS)) for d in range(10)}
+    return {d + LABEL_OFFSET * j: d for j in range(len(COMBIDIGITS)) for d in range(10)}

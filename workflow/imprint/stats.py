@@ -27,6 +27,7 @@ __all__ = [
     "describe_friedman",
     "friedman",
     "holm_correction",
+    "describe_cliques",
     "maximal_cliques",
     "pairwise_wilcoxon",
     "score_matrix",
@@ -226,6 +227,12 @@ def pairwise_wilcoxon(scores: pd.DataFrame) -> pd.DataFrame:
                 p = 1.0
         out[i, j] = out[j, i] = p
     return pd.DataFrame(out, index=pd.Index(names, name="method"), columns=names)
+
+
+def describe_cliques(cliques: list[list[str]]) -> str:
+    """The maximal groups of inseparable methods, a line each (CD diagrams draw runs instead)."""
+    lines = "".join(f"\n  - {'; '.join(map(str, c))}" for c in cliques)
+    return f"Maximal groups no pair of which differs:{lines or ' none'}"
 
 
 # --------------------------------------------------------------------------- cliques

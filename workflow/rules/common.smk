@@ -13,6 +13,7 @@ from imprint.plan import (
     resolve_classes,
     source_embeddings,
 )
+from imprint.selections import LABEL_OFFSET
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -117,7 +118,7 @@ def get_task_classes(wildcards):
 
 def get_label_offsets(wildcards):
     n = len(config["datasets"][wildcards.dataset]["sources"])
-    return [10 * j for j in range(n)]
+    return [LABEL_OFFSET * j for j in range(n)]
 
 
 def get_grid(wildcards):

@@ -10,6 +10,7 @@ from imprint.stats import (
     average_ranks,
     best_per_value,
     critical_difference,
+    describe_cliques,
     describe_friedman,
     friedman,
     score_matrix,
@@ -69,9 +70,7 @@ with rule_log(snakemake):  # noqa: F821
         f"Pairwise tests and the diagram: {selection} ({len(shown)}), ranked again among "
         "themselves.\n"
     )
-    # The diagram's bars join rank-adjacent runs; a maximal clique may skip a method between.
-    cliques = "".join(f"\n  - {'; '.join(c)}" for c in result.cliques)
-    text = f"{header}{result.summary}\nMaximal groups no pair of which differs:{cliques}\n"
+    text = f"{header}{result.summary}\n{describe_cliques(result.cliques)}\n"
     with open(sm.output.summary, "w") as fh:
         fh.write(text)
     print(text)
