@@ -28,6 +28,7 @@ from imprint.datasets import (
     combidigits_mapping,
     dataset_targets,
     image_array,
+    imagenet1k_wnids,
     imagenet_class_selections,
 )
 from imprint.download import fetch_file
@@ -258,14 +259,12 @@ def test_fetch_file_keeps_a_verified_file(tmp_path, dead_url):
 
 # --- ImageNet from a local folder ---------------------------------------------------------------
 
-WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]
+WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]  # ImageNet-1k class ids 0..3
 
 
-@pytest.fixture
-def tiny_imagenet(tmp_path):
-    root = tmp_path / "ImageNet"
-    for split in ("train", "val"):
-        for c, wnid in enumerate(WNIDS):
+def image_tree(root, wnids, splits=("train", "val")):
+    for split in splits:
+        for c, wnid in enumerate(wnids):
             folder = root / split / wnid
             folder.mkdir(parents=True)
             for k in range(3):
@@ -274,21 +273,47 @@ def tiny_imagenet(tmp_path):
     return root
 
 
+@pytest.fixture
+def tiny_imagenet(tmp_path):
+    return image_tree(tmp_path / "ImageNet", WNIDS)
+
+
+def test_imagenet1k_wnids_are_the_sorted_synsets():
+    wnids = imagenet1k_wnids()
+    assert len(wnids) == len(set(wnids)) == 1000 and wnids == sorted(wnids)
+    assert wnids[:4] == WNIDS and wnids[-1] == "n15075141"  # toilet tissue, class 999
+
+
 def test_imagenet_labels_and_class_filter(tiny_imagenet):
-    with pytest.warns(UserWarning, match="4 class folders, not 1000"):
-        train = build_dataset("ImageNet", tiny_imagenet, "train")
+    train = build_dataset("ImageNet", tiny_imagenet, "train")
     np.testing.assert_array_equal(dataset_targets(train), np.repeat(np.arange(4), 3))
-    with pytest.warns(UserWarning):
-        val = build_dataset("ImageNet", tiny_imagenet, "test", classes=[3, 1])
+    val = build_dataset("ImageNet", tiny_imagenet, "test", classes=[3, 1])
     np.testing.assert_array_equal(dataset_targets(val), [1, 1, 1, 3, 3, 3])
     image, label = val[4]
     assert image.mode == "RGB" and image.size == (6, 5) and label == 3
     assert all(p.parent.name == WNIDS[c] and "val" in p.parts for p, c in val.samples)
 
 
+def test_imagenet_class_ids_do_not_depend_on_which_folders_exist(tmp_path):
+    # Only some classes' folders (as a tree holding just the paper's 145): ids stay ImageNet-1k's.
+    wnids = imagenet1k_wnids()
+    root = image_tree(tmp_path / "ImageNet", [wnids[c] for c in (1, 500, 999)])
+    train = build_dataset("ImageNet", root, "train")
+    np.testing.assert_array_equal(dataset_targets(train), np.repeat([1, 500, 999], 3))
+    val = build_dataset("ImageNet", root, "test", classes=[500])
+    assert {p.parent.name for p, _ in val.samples} == {wnids[500]}
+    assert set(dataset_targets(val)) == {500}
+
+
+def test_imagenet_like_trees_with_other_folder_names_fall_back_to_positions(tmp_path):
+    root = image_tree(tmp_path / "ImageNet", ["cat", "dog"])
+    with pytest.warns(UserWarning, match="not ImageNet-1k wnids"):
+        data = build_dataset("ImageNet", root, "train", classes=[1])
+    assert {p.parent.name for p, _ in data.samples} == {"dog"}
+
+
 def test_imagenet_accepts_root_with_imagenet_subfolder(tiny_imagenet):
-    with pytest.warns(UserWarning):
-        data = build_dataset("ImageNet", tiny_imagenet.parent, "train", classes=[2])
+    data = build_dataset("ImageNet", tiny_imagenet.parent, "train", classes=[2])
     assert len(data) == 3
 
 
@@ -298,10 +323,12 @@ def test_imagenet_missing_folders_are_clear_errors(tmp_path, tiny_imagenet):
     for f in (tiny_imagenet / "val" / WNIDS[2]).iterdir():
         f.unlink()
     (tiny_imagenet / "val" / WNIDS[2]).rmdir()
-    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match=WNIDS[2]):
+    with pytest.raises(FileNotFoundError, match=WNIDS[2]):
         build_dataset("ImageNet", tiny_imagenet, "test", classes=[0, 2])
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(FileNotFoundError, match=r"class 7 \(n01514668\) has no folder"):
         build_dataset("ImageNet", tiny_imagenet, "train", classes=[7])
+    with pytest.raises(ValueError, match=r"out of range 0..999"):
+        build_dataset("ImageNet", tiny_imagenet, "train", classes=[1000])
 
 
 # --- fixed selections ---------------------------------------------------------------------------
@@ -402,8 +429,7 @@ def test_image_array_is_what_getitem_shows(tmp_path):
 
 
 def test_image_array_is_none_for_image_files(tiny_imagenet):
-    with pytest.warns(UserWarning, match="class folders"):
-        assert image_array(build_dataset("ImageNet", tiny_imagenet, "train")) is None
+    assert image_array(build_dataset("ImageNet", tiny_imagenet, "train")) is None
 
 
 # --- FashionMNIST, CIFAR-10, SVHN, USPS: torchvision's own downloaders, tiny real-format files ---

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,12 @@ class ImageFiles(Dataset):
         return default_loader(str(path)), label
 
 
+def imagenet1k_wnids() -> list[str]:
+    """The 1000 ImageNet-1k synset ids in class-id order (sorted, as ILSVRC2012 numbers them)."""
+    text = resources.files("imprint").joinpath("data/imagenet1k_wnids.txt").read_text()
+    return text.split()
+
+
 def _imagenet(root: Path, split: str, download: bool, classes: list[int] | None) -> Dataset:
     layout = (
         "ImageNet is read from a local ImageFolder tree <root>/train/<wnid>/*.JPEG and "
@@ -235,19 +242,27 @@ def _imagenet(root: Path, split: str, download: bool, classes: list[int] | None)
     base = next((b for b in (root, root / "ImageNet") if (b / "train").is_dir()), None)
     if base is None:
         raise FileNotFoundError(f"no ImageNet train folder at {root / 'train'}. {layout}")
-    # Labels index the sorted wnids of train, which are the ImageNet-1k class ids when all 1000
-    # folders are there; val uses the same list so both splits share label ids.
-    wnids = sorted(d.name for d in (base / "train").iterdir() if d.is_dir())
-    if len(wnids) != 1000:
+    # Class ids are ImageNet-1k's (positions in its sorted list of 1000 wnids) whichever
+    # folders the tree holds, so a tree with only the paper's 145 classes, or one missing a
+    # folder, labels every class as the full set would.
+    present = sorted(d.name for d in (base / "train").iterdir() if d.is_dir())
+    standard = imagenet1k_wnids()
+    if set(present) <= set(standard):
+        wnids = standard
+        ids = {w: c for c, w in enumerate(standard)}
+        available = [ids[w] for w in present]
+    else:
+        wnids, available = present, list(range(len(present)))
         warnings.warn(
-            f"{base / 'train'} holds {len(wnids)} class folders, not 1000: labels are positions "
-            "in this sorted list and equal the ImageNet-1k class ids only for the full set",
+            f"{base / 'train'} holds folders that are not ImageNet-1k wnids (e.g. "
+            f"{sorted(set(present) - set(standard))[:3]}): class ids are positions in its "
+            "sorted list of folders, not ImageNet-1k class ids",
             stacklevel=3,
         )
     split_dir = base / ("train" if split == "train" else "val")
     if not split_dir.is_dir():
         raise FileNotFoundError(f"no ImageNet {split_dir.name} folder at {split_dir}. {layout}")
-    wanted = range(len(wnids)) if classes is None else sorted(set(classes))
+    wanted = available if classes is None else sorted(set(classes))
     bad = [c for c in wanted if not 0 <= c < len(wnids)]
     if bad:
         raise ValueError(f"ImageNet class ids {bad} out of range 0..{len(wnids) - 1}")
@@ -255,7 +270,10 @@ def _imagenet(root: Path, split: str, download: bool, classes: list[int] | None)
     for c in wanted:
         folder = split_dir / wnids[c]
         if not folder.is_dir():
-            raise FileNotFoundError(f"ImageNet class {c} ({wnids[c]}) has no folder {folder}")
+            raise FileNotFoundError(
+                f"ImageNet class {c} ({wnids[c]}) has no folder {folder}; the tree needs a "
+                "train and a val folder for every configured class"
+            )
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
         samples.extend((p, c) for p in files)
     return ImageFiles(samples)
