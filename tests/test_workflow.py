@@ -198,6 +198,13 @@ def test_tables_figures_and_collapse(workdir):
 def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
     again = snakemake(workdir, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # The batch size sets speed, not results: changing it reruns nothing.
+    smaller = dict(
+        TINY, data_dir=str(workdir / "data"), extraction={**TINY["extraction"], "batch_size": 16}
+    )
+    (workdir / "smaller.yaml").write_text(yaml.safe_dump(smaller, sort_keys=False))
+    again = snakemake(workdir, "-n", "--configfile", str(workdir / "smaller.yaml"))
+    assert "Nothing to be done" in again.stdout + again.stderr
     (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
     dry = snakemake(workdir, "-n")
     plan = job_counts(dry.stdout + dry.stderr)

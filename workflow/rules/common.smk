@@ -108,6 +108,12 @@ def get_backbone_options(wildcards):
     return config["backbones"][wildcards.backbone]
 
 
+def get_extraction_options(wildcards):
+    # batch_size sets speed, not results: the script reads it from the config, so changing it
+    # (a smaller GPU) does not rerun every extraction as a changed parameter would.
+    return {k: v for k, v in config.get("extraction", {}).items() if k != "batch_size"}
+
+
 def get_mapping(wildcards):
     return MAPPINGS[wildcards.mapping]
 

@@ -23,7 +23,7 @@ rule extract_embeddings:
         source=get_extraction_source,
         classes=get_dataset_classes,
         backbone=get_backbone_options,
-        extraction=config.get("extraction", {}),
+        extraction=get_extraction_options,
         data_dir=config.get("data_dir", "data"),
     script:
         "../scripts/extract_embeddings.py"

@@ -15,7 +15,7 @@ with rule_log(snakemake):  # noqa: F821
         out_path=sm.output[0],
         weights=opts.get("weights", "default"),
         image_size=opts.get("image_size"),
-        batch_size=extraction.get("batch_size", 256),
+        batch_size=sm.config.get("extraction", {}).get("batch_size", 256),  # not a param
         limit_per_class=extraction.get("limit_per_class"),
         precision=extraction.get("precision", "auto"),
         batched=extraction.get("batched"),
