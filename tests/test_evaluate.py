@@ -2,6 +2,9 @@
 
 import json
 import pickle
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -415,3 +418,23 @@ def test_cuda_gives_the_same_results(digits):
     cpu = run(digits, grid, device="cpu")
     gpu = run(digits, grid, device="cuda")
     np.testing.assert_allclose(cpu.accuracy, gpu.accuracy, atol=0.2)
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_sigterm_inside_atomic_path_leaves_no_temporary(tmp_path, handled):
+    # What a SLURM time limit does to a job half-way through writing its output.
+    script = (
+        "import os, signal, time\n"
+        "from imprint.io import atomic_path, exit_cleanly_on_sigterm\n"
+        f"if {handled}: exit_cleanly_on_sigterm()\n"
+        f"with atomic_path({str(tmp_path / 'out.npz')!r}) as tmp:\n"
+        "    tmp.write_bytes(b'partial')\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if handled:
+        assert proc.returncode == 143 and left == []
+    else:  # Python's default: killed on the spot, the temporary stays (why the handler exists)
+        assert proc.returncode == -signal.SIGTERM and len(left) == 1 and left[0].endswith(".tmp")

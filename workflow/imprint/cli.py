@@ -101,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from imprint.io import exit_cleanly_on_sigterm
+
     args = build_parser().parse_args(argv)
+    exit_cleanly_on_sigterm()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -39,11 +40,28 @@ class EmbeddingSet:
         return int(self.embeddings.shape[1])
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit(143), so `finally` blocks (atomic_path's clean-up) run.
+
+    SLURM sends SIGTERM at a job's time limit and Snakemake to its jobs on interrupt; Python's
+    default is to die on the spot, leaving temporary siblings (GB of embeddings) behind. Only a
+    default handler in the main thread is replaced. SIGKILL cannot be caught.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
 
-    Works for files and directories, so a crash never leaves a half-written output behind.
+    Works for files and directories, so a crash never leaves a half-written output behind
+    (nor, with exit_cleanly_on_sigterm, a temporary one after SIGTERM).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

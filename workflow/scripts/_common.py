@@ -10,6 +10,9 @@ import sys
 @contextlib.contextmanager
 def rule_log(snakemake):
     """Route stdout, stderr and logging into the rule's log file for the block."""
+    from imprint.io import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()  # a SLURM time limit must not leave temporary outputs behind
     path = snakemake.log[0] if snakemake.log else None
     if path is None:
         yield
