@@ -111,3 +111,20 @@ def test_a_grid_that_filters_to_nothing_says_why():
         GridError, match="my.yaml: the grid expands to no configuration.*NORMinf l2"
     ):
         expand_grid({"seeds": [1], "gen": ["mean"], "norm_pre": ["l2"]}, where="my.yaml")
+
+
+def test_a_configuration_from_two_parts_runs_with_both_parts_seeds():
+    grid = {
+        "parts": [
+            {"seeds": [1, 2], "gen": ["mean"]},
+            {"seeds": [2, 3], "gen": ["mean", "kmeans"], "k": [1]},
+        ]
+    }
+    runs = expand_grid(grid)[["gen", "k", "seed"]].values.tolist()
+    assert runs == [
+        ["mean", 1, 1],
+        ["mean", 1, 2],
+        ["mean", 1, 3],
+        ["kmeans", 1, 2],
+        ["kmeans", 1, 3],
+    ]

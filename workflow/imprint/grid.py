@@ -200,8 +200,20 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
             "other than inner_product; k = -1 goes with GEN all only; weibull needs quantiles "
             "other than [0, 1]"
         )
-    configs["seeds"] = [s for part in seeds_per_part for s in part]
+    # A configuration two parts both give runs with the union of their seeds (first-seen
+    # order), not only the first part's.
+    seeds_of: dict[tuple, list] = {}
+    for key, seeds in zip(
+        configs[list(CONFIG_KEYS)].itertuples(index=False, name=None),
+        (s for part in seeds_per_part for s in part),
+        strict=True,
+    ):
+        merged = seeds_of.setdefault(key, [])
+        merged.extend(s for s in seeds if s not in merged)
     configs = configs.drop_duplicates(subset=list(CONFIG_KEYS)).reset_index(drop=True)
+    configs["seeds"] = [
+        seeds_of[key] for key in configs[list(CONFIG_KEYS)].itertuples(index=False, name=None)
+    ]
     configs.insert(0, "config_id", [config_id(r) for r in configs.to_dict("records")])
     if not with_seeds:
         return configs.drop(columns="seeds")
