@@ -28,6 +28,18 @@ def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):
     (tmp_path / "m.yaml").write_text("\n".join(f"{d}: {int(d >= 5)}" for d in range(10)))
     assert main(["collapse", str(tmp_path / "d.npz"), "--mapping", str(tmp_path / "m.yaml")]) == 0
     assert json.loads(capsys.readouterr().out)["n_classes"] == 2
+    # A mapping that drops classes (as ImageNet's remappings): only the kept rows count.
+    (tmp_path / "keep.yaml").write_text("3: 0\n8: 1\n")
+    assert (
+        main(["collapse", str(tmp_path / "d.npz"), "--mapping", str(tmp_path / "keep.yaml")]) == 0
+    )
+    kept = json.loads(capsys.readouterr().out)
+    x2, y2 = xn[(y == 3) | (y == 8)], y[(y == 3) | (y == 8)]
+    m2 = np.stack([x2[y2 == c].mean(0) for c in (3, 8)])
+    sw2 = sum(np.cov(x2[y2 == c], rowvar=False, bias=True) for c in (3, 8)) / 2
+    sb2 = (m2 - x2.mean(0)).T @ (m2 - x2.mean(0)) / 2
+    expected2 = np.trace(sw2 @ np.linalg.pinv(sb2)) / 2
+    assert kept["n_samples"] == len(y2) and abs(kept["nc1"] - expected2) / expected2 < 1e-6
 
 
 def test_cd_command_writes_tables_and_diagram(tmp_path):

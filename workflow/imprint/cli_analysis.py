@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 
 def collapse_file(
     embeddings: str, out: str | None = None, mapping=None, classes=None, l2_normalise=True
@@ -15,9 +17,15 @@ def collapse_file(
     from imprint.tasks import remap_labels
 
     data = load_embeddings(embeddings)
-    rows, labels = remap_labels(data.labels, load_mapping(mapping))
-    x = data.embeddings if rows.shape[0] == data.labels.shape[0] else data.embeddings[rows]
-    metrics = evaluate_collapse(x, labels, l2_normalise=l2_normalise, classes=classes)
+    rows, mapped = remap_labels(data.labels, load_mapping(mapping))
+    labels = mapped
+    if rows.shape[0] < data.labels.shape[0]:
+        # Dropped rows get a label no class uses instead of being copied out of the memmap
+        # (an ImageNet remapping would copy ~1 GB): the metrics read only the listed classes.
+        labels = np.full(data.labels.shape[0], mapped.min(initial=0) - 1, dtype=np.int64)
+        labels[rows] = mapped
+        classes = np.unique(mapped) if classes is None else classes
+    metrics = evaluate_collapse(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
     metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
     if out:
         with atomic_path(out) as tmp:
