@@ -9,7 +9,7 @@ import yaml
 from _snakemake import REPO, job_counts, snakemake
 
 from imprint.figures import _TABLE1_COMMON, TABLE1_METHODS
-from imprint.grid import expand_grid, load_grid
+from imprint.grid import GridError, expand_grid, load_grid
 from imprint.plan import (
     ConfigError,
     check_config,
@@ -175,13 +175,11 @@ def test_ls_precision_is_a_parameter_only_of_grids_with_ls(paper, tmp_path):
             "inline": {"grid": {"gen": ["mean", "kmeans"], "k": [3]}},
             "default_gen": {"grid": {"k": [1]}},
             "file": {"grid": str(tmp_path / "g.yaml")},
-            "missing_file": {"grid": str(tmp_path / "nope.yaml")},
         }
     }
     got = {e: ls_precision(config, e) for e in config["experiments"]}
-    assert got == {
-        "inline": None,
-        "default_gen": None,
-        "file": "float64",
-        "missing_file": "float64",
-    }
+    assert got == {"inline": None, "default_gen": None, "file": "float64"}
+    # A missing grid file: check_config has already failed naming it, before any rule.
+    config["experiments"]["missing"] = {"grid": str(tmp_path / "nope.yaml")}
+    with pytest.raises(GridError, match="nope.yaml: no such grid file"):
+        ls_precision(config, "missing")
