@@ -529,6 +529,23 @@ def test_fewshot_follows_nominal_k():
     assert any("k=20" in t.get_text() for t in fig.legends[0].get_texts())
 
 
+def test_fewshot_without_all_takes_nominal_k_from_the_largest_n():
+    # No n = -1 rows: the lowered k = 2, 5, 10 stored at small n are not lines of their own.
+    results = fewshot_results()
+    fig = plot_fewshot_curves(results[results["fewshot"] != -1])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    ks = sorted(lab.split("k=")[1].split(" ")[0] for lab in labels)
+    assert ks == ["1", "1", "20", "20", "5", "5"]  # k-means and kls, k = 1, 5, 20 each
+    assert "presampling not drawn" not in fig._suptitle.get_text()
+
+
+def test_fewshot_title_says_which_presampling_rows_it_leaves_out():
+    results = fewshot_results()
+    weibull = results.assign(presampling="weibull", quantile_lo=0.05, quantile_hi=0.95)
+    fig = plot_fewshot_curves(pd.concat([results, weibull], ignore_index=True))
+    assert "(weibull presampling not drawn" in fig._suptitle.get_text()
+
+
 def test_empty_and_missing_rows_raise():
     empty = proxies_results().iloc[:0]
     for fn in (

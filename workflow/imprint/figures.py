@@ -534,6 +534,12 @@ def _max_inner(med: pd.DataFrame, where: str, **extra) -> pd.DataFrame:
     return _select(med, where, **PLAIN_MAX, **extra)
 
 
+def _unplotted_presampling(results: pd.DataFrame) -> str:
+    """A title note naming presampling methods in `results` that PLAIN_MAX leaves undrawn."""
+    other = sorted(set(results["presampling"]) - {PLAIN_MAX["presampling"]})
+    return f"\n({', '.join(other)} presampling not drawn: see the results table)" if other else ""
+
+
 def _has_plain_max_rows(results: pd.DataFrame, gen: str, **extra) -> bool:
     """Whether _max_inner(…, gen=gen, **extra) would keep any row with k >= 1."""
     wanted = {**PLAIN_MAX, "gen": gen, **extra}
@@ -596,7 +602,8 @@ def plot_accuracy_vs_proxies(
     handles = [_gen_handle(g) for g in gens]
     _legend(fig, handles, [gen_style(g)["label"] + _norm_suffix(chosen[g], norms) for g in gens])
     fig.suptitle(
-        "Accuracy vs. number of proxies per class (seed median, mean over tasks)",
+        "Accuracy vs. number of proxies per class (seed median, mean over tasks)"
+        + _unplotted_presampling(results),
         fontsize=TITLE_PT,
     )
     return fig
@@ -632,8 +639,11 @@ def plot_fewshot_curves(
 
     lines = []
     for gen, g in df.groupby("gen", sort=False):
-        at_all = g.loc[g["fewshot"] == -1, "k"]
-        nominal = sorted(set(at_all if len(at_all) else g["k"]), key=lambda k: (k == -1, k))
+        # Nominal k: those stored at the largest n (all = -1 counts as largest), where the
+        # grid lowered none of them; smaller n also hold the lowered k = n.
+        size = g["fewshot"].replace(-1, np.inf)
+        at_largest = g.loc[size == size.max(), "k"]
+        nominal = sorted(set(at_largest), key=lambda k: (k == -1, k))
         for k in nominal:
             n = g["fewshot"].to_numpy()
             lowered = (n > 0) & (n < k) if k > 0 else np.zeros(len(n), dtype=bool)
@@ -723,7 +733,8 @@ def plot_fewshot_curves(
     }
     _legend(fig, *_legend_grid(keys, entries), ncols=_legend_grid_cols(keys))
     fig.suptitle(
-        "Few-shot accuracy (seed median, mean over tasks; band: seed min–max)",
+        "Few-shot accuracy (seed median, mean over tasks; band: seed min–max)"
+        + _unplotted_presampling(results),
         fontsize=TITLE_PT,
     )
     return fig
