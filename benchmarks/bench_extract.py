@@ -4,7 +4,7 @@ Two paths per backbone over the same MNIST-sized synthetic images (28 x 28 grays
   per-image PIL  one PIL image at a time through the weights' transforms in DataLoader workers,
                  batch 64, float32 (the reference implementation's way);
   workflow       extract_embeddings as the workflow runs it: uint8 batches resized and
-                 normalised on the device where the transform allows (bilinear presets),
+                 normalised on the device (PIL's resize bit for bit; every torchvision preset),
                  channels-last on CUDA, mixed precision if within 1e-3 of float32.
 Weights are random (speed does not depend on them; nothing is downloaded). Prints images/s,
 the speed-up, the precision chosen and the relative error of the workflow's embeddings against

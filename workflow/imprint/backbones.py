@@ -15,6 +15,8 @@ from torchvision.models import WeightsEnum, get_weight
 from torchvision.transforms import functional as TF
 from torchvision.transforms._presets import ImageClassification  # every weights preset
 
+from imprint.resample import resize_like_pil
+
 # Architectures are built under this seed (with the global RNG state restored afterwards), so
 # weights=None always gives the same random model.
 INIT_SEED = 0
@@ -86,17 +88,53 @@ def _pixels_transform(model: nn.Module, image_size: int | None) -> Callable:
     return PixelsTransform()
 
 
-def takes_batches(transform: Callable) -> bool:
-    """Whether `transform` may run on uint8 tensor batches [B, C, H, W] (on a GPU) in place of
-    PIL images: PixelsTransform, and torchvision's bilinear weights presets, whose tensor resize
-    stays within 1 grey level of PIL's. Not the bicubic presets (swin_b: up to 24 grey levels
-    apart on noise images) nor timm's PIL pipelines."""
+class PresetOnBatches(nn.Module):
+    """A torchvision weights preset (ImageClassification) on uint8 batches [B, C, H, W].
+
+    The preset's own steps, with its resize done as PIL's bit for bit (imprint.resample), so a
+    batch on the GPU gives exactly the tensors the preset gives one PIL image at a time.
+    `vertical_first` None takes newer Pillow's pass order (see resample.resize_like_pil).
+    """
+
+    def __init__(self, preset: ImageClassification, vertical_first: bool | None = None):
+        super().__init__()
+        self.preset, self.vertical_first = preset, vertical_first
+        self.interpolation = _PIL_FILTERS[preset.interpolation]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.preset
+        in_hw = list(images.shape[-2:])
+        # The size torchvision's resize computes for PIL images and tensors alike.
+        size = TF._compute_resized_output_size(in_hw, p.resize_size, None)
+        if size != in_hw:
+            images = resize_like_pil(images, size, self.interpolation, self.vertical_first)
+        images = TF.center_crop(images, p.crop_size)
+        images = TF.convert_image_dtype(images, torch.float)
+        return TF.normalize(images, mean=p.mean, std=p.std)
+
+
+_PIL_FILTERS = {
+    TF.InterpolationMode.BILINEAR: "bilinear",
+    TF.InterpolationMode.BICUBIC: "bicubic",
+}
+
+
+def batched_transform(transform: Callable) -> Callable | None:
+    """`transform` for uint8 tensor batches [B, C, H, W] (on any device), or None.
+
+    PixelsTransform takes batches as it is; torchvision's bilinear and bicubic weights presets
+    run as PresetOnBatches. timm's PIL pipelines have no batched form.
+    """
     if isinstance(transform, PixelsTransform):
-        return True
-    return (
-        isinstance(transform, ImageClassification)
-        and transform.interpolation == TF.InterpolationMode.BILINEAR
-    )
+        return transform
+    if isinstance(transform, ImageClassification) and transform.interpolation in _PIL_FILTERS:
+        return PresetOnBatches(transform)
+    return None
+
+
+def takes_batches(transform: Callable) -> bool:
+    """Whether `transform` has a batched form (see batched_transform)."""
+    return batched_transform(transform) is not None
 
 
 def _timm():

@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from imprint import io
 from imprint.backbones import (
+    PresetOnBatches,
+    batched_transform,
     build_backbone,
     get_spec,
     resolve_weights,
@@ -115,17 +117,52 @@ def _rgb_batch(images: torch.Tensor) -> torch.Tensor:
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
+# Images on which the batched transform must give the PIL path's tensors exactly.
+PIL_CHECK_IMAGES = 8
+
+
+def _matching_batched_transform(dataset, transform, images, device) -> Callable | None:
+    """The batched form of `transform` that reproduces the PIL path exactly on the first
+    images of `dataset`, or None. Pillow's pass order changed between versions, so both
+    orders are tried where the resize has one."""
+    candidate = batched_transform(transform)
+    n = min(PIL_CHECK_IMAGES, len(images))
+    expected = torch.stack([transform(to_rgb(dataset[i][0])) for i in range(n)])
+    probe = _rgb_batch(images[:n].to(device))
+    options = [candidate]
+    if isinstance(candidate, PresetOnBatches):
+        options = [PresetOnBatches(transform, vertical_first=v) for v in (False, True)]
+    for option in options:
+        got = option(probe).cpu()
+        if got.shape == expected.shape and torch.equal(got, expected):
+            return option
+    return None
+
+
 def _batches(dataset, transform, batch_size, num_workers, device, batched):
     """(path, number of batches, iterator of (transformed images on device, labels))."""
     cuda = device.type == "cuda"
-    images = image_array(dataset) if batched is not False and takes_batches(transform) else None
+    can_batch = batched is not False and takes_batches(transform)
+    images = image_array(dataset) if can_batch else None
     if batched and images is None:
         raise ValueError(
             "batched extraction needs a dataset of equal-size uint8 images and a transform that "
-            "takes tensor batches (torchvision's weights presets, pixels)"
+            "takes tensor batches (torchvision's bilinear/bicubic weights presets, pixels)"
         )
+    batch_transform = None
     if images is not None:
-        # Whole uint8 batches go to the device; resize, crop and normalise run there.
+        batch_transform = _matching_batched_transform(dataset, transform, images, device)
+        if batch_transform is None:
+            message = (
+                "the batched preprocessing does not reproduce the PIL path exactly on this "
+                "dataset with this Pillow version"
+            )
+            if batched:
+                raise ValueError(f"{message}; use batched: false (or null)")
+            logger.warning("%s: using the per-image PIL path", message)
+    if batch_transform is not None:
+        # Whole uint8 batches go to the device; resize, crop and normalise run there, giving
+        # the PIL path's tensors bit for bit (checked on the first images above).
         labels = torch.as_tensor(dataset_targets(dataset))
 
         def gen():
@@ -134,7 +171,7 @@ def _batches(dataset, transform, batch_size, num_workers, device, batched):
                 if cuda:
                     x = x.pin_memory()
                 x = x.to(device, non_blocking=True)
-                yield transform(_rgb_batch(x)), labels[start : start + batch_size]
+                yield batch_transform(_rgb_batch(x)), labels[start : start + batch_size]
 
         return "batched", -(-len(images) // batch_size), gen()
     loader = DataLoader(
