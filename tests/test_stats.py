@@ -124,6 +124,14 @@ def test_pairwise_wilcoxon_keeps_ties_that_float_subtraction_breaks():
     assert naive == pytest.approx(0.326171875) and exact == pytest.approx(0.51171875)
     got = pairwise_wilcoxon(pd.DataFrame({"a": x, "b": y}))
     assert got.loc["a", "b"] == pytest.approx(exact, rel=1e-12)
+    # 9,566 test samples: A − B is 153 correct answers in both of the first two tasks, but the
+    # float differences straddle a half-point of any fixed rounding grid (a review's case).
+    n, a, b = 9566, [4477, 8192, 4000, 3000, 5000], [4324, 8039, 4010, 3100, 4990]
+    scores = pd.DataFrame({"A": [100 * v / n for v in a], "B": [100 * v / n for v in b]})
+    diff = scores["A"] - scores["B"]
+    assert diff[0] != diff[1]
+    tied = stats.wilcoxon([100 * (u - v) / n for u, v in zip(a, b)], zero_method="pratt")
+    assert pairwise_wilcoxon(scores).loc["A", "B"] == pytest.approx(tied.pvalue, rel=1e-12)
 
 
 def test_adjusted_pvalues_match_scikit_posthocs(random_case):

@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from imprint import io
 from imprint.backbones import (
-    PresetOnBatches,
     batched_transform,
     build_backbone,
     get_spec,
@@ -122,21 +121,18 @@ PIL_CHECK_IMAGES = 8
 
 
 def _matching_batched_transform(dataset, transform, images, device) -> Callable | None:
-    """The batched form of `transform` that reproduces the PIL path exactly on the first
-    images of `dataset`, or None. Pillow's pass order changed between versions, so both
-    orders are tried where the resize has one."""
+    """The batched form of `transform` if it reproduces the PIL path exactly on the first
+    images of `dataset`, else None."""
     candidate = batched_transform(transform)
     n = min(PIL_CHECK_IMAGES, len(images))
     expected = torch.stack([transform(to_rgb(dataset[i][0])) for i in range(n)])
-    probe = _rgb_batch(images[:n].to(device))
-    options = [candidate]
-    if isinstance(candidate, PresetOnBatches):
-        options = [PresetOnBatches(transform, vertical_first=v) for v in (False, True)]
-    for option in options:
-        got = option(probe).cpu()
-        if got.shape == expected.shape and torch.equal(got, expected):
-            return option
-    return None
+    try:
+        got = candidate(_rgb_batch(images[:n].to(device))).cpu()
+    # A Pillow whose resize neither pass order reproduces; a device without float64 (MPS).
+    except (RuntimeError, TypeError) as err:
+        logger.warning("batched preprocessing unavailable: %s", err)
+        return None
+    return candidate if got.shape == expected.shape and torch.equal(got, expected) else None
 
 
 def _batches(dataset, transform, batch_size, num_workers, device, batched):

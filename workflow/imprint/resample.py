@@ -10,20 +10,21 @@ Pillow's integer weights as dense matrices and runs both passes as float64 matri
 every product and partial sum is an integer below 2^31, so float64 holds them exactly, on a
 GPU too, and the result equals Pillow's.
 
-Which pass runs first differs between Pillow versions (newer ones run the vertical pass first
-when the height shrinks more than twice as much as the width); `resize_like_pil` takes the
-order, and extraction checks the whole batched transform against the PIL one on real images
-before using it.
+Which pass runs first differs between Pillow versions (13 runs the vertical pass first when the
+height shrinks by more than twice as many pixels as the width, older ones never do), so the
+order is read off the installed Pillow on a noise image; extraction also checks the whole
+batched transform against the PIL one on real images before using it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
-__all__ = ["FILTERS", "pil_weights", "resize_like_pil", "vertical_first_by_default"]
+__all__ = ["FILTERS", "installed_pillow_order", "pil_weights", "resize_like_pil"]
 
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit images: 32 - 8 - 2 bits
 
@@ -78,11 +79,29 @@ def pil_weights(in_size: int, out_size: int, interpolation: str) -> np.ndarray:
     return weights
 
 
-def vertical_first_by_default(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
-    """Newer Pillow's pass order: vertical first when the height shrinks by more than twice
-    as many pixels as the width does."""
-    shrink_h, shrink_w = in_hw[0] - out_hw[0], in_hw[1] - out_hw[1]
-    return shrink_h > 0 and shrink_h > 2 * shrink_w
+@functools.lru_cache(maxsize=64)
+def installed_pillow_order(
+    in_hw: tuple[int, int], out_hw: tuple[int, int], interpolation: str
+) -> bool:
+    """Whether the installed Pillow runs the vertical pass first for this resize.
+
+    Pillow 13 does when the height shrinks by more than twice as many pixels as the width;
+    older versions never do. Rather than trusting a version number, resize a seeded noise
+    image (which tells the orders apart) with Pillow and see which order reproduces it.
+    """
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, size=in_hw, dtype=np.uint8)
+    mode = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+    expected = np.asarray(Image.fromarray(noise).resize(out_hw[::-1], mode[interpolation]))
+    for vertical_first in (False, True):
+        got = _resize(torch.from_numpy(noise), out_hw, interpolation, vertical_first)
+        if np.array_equal(got.numpy(), expected):
+            return vertical_first
+    raise RuntimeError(
+        f"the installed Pillow resizes {in_hw} -> {out_hw} ({interpolation}) in a way neither "
+        "pass order reproduces"
+    )
 
 
 def _pass(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -99,14 +118,22 @@ def resize_like_pil(
 ) -> torch.Tensor:
     """Resize uint8 images [..., H, W] to `size` = (h, w) exactly as PIL's Image.resize((w, h)).
 
-    Returns uint8 on the input's device. `vertical_first` None takes newer Pillow's order.
+    Returns uint8 on the input's device. `vertical_first` None takes the installed Pillow's
+    pass order (installed_pillow_order).
     """
     if images.dtype != torch.uint8:
         raise ValueError(f"resize_like_pil takes uint8 images, got {images.dtype}")
-    in_h, in_w = images.shape[-2:]
-    h, w = int(size[0]), int(size[1])
+    in_hw = (int(images.shape[-2]), int(images.shape[-1]))
+    out_hw = (int(size[0]), int(size[1]))
     if vertical_first is None:
-        vertical_first = vertical_first_by_default((in_h, in_w), (h, w))
+        vertical_first = installed_pillow_order(in_hw, out_hw, interpolation)
+    return _resize(images, out_hw, interpolation, vertical_first)
+
+
+def _resize(
+    images: torch.Tensor, out_hw: tuple[int, int], interpolation: str, vertical_first: bool
+) -> torch.Tensor:
+    h, w = out_hw
     x = images.to(torch.float64)
 
     def horizontal(x: torch.Tensor) -> torch.Tensor:

@@ -201,28 +201,43 @@ def holm_correction(
     return adjusted, reject
 
 
+def _merge_near_ties(d: np.ndarray, tol: float) -> np.ndarray:
+    """`d` with |d| values closer than `tol` to their smaller neighbour made equal, and |d| <=
+    tol made 0, so differences equal in exact arithmetic tie however floats rounded them."""
+    magnitude = np.abs(d)
+    order = np.argsort(magnitude, kind="stable")
+    sorted_mag = magnitude[order]
+    starts = np.r_[True, np.diff(sorted_mag) > tol]
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(d.size), 0))
+    merged = sorted_mag[run_start]  # each run of near-equal values takes its first value
+    merged[merged <= tol] = 0.0
+    out = np.empty_like(magnitude)
+    out[order] = merged
+    return np.sign(d) * out
+
+
 def pairwise_wilcoxon(scores: pd.DataFrame) -> pd.DataFrame:
     """Raw two-sided Wilcoxon signed-rank p-values (Pratt zeros) for every pair of columns.
 
     Identical result vectors get p = 1.0: with no non-zero difference there is no evidence of
-    a difference, and scipy would otherwise warn and may return NaN. The differences are
-    rounded to 12 significant digits of the largest score before ranking: accuracies are
-    fractions of a test count, and in floating point 100·1/30 − 0 and 100·4/30 − 100·3/30
-    differ in the last bit, which would break ties in |d| that exact arithmetic has (and with
-    them scipy's choice between the exact and the tie-aware tests).
+    a difference, and scipy would otherwise warn and may return NaN. Differences within 1e-9
+    of the largest score of each other are merged before ranking: accuracies are fractions of
+    a test count, and in floating point 100·1/30 − 0 and 100·4/30 − 100·3/30 differ in the
+    last bit, which would break ties in |d| that exact arithmetic has (and with them scipy's
+    choice between the exact and the tie-aware tests). Distinct accuracy differences are at
+    least 100 / (test size) points apart, far above that tolerance.
     """
     names = list(scores.columns)
     values = scores.to_numpy(dtype=float)
-    scale = float(np.abs(values).max(initial=0.0)) or 1.0
-    quantum = scale * 1e-12
+    tol = 1e-9 * (float(np.abs(values).max(initial=0.0)) or 1.0)
     out = np.ones((len(names), len(names)))
     for i, j in combinations(range(len(names)), 2):
         x, y = values[:, i], values[:, j]
         if np.array_equal(x, y):
             p = 1.0
         else:
-            d = np.round((x - y) / quantum) * quantum
-            p = float(stats.wilcoxon(d, zero_method="pratt").pvalue)
+            d = _merge_near_ties(x - y, tol)
+            p = float(stats.wilcoxon(d, zero_method="pratt").pvalue) if d.any() else 1.0
             if np.isnan(p):
                 p = 1.0
         out[i, j] = out[j, i] = p
