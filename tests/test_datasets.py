@@ -307,9 +307,16 @@ def test_imagenet_class_ids_do_not_depend_on_which_folders_exist(tmp_path):
 
 def test_imagenet_like_trees_with_other_folder_names_fall_back_to_positions(tmp_path):
     root = image_tree(tmp_path / "ImageNet", ["cat", "dog"])
-    with pytest.warns(UserWarning, match="not ImageNet-1k wnids"):
+    with pytest.warns(UserWarning, match="no ImageNet-1k wnid folders"):
         data = build_dataset("ImageNet", root, "train", classes=[1])
     assert {p.parent.name for p, _ in data.samples} == {"dog"}
+
+
+def test_imagenet_stray_folders_are_ignored_not_renumbering(tmp_path):
+    root = image_tree(tmp_path / "ImageNet", [*WNIDS[:2], "zz_cache"])
+    with pytest.warns(UserWarning, match=r"ignoring folders .*\['zz_cache'\]"):
+        train = build_dataset("ImageNet", root, "train")
+    np.testing.assert_array_equal(dataset_targets(train), np.repeat([0, 1], 3))
 
 
 def test_imagenet_accepts_root_with_imagenet_subfolder(tiny_imagenet):

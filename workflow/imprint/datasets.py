@@ -247,16 +247,21 @@ def _imagenet(root: Path, split: str, download: bool, classes: list[int] | None)
     # folder, labels every class as the full set would.
     present = sorted(d.name for d in (base / "train").iterdir() if d.is_dir())
     standard = imagenet1k_wnids()
-    if set(present) <= set(standard):
-        wnids = standard
-        ids = {w: c for c, w in enumerate(standard)}
-        available = [ids[w] for w in present]
-    else:
+    ids = {w: c for c, w in enumerate(standard)}
+    known = [w for w in present if w in ids]
+    if known:
+        wnids, available = standard, [ids[w] for w in known]
+        if len(known) < len(present):
+            warnings.warn(
+                f"{base / 'train'}: ignoring folders that are not ImageNet-1k wnids "
+                f"{sorted(set(present) - set(known))[:5]}",
+                stacklevel=3,
+            )
+    else:  # an ImageNet-like tree of other classes
         wnids, available = present, list(range(len(present)))
         warnings.warn(
-            f"{base / 'train'} holds folders that are not ImageNet-1k wnids (e.g. "
-            f"{sorted(set(present) - set(standard))[:3]}): class ids are positions in its "
-            "sorted list of folders, not ImageNet-1k class ids",
+            f"{base / 'train'} holds no ImageNet-1k wnid folders (e.g. {present[:3]}): class "
+            "ids are positions in its sorted list of folders",
             stacklevel=3,
         )
     split_dir = base / ("train" if split == "train" else "val")
