@@ -93,7 +93,7 @@ class PresetOnBatches(nn.Module):
 
     The preset's own steps, with its resize done as PIL's bit for bit (imprint.resample), so a
     batch on the GPU gives exactly the tensors the preset gives one PIL image at a time.
-    `vertical_first` None takes newer Pillow's pass order (see resample.resize_like_pil).
+    `vertical_first` None takes the installed Pillow's pass order (resample.resize_like_pil).
     """
 
     def __init__(self, preset: ImageClassification, vertical_first: bool | None = None):

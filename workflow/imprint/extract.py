@@ -202,8 +202,9 @@ def extract_embeddings(
     Grayscale images are repeated to 3 channels before `transform`. batched=None picks the
     batched path where it applies (equal-size uint8 images and a transform with a batched form
     that reproduces the PIL path exactly on the first images: it then runs on whole batches on
-    `device`), else one PIL image at a time in DataLoader workers. Runs under inference mode, channels-last on CUDA, in mixed precision
-    only as `choose_precision` allows on the first batch.
+    `device`), else one PIL image at a time in DataLoader workers. Runs under inference mode,
+    channels-last on CUDA, in mixed precision only as `choose_precision` allows on the first
+    batch.
     """
     if len(dataset) == 0:
         raise ValueError("cannot extract embeddings from an empty dataset")
