@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import friedmanchisquare
 from sklearn.datasets import load_digits
 
@@ -40,6 +41,17 @@ def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):
     sb2 = (m2 - x2.mean(0)).T @ (m2 - x2.mean(0)) / 2
     expected2 = np.trace(sw2 @ np.linalg.pinv(sb2)) / 2
     assert kept["n_samples"] == len(y2) and abs(kept["nc1"] - expected2) / expected2 < 1e-6
+    # NC5 against another file's global mean (here: the digits' own odd half as "OOD").
+    odd = x[y % 2 == 1].astype(np.float32)
+    np.savez(tmp_path / "ood.npz", embeddings=odd, labels=y[y % 2 == 1])
+    args = ["collapse", str(tmp_path / "d.npz"), "--ood", str(tmp_path / "ood.npz")]
+    assert main(args) == 0
+    nc5 = json.loads(capsys.readouterr().out)["nc5_ood_orthogonality"]
+    ood_mean = (odd / np.linalg.norm(odd, axis=1, keepdims=True)).mean(0)
+    cos = [
+        means[c] @ ood_mean / np.linalg.norm(means[c]) / np.linalg.norm(ood_mean) for c in range(10)
+    ]
+    assert nc5 == pytest.approx(np.mean(np.abs(cos)), rel=1e-6)
 
 
 def test_cd_command_writes_tables_and_diagram(tmp_path):

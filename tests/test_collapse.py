@@ -12,7 +12,9 @@ from imprint.collapse import (
     class_statistics,
     collapse_metrics,
     evaluate_collapse,
+    global_mean,
     ncc_agreement,
+    ood_orthogonality,
     self_duality,
 )
 
@@ -224,6 +226,9 @@ def test_simplex_etf_means_have_zero_nc2_errors():
     got = evaluate_collapse(means[y], y, l2_normalise=False)
     for key in ("nc2_equinorm", "nc2_equiangular", "nc2_max_angle", "nc2_etf_error"):
         assert got[key] == pytest.approx(0.0, abs=1e-10), key
+    # Equally spread: every pair of unit means at the same distance, sqrt(2 + 2/(C-1)).
+    assert got["nc2g_dist"] == pytest.approx(0.0, abs=1e-12)
+    assert got["nc2g_log"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_nc2_and_cdnv_match_direct_loops():
@@ -259,6 +264,25 @@ def test_nc2_and_cdnv_match_direct_loops():
     ideal = np.eye(n_cls) - np.ones((n_cls, n_cls)) / n_cls
     want = np.linalg.norm(gram / np.linalg.norm(gram) - ideal / np.linalg.norm(ideal))
     assert got["nc2_etf_error"] == pytest.approx(want, rel=REL)
+    # NC2g (the package's kernel_stats): variance over pairs c < c' of the unit means' distance
+    # and of its negative log.
+    units = [(m - mu_g) / (np.linalg.norm(m - mu_g) + np.finfo(float).eps) for m in means]
+    dist = [np.linalg.norm(units[a] - units[b]) for a in range(n_cls) for b in range(a + 1, n_cls)]
+    assert got["nc2g_dist"] == pytest.approx(np.var(dist), rel=1e-6)
+    assert got["nc2g_log"] == pytest.approx(np.var(-np.log(dist)), rel=1e-6)
+
+
+def test_ood_orthogonality_and_global_mean():
+    means = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    assert ood_orthogonality(means, [1.0, 1.0, 0.0]) == pytest.approx(1 / np.sqrt(2))
+    assert ood_orthogonality(means, [0.0, 0.0, 5.0]) == 0.0
+    assert ood_orthogonality(means, [-1.0, 0.0, 0.0]) == pytest.approx(0.5)  # |cos|: 1 and 0
+    with pytest.raises(ValueError, match="no direction"):
+        ood_orthogonality(means, np.zeros(3))
+    x, _ = make_data([7, 9], 4, seed=3)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(global_mean(x, chunk_rows=5), xn.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(global_mean(x, l2_normalise=False), x.mean(axis=0), rtol=1e-12)
 
 
 def test_memmap_matches_in_memory(tmp_path):

@@ -8,11 +8,19 @@ import numpy as np
 
 
 def collapse_file(
-    embeddings: str, out: str | None = None, mapping=None, classes=None, l2_normalise=True
+    embeddings: str,
+    out: str | None = None,
+    mapping=None,
+    classes=None,
+    l2_normalise=True,
+    ood: str | None = None,
 ) -> dict:
-    """NC metrics of one embedding file (after an optional label mapping); JSON to `out`."""
+    """NC metrics of one embedding file (after an optional label mapping); JSON to `out`.
+
+    `ood`: an embedding file of out-of-distribution data, for NC5 (``nc5_ood_orthogonality``).
+    """
     from imprint.api import load_mapping
-    from imprint.collapse import evaluate_collapse
+    from imprint.collapse import class_statistics, collapse_metrics, global_mean, ood_orthogonality
     from imprint.io import atomic_path, load_embeddings
     from imprint.tasks import remap_labels
 
@@ -25,7 +33,11 @@ def collapse_file(
         labels = np.full(data.labels.shape[0], mapped.min(initial=0) - 1, dtype=np.int64)
         labels[rows] = mapped
         classes = np.unique(mapped) if classes is None else classes
-    metrics = evaluate_collapse(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
+    stats = class_statistics(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
+    metrics = collapse_metrics(stats)
+    if ood:
+        ood_mean = global_mean(load_embeddings(ood).embeddings, l2_normalise=l2_normalise)
+        metrics["nc5_ood_orthogonality"] = ood_orthogonality(stats.means, ood_mean)
     metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
     if out:
         with atomic_path(out) as tmp:
@@ -80,6 +92,7 @@ def _collapse(args) -> None:
         mapping=args.mapping,
         classes=parse_classes(args.classes) if args.classes else None,
         l2_normalise=not args.no_l2,
+        ood=args.ood,
     )
     if not args.out:
         print(json.dumps(metrics, indent=2, sort_keys=True))
@@ -117,6 +130,10 @@ def add_commands(sub) -> None:
         "--no-l2",
         action="store_true",
         help="skip the per-sample L2 normalisation (the paper uses it)",
+    )
+    co.add_argument(
+        "--ood",
+        help="embedding file of out-of-distribution data: adds NC5 (nc5_ood_orthogonality)",
     )
     co.set_defaults(func=_collapse)
 

@@ -23,7 +23,9 @@ __all__ = [
     "class_statistics",
     "collapse_metrics",
     "evaluate_collapse",
+    "global_mean",
     "ncc_agreement",
+    "ood_orthogonality",
     "self_duality",
 ]
 
@@ -308,6 +310,10 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     - ``nc2_max_angle``: mean over c != c' of |cos + 1/(C-1)| (Papyan et al. 2020).
     - ``nc2_etf_error``: || G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F with G = M~ M~^T
       (Kothapalli 2023; ||I - 11^T/C||_F = sqrt(C-1)).
+    - ``nc2g_dist`` / ``nc2g_log``: the variance over class pairs c < c' of ||u_c - u_c'|| and
+      of log(1 / ||u_c - u_c'||), u_c the centred class means scaled to unit length (Liu et
+      al. 2023's hyperspherical uniformity; the neural-collapse package's ``kernel_stats``
+      with its distance and log kernels). 0 when the means are equally spread.
 
     NC1 variants are ``inf`` when all class means coincide (to within D * eps of the data's
     scale; eigenvalues of Sigma_B below s * (D * eps)^2, s the largest per-class second moment,
@@ -379,6 +385,9 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
             dist2 = ((centred[i] - centred[i + 1 :]) ** 2).sum(axis=1)
             cdnv_total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
     cdnv = cdnv_total / (n_cls * (n_cls - 1) / 2)
+    pair_dist = _unit_pair_distances(centred)
+    with np.errstate(divide="ignore", invalid="ignore"):  # coinciding directions: NaN
+        nc2g_log = float((-np.log(pair_dist)).var())
 
     return {
         "n_classes": n_cls,
@@ -397,10 +406,48 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
         "nc2_equiangular": float(cosines.std()),
         "nc2_max_angle": float(np.abs(cosines + 1.0 / (n_cls - 1)).mean()),
         "nc2_etf_error": etf_error,
+        "nc2g_dist": float(pair_dist.var()),
+        "nc2g_log": nc2g_log,
         "rank_between": rank_b,
         "trace_within": float(np.trace(sigma_w)),
         "trace_between": trace_b,
     }
+
+
+def _unit_pair_distances(centred: np.ndarray) -> np.ndarray:
+    """||u_c - u_c'|| for c < c', u = rows scaled to unit length (+ eps, as the package)."""
+    units = centred / (np.linalg.norm(centred, axis=1, keepdims=True) + _EPS)
+    sq = (units * units).sum(axis=1)
+    gram = units @ units.T
+    rows, cols = np.triu_indices(units.shape[0], 1)
+    return np.sqrt(np.maximum(sq[rows] + sq[cols] - 2.0 * gram[rows, cols], 0.0))
+
+
+def global_mean(embeddings, l2_normalise: bool = True, chunk_rows: int = 65536) -> np.ndarray:
+    """Mean of every row (each scaled to unit length first with ``l2_normalise``), streamed."""
+    x_all = _as_2d(embeddings)
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    total = np.zeros(x_all.shape[1])
+    for lo in range(0, x_all.shape[0], int(chunk_rows)):
+        chunk = np.array(x_all[lo : lo + int(chunk_rows)], dtype=np.float64)
+        total += _prepare(chunk, l2_normalise, f"rows from {lo}").sum(axis=0)
+    return total / x_all.shape[0]
+
+
+def ood_orthogonality(class_means, ood_mean) -> float:
+    """NC5: mean over classes of |cos(mu_c, mu_OOD)|, mu_OOD the global mean of
+    out-of-distribution embeddings (Ammar et al. 2024; the neural-collapse package's
+    ``orthogonality_deviation``, uncentred class means as there). 0 = every class mean is
+    orthogonal to the OOD mean."""
+    means = _as_matrix(class_means, "class_means")
+    ood = np.asarray(ood_mean, dtype=np.float64).reshape(-1)
+    if ood.shape[0] != means.shape[1]:
+        raise ValueError(f"ood_mean has {ood.shape[0]} dimensions, class_means {means.shape[1]}")
+    norms = np.linalg.norm(means, axis=1) * np.linalg.norm(ood)
+    if not (norms > 0).all():
+        raise ValueError("a zero class mean or OOD mean has no direction")
+    return float(np.abs(means @ ood / norms).mean())
 
 
 def evaluate_collapse(
