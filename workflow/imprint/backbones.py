@@ -91,14 +91,14 @@ def _pixels_transform(model: nn.Module, image_size: int | None) -> Callable:
 class PresetOnBatches(nn.Module):
     """A torchvision weights preset (ImageClassification) on uint8 batches [B, C, H, W].
 
-    The preset's own steps, with its resize done as PIL's bit for bit (imprint.resample), so a
-    batch on the GPU gives exactly the tensors the preset gives one PIL image at a time.
-    `vertical_first` None takes the installed Pillow's pass order (resample.resize_like_pil).
+    The preset's own steps, with its resize done as PIL's bit for bit (imprint.resample, in
+    the installed Pillow's pass order), so a batch on the GPU gives exactly the tensors the
+    preset gives one PIL image at a time.
     """
 
-    def __init__(self, preset: ImageClassification, vertical_first: bool | None = None):
+    def __init__(self, preset: ImageClassification):
         super().__init__()
-        self.preset, self.vertical_first = preset, vertical_first
+        self.preset = preset
         self.interpolation = _PIL_FILTERS[preset.interpolation]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ class PresetOnBatches(nn.Module):
         # The size torchvision's resize computes for PIL images and tensors alike.
         size = TF._compute_resized_output_size(in_hw, p.resize_size, None)
         if size != in_hw:
-            images = resize_like_pil(images, size, self.interpolation, self.vertical_first)
+            images = resize_like_pil(images, size, self.interpolation)
         images = TF.center_crop(images, p.crop_size)
         images = TF.convert_image_dtype(images, torch.float)
         return TF.normalize(images, mean=p.mean, std=p.std)

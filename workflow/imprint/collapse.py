@@ -385,7 +385,7 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
             dist2 = ((centred[i] - centred[i + 1 :]) ** 2).sum(axis=1)
             cdnv_total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
     cdnv = cdnv_total / (n_cls * (n_cls - 1) / 2)
-    pair_dist = _unit_pair_distances(centred)
+    pair_dist = _unit_pair_distances(gram, norms)
     with np.errstate(divide="ignore", invalid="ignore"):  # coinciding directions: NaN
         nc2g_log = float((-np.log(pair_dist)).var())
 
@@ -414,13 +414,14 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     }
 
 
-def _unit_pair_distances(centred: np.ndarray) -> np.ndarray:
-    """||u_c - u_c'|| for c < c', u = rows scaled to unit length (+ eps, as the package)."""
-    units = centred / (np.linalg.norm(centred, axis=1, keepdims=True) + _EPS)
-    sq = (units * units).sum(axis=1)
-    gram = units @ units.T
-    rows, cols = np.triu_indices(units.shape[0], 1)
-    return np.sqrt(np.maximum(sq[rows] + sq[cols] - 2.0 * gram[rows, cols], 0.0))
+def _unit_pair_distances(gram: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """||u_c - u_c'|| for c < c', u_c = m_c / (||m_c|| + eps) as the package scales them,
+    from the Gram matrix of the m_c and their norms."""
+    scale = norms + _EPS
+    unit_gram = gram / np.outer(scale, scale)
+    sq = np.diag(unit_gram)
+    rows, cols = np.triu_indices(gram.shape[0], 1)
+    return np.sqrt(np.maximum(sq[rows] + sq[cols] - 2.0 * unit_gram[rows, cols], 0.0))
 
 
 def global_mean(embeddings, l2_normalise: bool = True, chunk_rows: int = 65536) -> np.ndarray:

@@ -21,7 +21,6 @@ from imprint.backbones import (
     build_backbone,
     get_spec,
     resolve_weights,
-    takes_batches,
     weights_label,
 )
 from imprint.datasets import build_dataset, dataset_targets, image_array
@@ -120,10 +119,9 @@ def _rgb_batch(images: torch.Tensor) -> torch.Tensor:
 PIL_CHECK_IMAGES = 8
 
 
-def _matching_batched_transform(dataset, transform, images, device) -> Callable | None:
-    """The batched form of `transform` if it reproduces the PIL path exactly on the first
-    images of `dataset`, else None."""
-    candidate = batched_transform(transform)
+def _reproduces_pil(candidate, dataset, transform, images, device) -> bool:
+    """Whether `candidate`, the batched form of `transform`, gives the PIL path's tensors
+    exactly on the first images of `dataset`."""
     n = min(PIL_CHECK_IMAGES, len(images))
     expected = torch.stack([transform(to_rgb(dataset[i][0])) for i in range(n)])
     try:
@@ -131,32 +129,32 @@ def _matching_batched_transform(dataset, transform, images, device) -> Callable 
     # A Pillow whose resize neither pass order reproduces; a device without float64 (MPS).
     except (RuntimeError, TypeError) as err:
         logger.warning("batched preprocessing unavailable: %s", err)
-        return None
-    return candidate if got.shape == expected.shape and torch.equal(got, expected) else None
+        return False
+    return got.shape == expected.shape and torch.equal(got, expected)
 
 
 def _batches(dataset, transform, batch_size, num_workers, device, batched):
     """(path, number of batches, iterator of (transformed images on device, labels))."""
     cuda = device.type == "cuda"
-    can_batch = batched is not False and takes_batches(transform)
-    images = image_array(dataset) if can_batch else None
+    batch_transform = batched_transform(transform) if batched is not False else None
+    images = image_array(dataset) if batch_transform is not None else None
     if batched and images is None:
         raise ValueError(
             "batched extraction needs a dataset of equal-size uint8 images and a transform that "
             "takes tensor batches (torchvision's bilinear/bicubic weights presets, pixels)"
         )
-    batch_transform = None
+    if images is not None and not _reproduces_pil(
+        batch_transform, dataset, transform, images, device
+    ):
+        message = (
+            "the batched preprocessing does not reproduce the PIL path exactly on this "
+            "dataset with this Pillow version"
+        )
+        if batched:
+            raise ValueError(f"{message}; use batched: false (or null)")
+        logger.warning("%s: using the per-image PIL path", message)
+        images = None
     if images is not None:
-        batch_transform = _matching_batched_transform(dataset, transform, images, device)
-        if batch_transform is None:
-            message = (
-                "the batched preprocessing does not reproduce the PIL path exactly on this "
-                "dataset with this Pillow version"
-            )
-            if batched:
-                raise ValueError(f"{message}; use batched: false (or null)")
-            logger.warning("%s: using the per-image PIL path", message)
-    if batch_transform is not None:
         # Whole uint8 batches go to the device; resize, crop and normalise run there, giving
         # the PIL path's tensors bit for bit (checked on the first images above).
         labels = torch.as_tensor(dataset_targets(dataset))
