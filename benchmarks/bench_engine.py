@@ -59,6 +59,8 @@ def main() -> None:
         _, grid = load_grid(f"paper:{name}")
         parts = grid["parts"] if "parts" in grid else [grid]
         configs = expand_grid([{**part, "seeds": [17121997]} for part in parts], where=name)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         res = evaluate_grid(
             xtr,
@@ -73,9 +75,12 @@ def main() -> None:
         )
         total = time.perf_counter() - t0
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        on_gpu = ""
+        if torch.cuda.is_available() and args.device != "cpu":
+            on_gpu = f" (host), {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (GPU)"
         print(
             f"{name}: {len(configs)} configurations in {total:.1f} s = {len(configs) / total:.2f} configurations/s; "
-            f"peak memory {peak_gib:.2f} GiB; mean accuracy {res.accuracy.mean():.2f} %"
+            f"peak memory {peak_gib:.2f} GiB{on_gpu}; mean accuracy {res.accuracy.mean():.2f} %"
         )
         if args.naive_sample:
             # Stratified by GEN (costs differ by orders of magnitude between GENs): time a few

@@ -76,7 +76,7 @@ def main() -> None:
         # Warm-up (CUDA context, cuDNN autotuning) outside the timings.
         extract_embeddings(
             model,
-            ArrayImages(images[:64], np.zeros(64)),
+            ArrayImages(images[:64], np.zeros(len(images[:64]))),
             transform,
             progress=False,
             device=device,

@@ -1,0 +1,71 @@
+"""The benchmarks and the prepared GPU check run end to end at toy sizes (on the CPU here).
+
+They are timed elsewhere; these tests only keep them from rotting between the sessions that
+have a GPU to run them on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_gpu_check_script_runs_every_step(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "GPU_CHECK_SMOKE": "1"}
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    steps = ["pytest_gpu", "bench_extract", "bench_engine_aggfixed", "bench_engine_aggfocus"]
+    assert [line.split(":")[0] for line in summary] == steps
+    assert all(": exit 0 after" in line for line in summary), summary
+    assert "rel. error" in (tmp_path / "bench_extract.log").read_text()
+    assert "294 configurations in" in (tmp_path / "bench_engine_aggfixed.log").read_text()
+    assert "2087 configurations in" in (tmp_path / "bench_engine_aggfocus.log").read_text()
+
+
+def test_gpu_check_refuses_a_machine_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    env.pop("GPU_CHECK_SMOKE", None)
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "no CUDA device" in (tmp_path / "summary.txt").read_text()
+    assert not (tmp_path / "pytest_gpu.log").exists()
+
+
+def test_bench_memory_runs(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_memory.py",
+            "--dim",
+            "8",
+            "--train-per-class",
+            "6",
+            "--test-per-class",
+            "2",
+            "--k",
+            "1",
+            "2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "peak" in done.stdout.lower()
