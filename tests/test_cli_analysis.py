@@ -93,3 +93,12 @@ def test_cd_command_names_a_missing_column(tmp_path, capsys):
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "r.csv", index=False)
     assert main(["cd", str(tmp_path / "r.csv"), "--out-prefix", str(tmp_path / "x")]) == 2
     assert "no column(s) ['config_id', 'accuracy', 'backbone'" in capsys.readouterr().err
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"imprint {version('imprint-workflow')}"

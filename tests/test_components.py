@@ -21,7 +21,7 @@ from imprint.generate import (
     least_squares_weights,
     select_proxies,
 )
-from imprint.kmedoids import kmedoids_indices, pairwise_euclidean
+from imprint.kmedoids import heuristic_init, kmedoids_indices, pairwise_euclidean
 from imprint.metrics import accuracy_percent, f1_per_class
 from imprint.normalize import apply_norm_post, quantile_normalize_sequential
 from imprint.presample import fewshot_sample, weibull_filter
@@ -89,6 +89,14 @@ def test_kmedoids_hand_example():
     x = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
     idx = kmedoids_indices(pairwise_euclidean(x), 2)
     assert sorted(idx.tolist()) == [1, 4]
+
+
+def test_kmedoids_costs_are_exact_sums():
+    # Row 1 sums to 2^24 + 3 < row 0's 2^24 + 4. float32 cannot hold 2^24 + 3: summed in float32
+    # (in any order) row 1 ties with row 0 or comes out larger, and row 0 would be chosen.
+    d = torch.tensor([[2.0**24, 1, 1, 1, 1], [2.0**24 + 2, 1, 0, 0, 0]], dtype=torch.float32)
+    assert d.sum(dim=1)[1] >= d.sum(dim=1)[0]  # the float32 sums this guards against
+    assert heuristic_init(d, 1).tolist() == [1]
 
 
 def test_fps_hand_example():

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from imprint import __version__
 from imprint.tasks import TASK_SPLITS, parse_classes
 
 
@@ -47,6 +48,7 @@ def _grid(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imprint", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser(

@@ -118,7 +118,8 @@ def _cd(args) -> None:
 
 def add_commands(sub) -> None:
     co = sub.add_parser(
-        "collapse", help="neural-collapse metrics (NC1, VCI, NC2, CDNV) of an embedding file"
+        "collapse",
+        help="neural-collapse metrics (NC1, VCI, NC2, NC2g, CDNV; NC5 with --ood) of an embedding file",
     )
     co.add_argument("embeddings", help="embedding file (.npz or directory)")
     co.add_argument("--out", help="write the metrics as JSON here (default: print)")

@@ -18,8 +18,7 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     """Pairwise Euclidean distances, computed in float64 and stored in float32.
 
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
-    n × n matrix (a 6,000-sample class: 144 MB); costs are float32 sums over it, as there
-    (torch and numpy may round a sum's last bit differently).
+    n × n matrix (a 6,000-sample class: 144 MB).
     """
     x = x.to(torch.float64)
     d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
@@ -29,9 +28,19 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     return d
 
 
+def total_distances(distances: torch.Tensor) -> torch.Tensor:
+    """Row sums, accumulated in float64.
+
+    scikit-learn-extra sums in float32, where a 6,000-term sum carries ~1e-3 of rounding that
+    depends on the summation order (numpy's, torch's CPU and CUDA kernels all differ), enough to
+    flip near-tied medoid choices between devices; float64 sums make the choice the exact one.
+    """
+    return distances.sum(dim=1, dtype=torch.float64)
+
+
 def heuristic_init(distances: torch.Tensor, k: int) -> torch.Tensor:
     """The k points with the smallest row sums of the distance matrix, ties to the lower index."""
-    costs = distances.sum(dim=1)
+    costs = total_distances(distances)
     return torch.argsort(costs, stable=True)[:k]
 
 
@@ -48,7 +57,7 @@ def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> to
             members = torch.nonzero(labels == c).flatten()
             if members.numel() == 0:
                 continue
-            costs = distances[members][:, members].sum(dim=1)
+            costs = total_distances(distances[members][:, members])
             best = int(torch.argmin(costs))
             # A medoid outside its own cluster (a duplicate point won the tie) is compared
             # against the first member, as scikit-learn-extra does.
