@@ -4,8 +4,8 @@
 #   2. bench_extract.py          images/s per backbone, batched path vs per-image PIL (batch 64)
 #   3. bench_engine.py aggfixed  the §5.1 grids on CUDA, full MNIST size, one seed
 #   4. bench_engine.py aggfocus
-# Each step has its own time limit (seconds, overridable: GPU_CHECK_LIMITS="150 150 120 120"),
-# so one slow step cannot take the others' results with it; the defaults (those) sum to 9 min.
+# Each step has its own time limit in seconds (default GPU_CHECK_LIMITS="120 120 120 150", 8.5 min
+# in all, inside a 10-minute command limit), so one slow step cannot lose the others' numbers.
 # Logs go to $OUT (or results/gpu_check) as each step prints, a summary line per step last.
 #
 #   bash benchmarks/gpu_check.sh                 # on the GPU machine, from the repository root
@@ -19,7 +19,7 @@ set -uo pipefail
 out=${OUT:-results/gpu_check}
 mkdir -p "$out"
 python=${PYTHON:-python3}
-read -r -a limits <<<"${GPU_CHECK_LIMITS:-150 150 120 120}"
+read -r -a limits <<<"${GPU_CHECK_LIMITS:-120 120 120 150}"
 export PYTHONPATH="$PWD/workflow${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 if [[ -n ${GPU_CHECK_SMOKE:-} ]]; then
