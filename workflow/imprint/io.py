@@ -148,6 +148,34 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
     return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta)
 
 
+def import_embeddings(
+    source: str | os.PathLike,
+    destination: str | os.PathLike,
+    classes: list[int] | None = None,
+    meta: dict | None = None,
+) -> Path:
+    """Copy a user's embedding set (.npz or directory) into the workflow's layout, checked.
+
+    Every check of `load_embeddings` applies; `classes`, if given, keeps only those labels'
+    rows and each must have some. Embeddings are stored as float32, as extracted ones are;
+    `meta` (backbone, dataset, split) overrides the file's own and records where it came from.
+    """
+    found = load_embeddings(source)
+    x, y = found.embeddings, found.labels
+    if classes is not None:
+        present = set(np.unique(y).tolist())
+        missing = sorted(set(classes) - present)
+        if missing:
+            raise EmbeddingFileError(
+                f"{source}: no rows for class(es) {missing} of the dataset's classes "
+                f"(labels present: {sorted(present)})"
+            )
+        keep = np.isin(y, classes)
+        x, y = x[keep], y[keep]
+    meta = {**found.meta, **(meta or {}), "imported_from": str(source)}
+    return save_embeddings(destination, x, y, meta)
+
+
 def _parse_meta(text: str, where) -> dict:
     """Metadata of an embedding set: a JSON object (backbone, dataset, ...)."""
     try:

@@ -158,9 +158,10 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"datasets.{name}: a dataset name may not contain '/' nor be '{SOURCES_DIR}'"
             )
-        if len(ds["sources"]) > 1 and ds.get("classes"):
+        if len(ds.get("sources", [])) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
         resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
+    _check_imported(config)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def source_embeddings(config: dict, dataset: str) -> list[str]:
     reuse = {
         spec["sources"][0]: name
         for name, spec in config["datasets"].items()
-        if len(spec["sources"]) == 1 and spec.get("classes") is None
+        if len(spec.get("sources", [])) == 1 and spec.get("classes") is None
     }
     return [reuse.get(s, f"{SOURCES_DIR}/{s}") for s in config["datasets"][dataset]["sources"]]
 
@@ -221,14 +222,83 @@ def ls_precision(config: dict, experiment: str) -> str | None:
     A rule parameter that only grids with ls/kls carry: changing the precision reruns those
     jobs and no others.
     """
+    precision = config.get("engine", {}).get("ls_precision", "float64")
+    return precision if uses_ls(config, experiment) else None
+
+
+def uses_ls(config: dict, experiment: str) -> bool:
+    """Whether an experiment's grid names GEN ls or kls (which need the backbone's ridge λ)."""
     from imprint.grid import GRID_DEFAULTS, load_grid
 
     grid = config["experiments"][experiment]["grid"]
-    precision = config.get("engine", {}).get("ls_precision", "float64")
     if isinstance(grid, str):
         grid = load_grid(grid)[1]  # readable: check_config expanded it
     parts = grid.get("parts", [grid]) if isinstance(grid, dict) else grid
     gens = {
         g for part in parts if isinstance(part, dict) for g in part.get("gen", GRID_DEFAULTS["gen"])
     }
-    return precision if gens & {"ls", "kls"} else None
+    return bool(gens & {"ls", "kls"})
+
+
+def imported_embeddings(config: dict, dataset: str, backbone: str, split: str) -> str | None:
+    """The user's embedding file of a backbone that brings its own (`embeddings:`), else None."""
+    pattern = config["backbones"][backbone].get("embeddings")
+    return pattern.format(dataset=dataset, split=split) if pattern else None
+
+
+def ls_lambda(config: dict, experiment: str, backbone: str) -> float | None:
+    """The config's ls_lambda for this backbone where the experiment's grid has ls or kls.
+
+    None otherwise, or where the config leaves it to the registry; like ls_precision, a
+    parameter only the jobs it changes carry.
+    """
+    value = config["backbones"][backbone].get("ls_lambda")
+    return float(value) if value is not None and uses_ls(config, experiment) else None
+
+
+def _check_imported(config: dict) -> None:
+    """Backbones with `embeddings:` and datasets without sources are used consistently."""
+    import string
+
+    used: dict[str, set[str]] = {}  # backbone -> datasets it is paired with
+    sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
+    sections.append(("collapse", config.get("collapse", {})))
+    for where, section in sections:
+        for backbone in section.get("backbones", []):
+            used.setdefault(backbone, set()).update(section.get("datasets", []))
+            imported = bool(config["backbones"][backbone].get("embeddings"))
+            for dataset in section.get("datasets", []):
+                if not imported and not config["datasets"][dataset].get("sources"):
+                    raise ConfigError(
+                        f"{where}: dataset '{dataset}' has no sources, so only backbones that "
+                        f"bring their own embeddings can read it; backbones.{backbone} has no "
+                        "'embeddings:' path"
+                    )
+    for name, spec in config["backbones"].items():
+        pattern = spec.get("embeddings")
+        if not pattern:
+            continue
+        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+        if fields - {"dataset", "split"}:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: unknown placeholder(s) "
+                f"{sorted(fields - {'dataset', 'split'})} in {pattern!r}; allowed: {{dataset}}, {{split}}"
+            )
+        if "split" not in fields:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: {pattern!r} needs a {{split}} placeholder "
+                "(train and test are separate files)"
+            )
+        if "dataset" not in fields and len(used.get(name, ())) > 1:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: {pattern!r} has no {{dataset}} placeholder but the "
+                f"backbone is used on {len(used[name])} datasets ({', '.join(sorted(used[name]))})"
+            )
+        if spec.get("ls_lambda") is None:
+            for experiment, exp in config["experiments"].items():
+                if name in exp["backbones"] and uses_ls(config, experiment):
+                    raise ConfigError(
+                        f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
+                        f"this backbone's ridge λ: set backbones.{name}.ls_lambda (the paper uses "
+                        "the weight decay the model was trained with)"
+                    )

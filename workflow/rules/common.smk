@@ -9,6 +9,8 @@ from imprint.plan import (
     collapse_groups,
     expand_mappings,
     experiment_groups,
+    imported_embeddings,
+    ls_lambda,
     ls_precision,
     resolve_classes,
     source_embeddings,
@@ -24,6 +26,9 @@ SINGLE_SOURCE = [
 ]
 JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 1]
 SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
+# Backbones that bring their own embedding files (`embeddings:`) and those extracted here.
+IMPORTED = [b for b, spec in config["backbones"].items() if spec.get("embeddings")]
+EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED]
 TABLE1 = config.get("table1", {}).get("experiments", [])
 LS_PRECISION = {e: ls_precision(config, e) for e in config["experiments"]}
 
@@ -61,6 +66,12 @@ def get_source_embeddings(wildcards):
         f"results/embeddings/{where}/{wildcards.backbone}/{wildcards.split}"
         for where in source_embeddings(config, wildcards.dataset)
     ]
+
+
+def get_imported_embeddings(wildcards):
+    return imported_embeddings(
+        config, wildcards.dataset, wildcards.backbone, wildcards.split
+    )
 
 
 def get_extraction_source(wildcards):
@@ -141,6 +152,10 @@ def get_nc1_vs_gain_options(wildcards):
 
 def get_ls_precision(wildcards):
     return LS_PRECISION[wildcards.experiment]
+
+
+def get_ls_lambda(wildcards):
+    return ls_lambda(config, wildcards.experiment, wildcards.backbone)
 
 
 def get_grid_file(wildcards):

@@ -12,6 +12,7 @@ rule extract_embeddings:
         "benchmarks/extract_embeddings/{dataset}/{backbone}/{split}.tsv"
     wildcard_constraints:
         dataset=alternation(SINGLE_SOURCE),
+        backbone=alternation(EXTRACTED),
     conda:
         "../../envs/imprint.yaml"
     # Decoding workers for the PIL path (ImageNet's JPEGs, swin_b): threads - 1 of them.
@@ -38,6 +39,7 @@ use rule extract_embeddings as extract_source_embeddings with:
         "benchmarks/extract_embeddings/sources/{source}/{backbone}/{split}.tsv"
     wildcard_constraints:
         source=alternation(SOURCES),
+        backbone=alternation(EXTRACTED),
 
 
 rule join_embeddings:
@@ -49,9 +51,29 @@ rule join_embeddings:
         "logs/join_embeddings/{dataset}/{backbone}/{split}.log",
     wildcard_constraints:
         dataset=alternation(JOINED),
+        backbone=alternation(EXTRACTED),
     conda:
         "../../envs/imprint.yaml"
     params:
         offsets=get_label_offsets,
     script:
         "../scripts/join_embeddings.py"
+
+
+# A backbone with `embeddings:` brings its own files: checked and copied, never extracted (no
+# download, no weights), so any model's embeddings of any dataset go through the same analysis.
+rule import_embeddings:
+    input:
+        get_imported_embeddings,
+    output:
+        directory("results/embeddings/{dataset}/{backbone}/{split}"),
+    log:
+        "logs/import_embeddings/{dataset}/{backbone}/{split}.log",
+    wildcard_constraints:
+        backbone=alternation(IMPORTED),
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        classes=get_dataset_classes,
+    script:
+        "../scripts/import_embeddings.py"

@@ -22,6 +22,7 @@ rule imprint_grid:
         classes=get_task_classes,
         mapping=get_mapping,
         ls_precision=get_ls_precision,
+        ls_lambda=get_ls_lambda,
     script:
         "../scripts/imprint_grid.py"
 

@@ -19,6 +19,7 @@ with rule_log(snakemake):  # noqa: F821
         classes=list(sm.params.classes),
         mapping=dict(sm.params.mapping) or None,
         backbone=wc.backbone,
+        ls_lambda=sm.params.ls_lambda,  # None: the registry's λ for this backbone
         ls_precision=sm.params.ls_precision or "float64",  # None: the grid has no ls/kls
         progress=True,
         extra_columns={
