@@ -121,6 +121,7 @@ def _config(**changes):
             {"backbones.my_fm.embeddings": "emb/{model}/{split}.npz"},
             "unknown placeholder(s) ['model']",
         ),
+        ({"backbones.my_fm.embeddings": "emb/{split.npz"}, "emb/{split.npz"),
         ({"backbones.my_fm.ls_lambda": None}, "set backbones.my_fm.ls_lambda"),
         (
             {"backbones.pixels": {}, "experiments.own.backbones": ["my_fm", "pixels"]},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import string
 from dataclasses import dataclass
 
 SOURCES_DIR = "sources"  # results/embeddings/sources/<source>: the parts of a joined dataset
@@ -258,8 +259,6 @@ def ls_lambda(config: dict, experiment: str, backbone: str) -> float | None:
 
 def _check_imported(config: dict) -> None:
     """Backbones with `embeddings:` and datasets without sources are used consistently."""
-    import string
-
     used: dict[str, set[str]] = {}  # backbone -> datasets it is paired with
     sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
     sections.append(("collapse", config.get("collapse", {})))
@@ -278,7 +277,10 @@ def _check_imported(config: dict) -> None:
         pattern = spec.get("embeddings")
         if not pattern:
             continue
-        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+        except ValueError as err:  # an unmatched brace
+            raise ConfigError(f"backbones.{name}.embeddings: {pattern!r}: {err}") from None
         if fields - {"dataset", "split"}:
             raise ConfigError(
                 f"backbones.{name}.embeddings: unknown placeholder(s) "
