@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 
 from imprint.backbones import build_backbone
 from imprint.datasets import ArrayImages
-from imprint.extract import _Transformed, default_device, extract_embeddings, relative_error
+from imprint.devices import resolve_device
+from imprint.extract import _Transformed, extract_embeddings, relative_error
 
 
 def synchronize(device: torch.device) -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     p.add_argument("--device", default=None)
     args = p.parse_args()
 
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     n = args.images or (4096 if device.type == "cuda" else 256)
     rng = np.random.default_rng(0)
     # Blurry blobs rather than noise, so resizing behaves as on real digits.

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from imprint.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
+from imprint.devices import resolve_device
 from imprint.generate import (
     JOINT_GEN,
     LS_PRECISIONS,
@@ -49,10 +50,6 @@ RESULT_COLUMNS = [
     "gen_seconds",
     "inference_seconds",
 ]
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def rows_by_class(
@@ -187,7 +184,7 @@ def evaluate_grid(
         raise ValueError(
             f"unknown ls_precision '{ls_precision}'; allowed: {', '.join(LS_PRECISIONS)}"
         )
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
     if missing:
         raise ValueError(f"configuration table lacks column(s) {missing}")

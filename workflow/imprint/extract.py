@@ -24,6 +24,7 @@ from imprint.backbones import (
     weights_label,
 )
 from imprint.datasets import build_dataset, dataset_targets, image_array
+from imprint.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ class _Transformed(Dataset):
     def __getitem__(self, index: int):
         image, label = self.dataset[index]
         return self.transform(to_rgb(image)), int(label)
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # Mixed precision is used only if the first batch's embeddings stay this close to float32's.
@@ -206,7 +203,7 @@ def extract_embeddings(
     """
     if len(dataset) == 0:
         raise ValueError("cannot extract embeddings from an empty dataset")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     cuda = device.type == "cuda"
     model = model.to(device).eval()
     if cuda:
@@ -282,7 +279,7 @@ def extract_to_file(
     if limit_per_class is not None:
         dataset = first_per_class(dataset, limit_per_class)
     model, transform, _ = build_backbone(backbone_name, weights, image_size=image_size)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     embeddings, labels, info = extract_embeddings(
         model, dataset, transform, batch_size, num_workers, device, progress, precision, batched
     )
