@@ -19,7 +19,9 @@ set -uo pipefail
 out=${OUT:-results/gpu_check}
 mkdir -p "$out"
 python=${PYTHON:-python3}
-read -r -a limits <<<"${GPU_CHECK_LIMITS:-120 120 120 150}"
+defaults=(120 120 120 150)
+read -r -a limits <<<"${GPU_CHECK_LIMITS:-}"
+for i in "${!defaults[@]}"; do limits[i]=${limits[i]:-${defaults[i]}}; done
 export PYTHONPATH="$PWD/workflow${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 if [[ -n ${GPU_CHECK_SMOKE:-} ]]; then
@@ -32,15 +34,26 @@ fi
 
 summary="$out/summary.txt"
 : >"$summary"
+failed=0
 step() { # step NAME LIMIT COMMAND...
-    local name=$1 limit=$2 start rc
+    local name=$1 limit=$2 start rc pid tailer note=""
     shift 2
     start=$SECONDS
     echo "== $name (limit ${limit} s): $*" | tee "$out/$name.log"
-    timeout --signal=TERM --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$out/$name.log"
-    rc=${PIPESTATUS[0]}
-    echo "$name: exit $rc after $((SECONDS - start)) s$([[ $rc == 124 ]] && echo ' (time limit)')" |
-        tee -a "$summary"
+    # In the background and followed with tail, so that a child left behind (a DataLoader
+    # worker ignoring SIGTERM) cannot hold a pipe open past the limit: timeout leads its own
+    # process group, which is killed whole once timeout returns.
+    timeout --signal=TERM --kill-after=10 "$limit" "$@" >>"$out/$name.log" 2>&1 &
+    pid=$!
+    tail -n +2 -f --pid="$pid" "$out/$name.log" &
+    tailer=$!
+    wait "$pid"
+    rc=$?
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$tailer" 2>/dev/null || true
+    [[ $rc == 124 || $rc == 137 ]] && note=" (time limit)"
+    [[ $rc == 0 ]] || failed=1
+    echo "$name: exit $rc after $((SECONDS - start)) s$note" | tee -a "$summary"
 }
 
 {
@@ -70,3 +83,4 @@ step bench_engine_aggfixed "${limits[2]}" "$python" benchmarks/bench_engine.py \
 step bench_engine_aggfocus "${limits[3]}" "$python" benchmarks/bench_engine.py \
     --grids aggfocus "${engine_args[@]}"
 cat "$summary"
+exit "$failed"

@@ -32,6 +32,40 @@ def test_gpu_check_script_runs_every_step(tmp_path):
     assert "2087 configurations in" in (tmp_path / "bench_engine_aggfocus.log").read_text()
 
 
+def test_gpu_check_steps_end_at_their_limit_with_every_child(tmp_path):
+    # A "python" that leaves a child ignoring SIGTERM behind (as a stuck DataLoader worker
+    # could): each step must still end at its limit, the child be killed, the run fail.
+    marker = "317.5"  # an unusual sleep length, to find leftovers by
+    fake = tmp_path / "python"
+    fake.write_text(
+        f"#!/usr/bin/env bash\n"
+        f'[[ $1 == - ]] && exec "{sys.executable}" "$@"\n'
+        f"(trap '' TERM; exec sleep {marker}) &\n"
+        "wait\n"
+    )
+    fake.chmod(0o755)
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "PYTHON": str(fake),
+        "GPU_CHECK_SMOKE": "1",
+        "GPU_CHECK_LIMITS": "1 1 1 1",
+    }
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    summary = (tmp_path / "out/summary.txt").read_text().splitlines()
+    assert len(summary) == 4 and all("exit 124" in s and "(time limit)" in s for s in summary)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert left.stdout == "", "a step's child outlived its limit"
+
+
 def test_gpu_check_refuses_a_machine_without_cuda(tmp_path):
     import torch
 

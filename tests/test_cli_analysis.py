@@ -95,10 +95,13 @@ def test_cd_command_names_a_missing_column(tmp_path, capsys):
     assert "no column(s) ['config_id', 'accuracy', 'backbone'" in capsys.readouterr().err
 
 
-def test_version_is_the_installed_distributions(capsys):
-    from importlib.metadata import version
+def test_version_is_the_packages(capsys):
+    import re
+
+    import imprint
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0
-    assert capsys.readouterr().out.strip() == f"imprint {version('imprint-workflow')}"
+    assert capsys.readouterr().out.strip() == f"imprint {imprint.__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", imprint.__version__)

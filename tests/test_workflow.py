@@ -1,6 +1,7 @@
 """The real Snakemake workflow on a tiny offline config: outputs, caching, reruns, lint."""
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -205,6 +206,21 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
     (workdir / "smaller.yaml").write_text(yaml.safe_dump(smaller, sort_keys=False))
     again = snakemake(workdir, "-n", "--configfile", str(workdir / "smaller.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A configured λ reruns the jobs whose grid has ls or kls on that backbone, nothing else:
+    # not its extractions, not the experiment without ls ("merged"), not the other backbone.
+    lam = dict(
+        TINY,
+        data_dir=str(workdir / "data"),
+        backbones={**TINY["backbones"], "pixels": {"ls_lambda": 0.5}},
+    )
+    (workdir / "lambda.yaml").write_text(yaml.safe_dump(lam, sort_keys=False))
+    dry = snakemake(workdir, "-n", "--configfile", str(workdir / "lambda.yaml"))
+    plan = job_counts(dry.stdout + dry.stderr)
+    assert plan["imprint_grid"] == 2 and "extract_embeddings" not in plan
+    rerun = re.findall(r"rule imprint_grid:\n(?:.*\n)*?\s+output: (\S+)", dry.stdout)
+    assert sorted(rerun) == [
+        f"results/imprint/tiny/digits/pixels/none/{t}.parquet" for t in ("binary", "short")
+    ]
     (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
     dry = snakemake(workdir, "-n")
     plan = job_counts(dry.stdout + dry.stderr)

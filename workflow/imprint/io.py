@@ -172,6 +172,9 @@ def import_embeddings(
             )
         keep = np.isin(y, classes)
         x, y = x[keep], y[keep]
+    with np.errstate(over="ignore"):  # reported below, naming the file
+        x = np.asarray(x, dtype=np.float32)
+    _check_arrays(x, y, f"{source} (as float32)")  # float64 values beyond float32's range
     meta = {**found.meta, **(meta or {}), "imported_from": str(source)}
     return save_embeddings(destination, x, y, meta)
 

@@ -247,14 +247,18 @@ def imported_embeddings(config: dict, dataset: str, backbone: str, split: str) -
     return pattern.format(dataset=dataset, split=split) if pattern else None
 
 
-def ls_lambda(config: dict, experiment: str, backbone: str) -> float | None:
-    """The config's ls_lambda for this backbone where the experiment's grid has ls or kls.
+def ls_parameter(precision: str | None, backbone: dict) -> str | dict | None:
+    """The imprint rule's `ls_precision` parameter for one backbone.
 
-    None otherwise, or where the config leaves it to the registry; like ls_precision, a
-    parameter only the jobs it changes carry.
+    `precision` as `ls_precision` gives it (None: no ls/kls in the grid), with the backbone's
+    configured `ls_lambda` folded in where there is one: {"precision": ..., "ls_lambda": ...}.
+    One parameter rather than two, so that a job without a configured λ keeps the value it had
+    before λ could be configured, and Snakemake does not rerun it.
     """
-    value = config["backbones"][backbone].get("ls_lambda")
-    return float(value) if value is not None and uses_ls(config, experiment) else None
+    lam = backbone.get("ls_lambda")
+    if precision is None or lam is None:
+        return precision
+    return {"precision": precision, "ls_lambda": float(lam)}
 
 
 def _check_imported(config: dict) -> None:

@@ -10,7 +10,7 @@ from imprint.plan import (
     expand_mappings,
     experiment_groups,
     imported_embeddings,
-    ls_lambda,
+    ls_parameter,
     ls_precision,
     resolve_classes,
     source_embeddings,
@@ -116,7 +116,10 @@ def get_source_classes(wildcards):
 
 
 def get_backbone_options(wildcards):
-    return config["backbones"][wildcards.backbone]
+    # Only what extraction reads: ls_lambda (an imprinting setting) must not rerun extractions.
+    # The config's key order is kept: Snakemake compares parameters by their repr.
+    spec = config["backbones"][wildcards.backbone]
+    return {k: v for k, v in spec.items() if k in ("weights", "image_size")}
 
 
 def get_extraction_options(wildcards):
@@ -151,11 +154,9 @@ def get_nc1_vs_gain_options(wildcards):
 
 
 def get_ls_precision(wildcards):
-    return LS_PRECISION[wildcards.experiment]
-
-
-def get_ls_lambda(wildcards):
-    return ls_lambda(config, wildcards.experiment, wildcards.backbone)
+    return ls_parameter(
+        LS_PRECISION[wildcards.experiment], config["backbones"][wildcards.backbone]
+    )
 
 
 def get_grid_file(wildcards):

@@ -22,7 +22,6 @@ rule imprint_grid:
         classes=get_task_classes,
         mapping=get_mapping,
         ls_precision=get_ls_precision,
-        ls_lambda=get_ls_lambda,
     script:
         "../scripts/imprint_grid.py"
 

@@ -11,6 +11,12 @@ with rule_log(snakemake):  # noqa: F821
     torch.set_num_threads(max(1, sm.threads))
     wc = sm.wildcards
     grid = sm.input.grid_file if sm.input.get("grid_file") else sm.params.grid
+    # None: the grid has no ls/kls; a dict where the config sets the backbone's λ (else the
+    # registry's λ is used).
+    ls = sm.params.ls_precision
+    ls_precision, ls_lambda = (
+        (ls["precision"], ls["ls_lambda"]) if isinstance(ls, dict) else (ls, None)
+    )
     evaluate_files(
         sm.input.train,
         sm.input.test,
@@ -19,8 +25,8 @@ with rule_log(snakemake):  # noqa: F821
         classes=list(sm.params.classes),
         mapping=dict(sm.params.mapping) or None,
         backbone=wc.backbone,
-        ls_lambda=sm.params.ls_lambda,  # None: the registry's λ for this backbone
-        ls_precision=sm.params.ls_precision or "float64",  # None: the grid has no ls/kls
+        ls_lambda=ls_lambda,
+        ls_precision=ls_precision or "float64",
         progress=True,
         extra_columns={
             "experiment": wc.experiment,
