@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import job_counts, snakemake
+from _snakemake import REPO, job_counts, snakemake
 from sklearn.datasets import load_digits
 
 from imprint.io import EmbeddingFileError, import_embeddings, load_embeddings, save_embeddings
@@ -171,3 +171,20 @@ def test_import_keeps_the_dataset_classes_and_names_missing_ones(tmp_path):
     with pytest.raises(EmbeddingFileError, match=r"huge\.npz \(as float32\): 1 embedding row"):
         import_embeddings(huge, tmp_path / "out3")
     assert not (tmp_path / "out3").exists()
+
+
+@pytest.mark.slow
+def test_the_own_embeddings_template_plans_on_stand_in_files(tmp_path):
+    """workflow/configs/own_embeddings.yaml as shipped: the paper's grids on one model's files."""
+    template = REPO / "workflow/configs/own_embeddings.yaml"
+    x, y = load_digits(return_X_y=True)
+    for split, rows in (("train", slice(0, None, 2)), ("test", slice(1, None, 2))):
+        (tmp_path / "emb/my_fm/mydata").mkdir(parents=True, exist_ok=True)
+        np.savez(tmp_path / f"emb/my_fm/mydata/{split}.npz", embeddings=x[rows], labels=y[rows])
+    dry = snakemake(tmp_path, "-n", "--configfile", str(template))
+    plan = job_counts(dry.stdout + dry.stderr)
+    # 4 tasks for aggfixed, aggfocus and the oracle, 1 for fig6 and few-shot.
+    assert plan["import_embeddings"] == 2 and plan["imprint_grid"] == 14
+    assert plan["gather_results"] == 5 and plan["compute_collapse"] == 1
+    assert plan["summarise_table1"] == 1
+    assert not {"prepare_dataset", "extract_embeddings", "join_embeddings"} & set(plan)
