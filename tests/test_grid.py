@@ -128,3 +128,13 @@ def test_a_configuration_from_two_parts_runs_with_both_parts_seeds():
         ["kmeans", 1, 2],
         ["kmeans", 1, 3],
     ]
+
+
+def test_describe_values_leaves_out_what_max_does_not_use():
+    from imprint.grid import describe_values
+
+    mnn = {"agg": "mnn", "m": 5, "weighting": "uniform", "gen": "all"}
+    assert describe_values(mnn, ["agg", "m"]) == "agg=mnn, m=5"
+    assert describe_values({**mnn, "agg": "max", "m": -1}, ["agg", "m"]) == "agg=max"
+    assert describe_values({**mnn, "agg": "max"}, ["m", "weighting"]) == ""
+    assert describe_values({**mnn, "agg": "max"}, ["gen"]) == "gen=all"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -259,3 +259,13 @@ def describe_config(row: Mapping) -> str:
     if row["fewshot"] != -1:
         parts.insert(1, f"n={row['fewshot']}")
     return " / ".join(str(p) for p in parts)
+
+
+def describe_values(row: Mapping, keys: Sequence[str]) -> str:
+    """'key=value, ...' of a configuration's `keys` (a CD diagram's group labels).
+
+    m and the weighting are left out for AGG max, where the grid holds placeholders for them.
+    """
+    return ", ".join(
+        f"{k}={row[k]}" for k in keys if not (k in ("m", "weighting") and row["agg"] == "max")
+    )

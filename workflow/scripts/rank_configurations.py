@@ -4,7 +4,7 @@ import pandas as pd
 from _common import rule_log, save_figure
 
 from imprint.cd_diagram import plot_cd_diagram
-from imprint.grid import CONFIG_KEYS, describe_config
+from imprint.grid import CONFIG_KEYS, describe_config, describe_values
 from imprint.io import write_table
 from imprint.stats import (
     average_ranks,
@@ -47,10 +47,10 @@ with rule_log(snakemake):  # noqa: F821
         # As the paper's diagrams: the best configuration of each value of the highlighted
         # component(s), e.g. one per GEN.
         best = best_per_value(ranks, highlight)
-        shown = {
-            r.method: ", ".join(f"{k}={getattr(r, k)}" for k in highlight) + f": {r.method}"
-            for r in best.itertuples()
-        }
+        shown = {}
+        for _, r in best.iterrows():
+            values = describe_values(r, highlight)
+            shown[r["method"]] = f"{values}: {r['method']}" if values else r["method"]
         selection = f"the best configuration per {' × '.join(highlight)}"
     else:
         best = ranks.head(options["max_methods"])
