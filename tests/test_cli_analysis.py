@@ -105,3 +105,25 @@ def test_version_is_the_packages(capsys):
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"imprint {imprint.__version__}"
     assert re.fullmatch(r"\d+\.\d+\.\d+", imprint.__version__)
+
+
+def test_cd_max_methods_tests_only_the_best_by_average_rank(tmp_path):
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {"method": f"m{j}", "dataset": f"d{g}", "accuracy": 50 + 2 * j + 3 * rng.normal()}
+        for j in range(7)
+        for g in range(6)
+    ]
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "r.csv", index=False)
+    args = ["cd", str(tmp_path / "r.csv"), "--method", "method", "--groups", "dataset"]
+    assert main([*args, "--max-methods", "3", "--out-prefix", str(tmp_path / "cd")]) == 0
+    scores = df.pivot(index="dataset", columns="method", values="accuracy")
+    mean_rank = pd.Series(
+        np.mean([rankdata(-row) for row in scores.to_numpy()], axis=0), index=scores.columns
+    )
+    best = set(mean_rank.sort_values(kind="stable").index[:3])
+    tested = pd.read_csv(tmp_path / "cd_pvalues.csv")
+    assert set(tested.method) == best and set(tested.columns[1:]) == best

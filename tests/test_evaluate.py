@@ -438,3 +438,59 @@ def test_sigterm_inside_atomic_path_leaves_no_temporary(tmp_path, handled):
         assert proc.returncode == 143 and left == []
     else:  # Python's default: killed on the spot, the temporary stays (why the handler exists)
         assert proc.returncode == -signal.SIGTERM and len(left) == 1 and left[0].endswith(".tmp")
+
+
+def test_cli_default_task_is_every_class_of_the_training_file(tmp_path, digits):
+    # 20 classes: the default task must not be the paper's split of classes 0-9.
+    xtr, ytr, xte, yte = digits
+    write_npz(tmp_path / "train.npz", xtr, ytr + 10 * (np.arange(len(ytr)) % 2))
+    write_npz(tmp_path / "test.npz", xte, yte + 10 * (np.arange(len(yte)) % 2))
+    (tmp_path / "mean.yaml").write_text("gen: [mean]\nseeds: [0]\n")
+    files = ["--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
+    out = tmp_path / "o.csv"
+    assert (
+        main(["evaluate", *files, "--grid", str(tmp_path / "mean.yaml"), "--out", str(out), "-q"])
+        == 0
+    )
+    assert len(json.loads(pd.read_csv(out).f1_per_class[0])) == 20
+    (tmp_path / "halves.yaml").write_text("{3: 0, 13: 1, 4: 1}\n")  # after a mapping: its labels
+    mapped = ["--mapping", str(tmp_path / "halves.yaml")]
+    assert (
+        main(
+            [
+                "evaluate",
+                *files,
+                "--grid",
+                str(tmp_path / "mean.yaml"),
+                "--out",
+                str(out),
+                "-q",
+                *mapped,
+            ]
+        )
+        == 0
+    )
+    assert len(json.loads(pd.read_csv(out).f1_per_class[0])) == 2
+
+
+def test_cli_names_what_is_wrong_with_a_file(tmp_path, capsys, digits):
+    xtr, ytr, _, _ = digits
+    write_npz(tmp_path / "t.npz", xtr, ytr)
+    np.save(tmp_path / "x.npy", xtr)
+    (tmp_path / "mean.yaml").write_text("gen: [mean]\nseeds: [0]\n")
+    (tmp_path / "float_map.yaml").write_text("{0: 1.5, 1: 0}\n")
+
+    def evaluate(train, *extra):
+        args = ["--train", str(train), "--test", str(tmp_path / "t.npz")]
+        args += ["--grid", str(tmp_path / "mean.yaml"), "--out", str(tmp_path / "o.csv"), "-q"]
+        return main(["evaluate", *args, *extra]), capsys.readouterr().err
+
+    code, err = evaluate(tmp_path / "x.npy")
+    assert code == 2 and "x.npy: a single array (.npy), not an embedding set" in err
+    code, err = evaluate(tmp_path / "t.npz", "--mapping", str(tmp_path / "float_map.yaml"))
+    assert code == 2 and "float_map.yaml: mapping keys and values must be integers, got 1.5" in err
+    if not torch.cuda.is_available():
+        code, err = evaluate(tmp_path / "t.npz", "--device", "cuda")
+        assert code == 2 and "device 'cuda': no CUDA device is available here" in err
+    code = main(["cd", str(tmp_path / "missing.parquet"), "--out-prefix", str(tmp_path / "cd")])
+    assert code == 2 and "missing.parquet: no such table" in capsys.readouterr().err

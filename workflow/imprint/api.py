@@ -32,6 +32,9 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
         raise ValueError(
             f"{path}: a mapping file holds a non-empty mapping {{old label: new label}}"
         )
+    bad = [x for pair in data.items() for x in pair if isinstance(x, float) and x != int(x)]
+    if bad:
+        raise ValueError(f"{path}: mapping keys and values must be integers, got {bad[0]!r}")
     try:
         return {int(k): int(v) for k, v in data.items()}
     except (TypeError, ValueError) as err:
@@ -60,7 +63,7 @@ def evaluate_files(
     test: str | Path,
     grid: str | Path | dict,
     out: str | Path,
-    classes: list[int],
+    classes: list[int] | None = None,
     mapping=None,
     ls_lambda: float | None = None,
     backbone: str | None = None,
@@ -69,7 +72,10 @@ def evaluate_files(
     extra_columns: dict | None = None,
     ls_precision: str = "float64",
 ) -> pd.DataFrame:
-    """Evaluate a grid on one task of two embedding files and write the results table."""
+    """Evaluate a grid on one task of two embedding files and write the results table.
+
+    classes=None: every class of the training file (after the mapping), in ascending order.
+    """
     check_table_path(out)  # before the work, not after it
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     where = "grid" if isinstance(grid, dict) else str(grid)
@@ -77,6 +83,10 @@ def evaluate_files(
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
     mapping = load_mapping(mapping)
+    if classes is None:
+        from imprint.tasks import remap_labels
+
+        classes = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
     # Only ls/kls use λ: a backbone with none registered can run every other grid.
     needs_lambda = configs["gen"].isin(JOINT_GEN).any()
     lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta) if needs_lambda else None

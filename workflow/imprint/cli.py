@@ -18,7 +18,7 @@ def _evaluate(args) -> None:
         args.test,
         args.grid,
         args.out,
-        classes=parse_classes(args.task),
+        classes=parse_classes(args.task) if args.task else None,
         mapping=args.mapping,
         ls_lambda=args.ls_lambda,
         ls_precision=args.ls_precision,
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="results table (.csv or .parquet)")
     ev.add_argument(
         "--task",
-        default="all",
-        help=f"task classes after remapping: comma-separated ids or one of {', '.join(TASK_SPLITS)} (default: all)",
+        help="task classes after remapping: comma-separated ids, or one of the paper's splits "
+        f"of classes 0-9 ({', '.join(TASK_SPLITS)}); default: every class of the training file",
     )
     ev.add_argument(
         "--mapping", help="YAML/JSON file {old label: new label}; labels it leaves out are dropped"

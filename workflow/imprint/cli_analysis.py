@@ -69,6 +69,14 @@ def cd_file(
     ]
     if missing:
         raise ValueError(f"{table}: no column(s) {missing}; columns are {list(df.columns)}")
+    if max_methods:
+        # The pairwise tests are quadratic in the number of methods: test only those drawn,
+        # the best by average rank over every method (as the workflow's diagrams do).
+        from imprint.stats import average_ranks, score_matrix
+
+        scores, _ = score_matrix(df, method_col, score_col, group_cols, seed_col=seed_col)
+        best = average_ranks(scores)[0]["method"].head(max_methods)
+        df = df[df[method_col].isin(best)]
     result = critical_difference(
         df, method_col, score_col, group_cols, seed_col=seed_col, alpha=alpha
     )
@@ -159,5 +167,9 @@ def add_commands(sub) -> None:
     )
     cd.add_argument("--alpha", type=float, default=0.05)
     cd.add_argument("--title")
-    cd.add_argument("--max-methods", type=int, help="draw only the best N methods")
+    cd.add_argument(
+        "--max-methods",
+        type=int,
+        help="test and draw only the best N methods by average rank (pairwise tests grow as N²)",
+    )
     cd.set_defaults(func=_cd)

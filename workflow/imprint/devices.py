@@ -8,5 +8,8 @@ import torch
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """`device` as a torch.device; None means CUDA when available, else the CPU."""
     if device is not None:
-        return torch.device(device)
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device '{device}': no CUDA device is available here (use cpu)")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -124,7 +124,13 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
         meta = _parse_meta(meta_file.read_text(), meta_file) if meta_file.exists() else {}
     else:
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise EmbeddingFileError(
+                    f"{path}: a single array (.npy), not an embedding set: expected a .npz with "
+                    "arrays 'embeddings' [N, D] and 'labels' [N], or an embedding directory"
+                )
+            with loaded as npz:
                 missing = {"embeddings", "labels"} - set(npz.files)
                 if missing:
                     raise EmbeddingFileError(
@@ -258,6 +264,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV or Parquet table."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such table")
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix in (".csv", ".tsv"):
