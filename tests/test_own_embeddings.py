@@ -36,13 +36,14 @@ CONFIG = {
 }
 
 
-def _digits_files(root):
-    """Digits as someone's float64 embeddings: even rows train, odd rows test, all 10 classes."""
+def _digits_files(folder):
+    """Digits as someone's float64 embeddings in folder/{train,test}.npz: even rows train, odd
+    rows test, all 10 classes."""
     x, y = load_digits(return_X_y=True)
     split = {"train": (x[::2], y[::2]), "test": (x[1::2], y[1::2])}
+    folder.mkdir(parents=True, exist_ok=True)
     for name, (xs, ys) in split.items():
-        (root / "emb/mydigits").mkdir(parents=True, exist_ok=True)
-        np.savez(root / f"emb/mydigits/{name}.npz", embeddings=xs, labels=ys)
+        np.savez(folder / f"{name}.npz", embeddings=xs, labels=ys)
     return split
 
 
@@ -64,7 +65,7 @@ def test_own_embeddings_run_through_the_workflow(tmp_path):
     missing = snakemake(tmp_path, "-n", check=False)
     assert missing.returncode != 0 and "emb/mydigits/train.npz" in missing.stdout + missing.stderr
 
-    split = _digits_files(tmp_path)
+    split = _digits_files(tmp_path / "emb/mydigits")
     run = snakemake(tmp_path)
     counts = job_counts(run.stdout + run.stderr)
     assert counts["import_embeddings"] == 2
@@ -177,10 +178,7 @@ def test_import_keeps_the_dataset_classes_and_names_missing_ones(tmp_path):
 def test_the_own_embeddings_template_plans_on_stand_in_files(tmp_path):
     """workflow/configs/own_embeddings.yaml as shipped: the paper's grids on one model's files."""
     template = REPO / "workflow/configs/own_embeddings.yaml"
-    x, y = load_digits(return_X_y=True)
-    for split, rows in (("train", slice(0, None, 2)), ("test", slice(1, None, 2))):
-        (tmp_path / "emb/my_fm/mydata").mkdir(parents=True, exist_ok=True)
-        np.savez(tmp_path / f"emb/my_fm/mydata/{split}.npz", embeddings=x[rows], labels=y[rows])
+    _digits_files(tmp_path / "emb/my_fm/mydata")
     dry = snakemake(tmp_path, "-n", "--configfile", str(template))
     plan = job_counts(dry.stdout + dry.stderr)
     # 4 tasks for aggfixed, aggfocus and the oracle, 1 for fig6 and few-shot.

@@ -76,11 +76,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_embeddings(path: str | os.PathLike, embeddings, labels, meta: dict | None = None) -> Path:
-    """Write an embedding set atomically: a directory (default) or a single `.npz` file."""
-    embeddings = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+def save_embeddings(
+    path: str | os.PathLike, embeddings, labels, meta: dict | None = None, where: str | None = None
+) -> Path:
+    """Write an embedding set atomically: a directory (default) or a single `.npz` file.
+
+    The arrays are checked as float32 (values beyond its range become inf and are reported);
+    errors name `where` (default: `path`).
+    """
+    with np.errstate(over="ignore"):  # reported by the check, naming the file
+        embeddings = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
     labels = np.asarray(labels, dtype=np.int64)
-    _check_arrays(embeddings, labels, str(path))
+    _check_arrays(embeddings, labels, where or str(path))
     meta = dict(meta or {})
     meta.update(n=int(embeddings.shape[0]), dim=int(embeddings.shape[1]))
     path = Path(path)
@@ -178,11 +185,9 @@ def import_embeddings(
             )
         keep = np.isin(y, classes)
         x, y = x[keep], y[keep]
-    with np.errstate(over="ignore"):  # reported below, naming the file
-        x = np.asarray(x, dtype=np.float32)
-    _check_arrays(x, y, f"{source} (as float32)")  # float64 values beyond float32's range
     meta = {**found.meta, **(meta or {}), "imported_from": str(source)}
-    return save_embeddings(destination, x, y, meta)
+    # float64 values beyond float32's range only show once stored: name the user's file.
+    return save_embeddings(destination, x, y, meta, where=f"{source} (as float32)")
 
 
 def _parse_meta(text: str, where) -> dict:

@@ -162,7 +162,7 @@ def check_config(config: dict) -> None:
         if len(ds.get("sources", [])) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
         resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
-    _check_imported(config)
+    _check_imported(config, sections)
 
 
 @dataclass(frozen=True)
@@ -261,11 +261,13 @@ def ls_parameter(precision: str | None, backbone: dict) -> str | dict | None:
     return {"precision": precision, "ls_lambda": float(lam)}
 
 
-def _check_imported(config: dict) -> None:
-    """Backbones with `embeddings:` and datasets without sources are used consistently."""
+def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:
+    """Backbones with `embeddings:` and datasets without sources are used consistently.
+
+    `sections`: (where, section) of every experiment and the collapse section, as check_config
+    lists them.
+    """
     used: dict[str, set[str]] = {}  # backbone -> datasets it is paired with
-    sections = [(f"experiments.{n}", e) for n, e in config["experiments"].items()]
-    sections.append(("collapse", config.get("collapse", {})))
     for where, section in sections:
         for backbone in section.get("backbones", []):
             used.setdefault(backbone, set()).update(section.get("datasets", []))
