@@ -90,9 +90,66 @@ def test_cd_command_writes_tables_and_diagram(tmp_path):
 
 
 def test_cd_command_names_a_missing_column(tmp_path, capsys):
-    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "r.csv", index=False)
-    assert main(["cd", str(tmp_path / "r.csv"), "--out-prefix", str(tmp_path / "x")]) == 2
-    assert "no column(s) ['config_id', 'accuracy', 'backbone'" in capsys.readouterr().err
+    pd.DataFrame({"a": [1], "dataset": ["d"]}).to_csv(tmp_path / "r.csv", index=False)
+    pd.DataFrame({"b": [1]}).to_csv(tmp_path / "s.csv", index=False)
+    out = ["--out-prefix", str(tmp_path / "x")]
+    assert main(["cd", str(tmp_path / "r.csv"), *out]) == 2
+    assert "r.csv: no column(s) ['config_id', 'accuracy']" in capsys.readouterr().err
+    assert main(["cd", str(tmp_path / "r.csv"), "--groups", "backbone,dataset", *out]) == 2
+    assert "r.csv: no column(s) ['config_id', 'accuracy', 'backbone']" in capsys.readouterr().err
+    assert main(["cd", str(tmp_path / "r.csv"), str(tmp_path / "s.csv"), *out]) == 2
+    err = capsys.readouterr().err
+    assert "none of the default group columns" in err and "--groups" in err
+
+
+def test_evaluate_tags_then_cd_ranks_the_stacked_tables(tmp_path, capsys):
+    # Bring-your-own flow: one tagged `imprint evaluate` table per dataset, ranked together.
+    from scipy.stats import rankdata
+
+    x, y = load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(0)
+    (tmp_path / "g.yaml").write_text(
+        "seeds: [0]\ngen: [mean, all]\nagg: [max, mnn]\ndistance: [cosine]\nm: [-1, 7]\n"
+    )
+    tables = []
+    for name, noise in [("clean", 0.0), ("noisy", 6.0), ("noisier", 9.0)]:
+        xd = x + noise * rng.standard_normal(x.shape).astype(np.float32)
+        np.savez(tmp_path / f"{name}_train.npz", embeddings=xd[:1200], labels=y[:1200])
+        np.savez(tmp_path / f"{name}_test.npz", embeddings=xd[1200:], labels=y[1200:])
+        tables.append(str(tmp_path / f"{name}.parquet"))
+        args = ["--train", str(tmp_path / f"{name}_train.npz")]
+        args += ["--test", str(tmp_path / f"{name}_test.npz"), "--grid", str(tmp_path / "g.yaml")]
+        args += ["--tag", "backbone=pixels", "--tag", f"dataset={name}", "--out", tables[-1]]
+        assert main(["evaluate", *args, "-q"]) == 0
+        table = pd.read_parquet(tables[-1])
+        assert list(table.columns[:2]) == ["backbone", "dataset"]
+        assert set(table.dataset) == {name} and len(table) == 4
+    capsys.readouterr()
+    # Default groups: those of backbone, dataset, mapping, task the tables have.
+    assert main(["cd", *tables, "--seed", "seed", "--out-prefix", str(tmp_path / "cd")]) == 0
+    both = pd.concat([pd.read_parquet(t) for t in tables])
+    scores = both.pivot(index="dataset", columns="config_id", values="accuracy")
+    mean_rank = np.mean([rankdata(-row) for row in scores.to_numpy()], axis=0)
+    expected = pd.Series(mean_rank, index=scores.columns)
+    ranks = pd.read_csv(tmp_path / "cd_ranks.csv").set_index("method")
+    assert len(ranks) == 4
+    for method, rank in expected.items():
+        assert ranks.loc[method].iloc[0] == pytest.approx(rank)
+
+    def evaluate(*tags):
+        args = ["--train", str(tmp_path / "clean_train.npz"), "--test"]
+        args += [str(tmp_path / "clean_test.npz"), "--grid", str(tmp_path / "g.yaml")]
+        code = main(["evaluate", *args, "--out", str(tmp_path / "o.csv"), "-q", *tags])
+        return code, capsys.readouterr().err
+
+    code, err = evaluate("--tag", "seed=3")
+    assert code == 2 and "extra column(s) ['seed'] would replace result columns" in err
+    code, err = evaluate("--tag", "dataset")
+    assert code == 2 and "--tag 'dataset': expected KEY=VALUE" in err
+    code, err = evaluate("--tag", "dataset=a", "--tag", "dataset=b")
+    assert code == 2 and "--tag dataset given twice ('a' and 'b')" in err
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_version_is_the_packages(capsys):

@@ -385,39 +385,72 @@ def test_cli_grid_counts(capsys):
     assert "294 configurations × seeds = 882 runs" in capsys.readouterr().out
 
 
+# Every component and distance, the draws of a configuration's stream and k-medoids: the grid
+# the device-independence checks run.
+DEVICE_CHECK_GRID = {
+    "parts": [
+        {
+            "seeds": [1],
+            "gen": ["kmeans", "mean", "all", "ls", "kls"],
+            "k": [3],
+            "norm_post": ["none", "quantile"],
+            "agg": ["max", "mnn"],
+            "distance": ["inner_product", "euclidean", "mahalanobis"],
+            "m": [-1, 3],
+        },
+        {
+            # Draws from the configuration's stream, k-medoids, every other distance.
+            "seeds": [1, 2],
+            "norm_pre": ["l2"],
+            "norm_inf": ["l2"],
+            "fewshot": [-1, 20],
+            "gen": ["random", "fps", "kmedoids", "cov_max", "none"],
+            "k": [2],
+            "agg": ["max", "mnn"],
+            "distance": ["cosine", "manhattan", "chebyshev"],
+            "weighting": ["uniform", "weighted_by_distance"],
+            "m": [-1, 5],
+        },
+        {"seeds": [1], "presampling": ["weibull"], "presampling_quantiles": [[0.1, 0.9]]},
+    ]
+}
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gives_the_same_results(digits):
-    grid = {
-        "parts": [
-            {
-                "seeds": [1],
-                "gen": ["kmeans", "mean", "all", "ls", "kls"],
-                "k": [3],
-                "norm_post": ["none", "quantile"],
-                "agg": ["max", "mnn"],
-                "distance": ["inner_product", "euclidean", "mahalanobis"],
-                "m": [-1, 3],
-            },
-            {
-                # Draws from the configuration's stream, k-medoids, every other distance.
-                "seeds": [1, 2],
-                "norm_pre": ["l2"],
-                "norm_inf": ["l2"],
-                "fewshot": [-1, 20],
-                "gen": ["random", "fps", "kmedoids", "cov_max", "none"],
-                "k": [2],
-                "agg": ["max", "mnn"],
-                "distance": ["cosine", "manhattan", "chebyshev"],
-                "weighting": ["uniform", "weighted_by_distance"],
-                "m": [-1, 5],
-            },
-            {"seeds": [1], "presampling": ["weibull"], "presampling_quantiles": [[0.1, 0.9]]},
-        ]
-    }
-    cpu = run(digits, grid, device="cpu")
-    gpu = run(digits, grid, device="cuda")
+    cpu = run(digits, DEVICE_CHECK_GRID, device="cpu")
+    gpu = run(digits, DEVICE_CHECK_GRID, device="cuda")
     np.testing.assert_allclose(cpu.accuracy, gpu.accuracy, atol=0.2)
+
+
+def test_results_do_not_depend_on_the_order_of_float_sums(digits):
+    # What a GPU changes besides speed is the order in which float sums are taken (RNG draws
+    # and tie-breaking are device-independent by construction). Permuting the feature axis
+    # reorders every dot product, distance and statistic without changing the exact result,
+    # and so does the thread count; every accuracy must stay the same. Real-valued features
+    # (a random projection of the digits), since sums of small integers are exact in any order.
+    rng = np.random.default_rng(0)
+    proj = (rng.standard_normal((64, 48)) / 8).astype(np.float32)
+    xtr, ytr, xte, yte = digits
+    projected = (xtr @ proj, ytr, xte @ proj, yte)
+    base = run(projected, DEVICE_CHECK_GRID, progress=False)
+    dims = rng.permutation(48)
+    permuted = (projected[0][:, dims], ytr, projected[2][:, dims], yte)
+    other = run(permuted, DEVICE_CHECK_GRID, progress=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_thread = run(projected, DEVICE_CHECK_GRID, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    # GEN none draws a random weight per feature, so its proxies follow the feature order.
+    drawn_per_feature = base.gen == "none"
+    assert (~drawn_per_feature).sum() == 195
+    pd.testing.assert_series_equal(
+        base.accuracy[~drawn_per_feature], other.accuracy[~drawn_per_feature]
+    )
+    pd.testing.assert_series_equal(base.accuracy, one_thread.accuracy)
 
 
 @pytest.mark.parametrize("handled", [True, False])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from imprint.evaluate import evaluate_grid
+from imprint.evaluate import RESULT_COLUMNS, evaluate_grid
 from imprint.grid import expand_grid, load_grid
 from imprint.io import check_table_path, load_embeddings, write_table
 from imprint.vocabulary import JOINT_GEN
@@ -75,8 +75,16 @@ def evaluate_files(
     """Evaluate a grid on one task of two embedding files and write the results table.
 
     classes=None: every class of the training file (after the mapping), in ascending order.
+    extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
+    tables of several runs can be joined and ranked together.
     """
     check_table_path(out)  # before the work, not after it
+    clash = sorted(set(extra_columns or ()) & set(RESULT_COLUMNS))
+    if clash:
+        raise ValueError(
+            f"extra column(s) {clash} would replace result columns; choose other names "
+            f"(result columns: {', '.join(RESULT_COLUMNS)})"
+        )
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     where = "grid" if isinstance(grid, dict) else str(grid)
     if not isinstance(grid, dict):

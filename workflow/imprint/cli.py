@@ -25,8 +25,25 @@ def _evaluate(args) -> None:
         backbone=args.backbone,
         device=args.device,
         progress=not args.quiet,
+        extra_columns=parse_tags(args.tag),
     )
     print(f"wrote {args.out}")
+
+
+def parse_tags(tags: list[str] | None) -> dict[str, str]:
+    """--tag KEY=VALUE options as {KEY: VALUE}, in order; a repeated KEY is an error."""
+    out: dict[str, str] = {}
+    for tag in tags or ():
+        key, sep, value = tag.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(
+                f"--tag {tag!r}: expected KEY=VALUE with KEY a name, e.g. dataset=mnist"
+            )
+        if key in out:
+            raise ValueError(f"--tag {key} given twice ({out[key]!r} and {value!r})")
+        out[key] = value
+    return out
 
 
 def _grid(args) -> None:
@@ -86,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--backbone", help="backbone name, to look up λ when the files do not record it"
+    )
+    ev.add_argument(
+        "--tag",
+        action="append",
+        metavar="KEY=VALUE",
+        help="add a constant column to the table (repeatable), e.g. --tag backbone=my_fm "
+        "--tag dataset=mnist, so tables of several runs can be ranked together by `imprint cd`",
     )
     ev.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,30 +47,47 @@ def collapse_file(
     return metrics
 
 
+DEFAULT_CD_GROUPS = ("backbone", "dataset", "mapping", "task")
+
+
 def cd_file(
-    table: str,
+    tables: str | Sequence[str],
     out_prefix: str,
     method_col: str,
     score_col: str,
-    group_cols: list[str],
+    group_cols: Sequence[str] | None = None,
     seed_col: str | None = None,
     alpha: float = 0.05,
     title: str | None = None,
     max_methods: int | None = None,
 ):
-    """CD statistics and diagram of a long-format table: <prefix>_ranks.csv, _pvalues.csv, .pdf/.png."""
+    """CD statistics and diagram of long-format tables: <prefix>_ranks.csv, _pvalues.csv, .pdf/.png.
+
+    Several tables are stacked (e.g. one `imprint evaluate --tag dataset=...` table per
+    dataset). group_cols=None: those of DEFAULT_CD_GROUPS the tables have.
+    """
+    import pandas as pd
+
     from imprint.cd_diagram import plot_cd_diagram
     from imprint.io import atomic_path, read_table, write_table
     from imprint.stats import critical_difference, describe_cliques
 
-    df = read_table(table)
-    missing = [
-        c
-        for c in [method_col, score_col, *group_cols, *([seed_col] if seed_col else [])]
-        if c not in df.columns
-    ]
-    if missing:
-        raise ValueError(f"{table}: no column(s) {missing}; columns are {list(df.columns)}")
+    tables = [tables] if isinstance(tables, (str, os.PathLike)) else list(tables)
+    frames = [read_table(t) for t in tables]
+    if group_cols is None:
+        group_cols = [c for c in DEFAULT_CD_GROUPS if all(c in f.columns for f in frames)]
+        if not group_cols:
+            raise ValueError(
+                f"{', '.join(map(str, tables))}: none of the default group columns "
+                f"{list(DEFAULT_CD_GROUPS)}; name the columns whose values are the voters with "
+                "--groups (or add them with imprint evaluate --tag dataset=...)"
+            )
+    needed = [method_col, score_col, *group_cols, *([seed_col] if seed_col else [])]
+    for table, frame in zip(tables, frames):
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{table}: no column(s) {missing}; columns are {list(frame.columns)}")
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if max_methods:
         # The pairwise tests are quadratic in the number of methods: test only those drawn,
         # the best by average rank over every method (as the workflow's diagrams do).
@@ -110,11 +129,11 @@ def _collapse(args) -> None:
 
 def _cd(args) -> None:
     result = cd_file(
-        args.table,
+        args.tables,
         args.out_prefix,
         method_col=args.method,
         score_col=args.score,
-        group_cols=args.groups.split(","),
+        group_cols=args.groups.split(",") if args.groups else None,
         seed_col=args.seed,
         alpha=args.alpha,
         title=args.title,
@@ -149,7 +168,9 @@ def add_commands(sub) -> None:
     cd = sub.add_parser(
         "cd", help="critical-difference statistics and diagram from a long-format table"
     )
-    cd.add_argument("table", help="results table (.csv or .parquet)")
+    cd.add_argument(
+        "tables", nargs="+", metavar="table", help="results tables (.csv or .parquet), stacked"
+    )
     cd.add_argument("--out-prefix", required=True, help="prefix of the output files")
     cd.add_argument(
         "--method", default="config_id", help="column naming the method (default: config_id)"
@@ -159,8 +180,8 @@ def add_commands(sub) -> None:
     )
     cd.add_argument(
         "--groups",
-        default="backbone,dataset,mapping,task",
-        help="comma-separated voter columns (default: backbone,dataset,mapping,task)",
+        help="comma-separated columns whose value combinations are the voters (default: those "
+        f"of {','.join(DEFAULT_CD_GROUPS)} the tables have)",
     )
     cd.add_argument(
         "--seed", default=None, help="seed column: seeds are aggregated by the median first"
