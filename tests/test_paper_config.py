@@ -14,9 +14,11 @@ from imprint.plan import (
     ConfigError,
     check_config,
     collapse_groups,
+    expand_mappings,
     experiment_groups,
     ls_precision,
     resolve_classes,
+    section_mappings,
 )
 
 PAPER = REPO / "workflow/configs/paper.yaml"
@@ -92,6 +94,32 @@ def test_paper_imagenet_classes_are_the_two_seeded_selections(paper):
     # reference lists them in its comments.
     assert {654, 114, 25, 759, 281, 389, 26, 689, 800, 681} <= set(classes)
     assert len(classes) == 145 and classes == sorted(classes)  # 5 classes are in both draws
+
+
+def test_mapping_families_and_single_members(paper):
+    import random
+
+    config = copy.deepcopy(paper)
+    config["mappings"]["rand"] = "imagenet50"
+    # The reference's prep.py: random.seed(42); random.sample(range(1000), 50) sliced by ten.
+    random.seed(42)
+    fifty = random.sample(range(1000), 50)
+    members = expand_mappings(config["mappings"])
+    for t in range(5):
+        assert members[f"imagenet50-{t}"] == {
+            c: i for i, c in enumerate(fifty[10 * t : 10 * t + 10])
+        }
+    exp = config["experiments"]["multimodal"]
+    exp["mappings"] = {**exp["mappings"], "ImageNet": ["rand", "map10-0", "map1-9"]}
+    assert section_mappings(config, exp, "ImageNet") == [
+        *(f"imagenet50-{t}" for t in range(5)),
+        "map10-0",
+        "map1-9",
+    ]
+    check_config(config)
+    exp["mappings"]["ImageNet"] = ["map11-0"]
+    with pytest.raises(ConfigError, match=re.escape("mapping 'map11-0' is not defined")):
+        check_config(config)
 
 
 def test_every_table1_method_is_in_the_pooled_experiments(paper):

@@ -22,36 +22,62 @@ def expand_mappings(mappings: dict) -> dict[str, dict[int, int]]:
             from imprint.selections import combidigits_mapping
 
             family = {name: {int(k): int(v) for k, v in combidigits_mapping().items()}}
-        elif value == "imagenet100":
-            from imprint.selections import imagenet_class_selections
-
-            family = imagenet_class_selections()["remappings"]
+        elif isinstance(value, str) and value in FAMILIES:
+            family = FAMILIES[value]()
         elif isinstance(value, dict):
             family = {name: {int(k): int(v) for k, v in value.items()}}
         else:
             raise ConfigError(
-                f"mappings.{name}: expected a mapping or combidigits/imagenet100, got {value!r}"
+                f"mappings.{name}: expected a mapping or one of combidigits, "
+                f"{', '.join(FAMILIES)}, got {value!r}"
             )
         for member, mapping in family.items():
             if member in out:
                 raise ConfigError(
                     f"mappings.{name}: the name '{member}' is also given by mappings."
-                    f"{owner[member]} (imagenet100 names its members map{{i}}-{{j}})"
+                    f"{owner[member]} (imagenet100 names its members map{{i}}-{{j}}, "
+                    "imagenet50 imagenet50-{t})"
                 )
             out[member], owner[member] = mapping, name
     return out
 
 
+def _imagenet100_remappings() -> dict[str, dict[int, int]]:
+    from imprint.selections import imagenet_class_selections
+
+    return imagenet_class_selections()["remappings"]
+
+
+def _imagenet50_tasks() -> dict[str, dict[int, int]]:
+    """The reference's five random 10-class ImageNet tasks as mappings: class id -> 0..9."""
+    from imprint.selections import imagenet_class_selections
+
+    tasks = imagenet_class_selections()["tasks50"]
+    return {f"imagenet50-{t}": {c: i for i, c in enumerate(task)} for t, task in enumerate(tasks)}
+
+
+# Generated mapping families: a `mappings` entry with one of these values stands for all the
+# members, each its own mapping name.
+FAMILIES = {"imagenet100": _imagenet100_remappings, "imagenet50": _imagenet50_tasks}
+
+
 def mapping_names(config: dict, names: list[str]) -> list[str]:
-    """Mapping names of an experiment, with a generated family's name standing for all its members."""
+    """Mapping names of an experiment: a generated family's entry stands for all its members,
+    and a single member (map10-3, imagenet50-0) may be named on its own."""
     out = []
     for name in names:
-        if name not in config["mappings"]:
+        value = config["mappings"].get(name)
+        if value is None:
+            if name in expand_mappings(config["mappings"]):
+                out.append(name)  # one member of a generated family
+                continue
             raise ConfigError(
-                f"mapping '{name}' is not defined under mappings: (defined: {', '.join(config['mappings'])})"
+                f"mapping '{name}' is not defined under mappings: (defined: "
+                f"{', '.join(config['mappings'])}, or a member of an imagenet100/imagenet50 entry "
+                "such as map10-0 or imagenet50-0)"
             )
-        if config["mappings"][name] == "imagenet100":
-            out.extend(expand_mappings({name: "imagenet100"}))
+        if isinstance(value, str) and value in FAMILIES:
+            out.extend(FAMILIES[value]())
         else:
             out.append(name)
     return out
