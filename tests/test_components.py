@@ -91,6 +91,23 @@ def test_kmedoids_hand_example():
     assert sorted(idx.tolist()) == [1, 4]
 
 
+def test_kmedoids_distances_of_duplicates_are_zero_and_the_rest_direct():
+    # An offset makes cdist's matrix-product path lose the last digits: duplicates then came
+    # out ~1e-5 apart, not 0, and medoid choices among them depended on the device.
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 64)) * 2 + 30
+    x = np.concatenate([x, x[:20]])
+    d = pairwise_euclidean(torch.from_numpy(x)).numpy()
+    direct = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)).astype(np.float32)
+    for i in range(20):
+        assert d[i, 60 + i] == d[60 + i, i] == 0.0
+    np.testing.assert_allclose(d, direct, rtol=1e-6, atol=0)  # duplicates: direct is 0 too
+    np.testing.assert_array_equal(d[:20], d[60:])
+    assert sorted(kmedoids_indices(torch.from_numpy(d), 3).tolist()) == sorted(
+        _kmedoids_reference(x, 3).tolist()
+    )
+
+
 def test_kmedoids_costs_are_exact_sums():
     # Row 1 sums to 2^24 + 3 < row 0's 2^24 + 4. float32 cannot hold 2^24 + 3: summed in float32
     # (in any order) row 1 ties with row 0 or comes out larger, and row 0 would be chosen.
@@ -379,6 +396,52 @@ def test_nearest_proxies_break_distance_ties_towards_the_lower_proxy():
         assert idx.tolist() == [[0, 1, 2], [0, 1, 2]], distance
     pred = vote(proxy_class[idx], torch.zeros(2, 3), [1], "uniform", 3)[1]
     assert pred.tolist() == [2, 2]
+
+
+@pytest.mark.parametrize(
+    "distance", ["euclidean", "cosine", "mahalanobis", "manhattan", "chebyshev", "max"]
+)
+def test_duplicate_proxies_tie_exactly_on_many_queries(distance):
+    # Matrix-product distances (euclidean, cosine, mahalanobis, inner product) give duplicate
+    # proxies values that differ in the last bits, by position in the product; the tie rule
+    # (lower proxy, lower class) must still decide. Queries sit next to duplicated proxies.
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(40, 64)) * 2 + 3  # an offset: the products cancel more
+    copies = np.arange(40)
+    proxies = np.concatenate([base, base[copies]])  # proxy 40 + j repeats proxy copies[j]
+    proxy_class = np.r_[np.arange(40) % 4, (np.arange(40) % 4)[copies] + 1] % 5
+    test = base[np.repeat(copies, 5)] + rng.normal(size=(200, 64)) * 0.3
+    if distance == "max":
+        pred = max_inner_product_predict(
+            torch.from_numpy(test), torch.from_numpy(proxies), torch.from_numpy(proxy_class), 5
+        )
+        scores = test @ base.T  # one score per distinct proxy, so duplicates tie exactly
+        best = scores[:, np.r_[np.arange(40), copies]]
+        per_class = np.full((200, 5), -np.inf)
+        for p, c in enumerate(proxy_class):
+            per_class[:, c] = np.maximum(per_class[:, c], best[:, p])
+        np.testing.assert_array_equal(pred.numpy(), per_class.argmax(axis=1))
+        return
+    d, idx = nearest_proxies(torch.from_numpy(test), torch.from_numpy(proxies), distance, 5)
+    x, w = test, base
+    if distance == "mahalanobis":
+        evals, evecs = np.linalg.eigh(np.cov(proxies.T) + 1e-6 * np.eye(64))
+        t = evecs / np.sqrt(evals)
+        x, w = test @ t, base @ t
+    diff = x[:, None, :] - w[None, :, :]  # direct differences: no matrix product
+    exact = {
+        "euclidean": np.sqrt((diff**2).sum(-1)),
+        "mahalanobis": np.sqrt((diff**2).sum(-1)),
+        "manhattan": np.abs(diff).sum(-1),
+        "chebyshev": np.abs(diff).max(-1),
+        "cosine": 1
+        - (x / np.linalg.norm(x, axis=1, keepdims=True))
+        @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T,
+    }[distance][:, np.r_[np.arange(40), copies]]
+    expected = np.argsort(exact, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(idx.numpy(), expected)
+    assert (idx[:, 1] >= 40).all()  # every query's two nearest are one point twice
+    assert (d[:, 0] == d[:, 1]).all()
 
 
 def test_m_larger_than_proxies_is_clipped_with_warning():

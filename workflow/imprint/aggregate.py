@@ -20,6 +20,22 @@ def _chunks(n_rows: int, n_cols: int, chunk_elements: int = CHUNK_ELEMENTS):
         yield slice(start, min(start + step, n_rows))
 
 
+def unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the distinct rows, each row's index among them), or (x, None) when no row repeats.
+
+    Identical rows must get identical scores and distances for the tie rules to decide, and a
+    matrix product does not promise that: BLAS and cuBLAS sum the edge tiles of a product in
+    another order than the rest, so duplicates differ in the last bits, differently per device.
+    Scoring the distinct rows once and copying the result gives duplicates the very same value.
+    """
+    if x.shape[0] < 2:
+        return x, None
+    distinct, inverse = torch.unique(x, dim=0, return_inverse=True)
+    if distinct.shape[0] == x.shape[0]:
+        return x, None
+    return distinct, inverse
+
+
 def max_inner_product_predict(
     test: torch.Tensor,
     proxies: torch.Tensor,
@@ -31,11 +47,13 @@ def max_inner_product_predict(
 
     Ties go to the lowest class index (torch.argmax returns the first maximum).
     """
-    w = proxies.to(dtype)
+    w, expand = unique_rows(proxies.to(dtype))
     index = proxy_class.to(test.device)
     preds = torch.empty(test.shape[0], dtype=torch.int64, device=test.device)
-    for rows in _chunks(test.shape[0], w.shape[0]):
+    for rows in _chunks(test.shape[0], proxies.shape[0]):
         scores = test[rows].to(dtype) @ w.T
+        if expand is not None:
+            scores = scores[:, expand]
         per_class = torch.full(
             (scores.shape[0], n_classes), -torch.inf, dtype=dtype, device=test.device
         )
@@ -90,15 +108,18 @@ def nearest_proxies(
     Computed once per (proxies, distance) for the largest m any configuration needs; every
     smaller m and every weighting is then a prefix of this list.
     """
-    x, w = test.to(dtype), proxies.to(dtype)
+    x = test.to(dtype)
+    w, expand = unique_rows(proxies.to(dtype))  # duplicates: one distance, ties by index
     if distance == "mahalanobis":
-        t = mahalanobis_transform(proxies).to(dtype)
+        t = mahalanobis_transform(proxies).to(dtype)  # the covariance of every proxy
         x, w = x @ t, w @ t
-    m = min(m, w.shape[0])
+    m = min(m, proxies.shape[0])
     dists = torch.empty(x.shape[0], m, dtype=dtype, device=x.device)
     idx = torch.empty(x.shape[0], m, dtype=torch.int64, device=x.device)
-    for rows in _chunks(x.shape[0], w.shape[0]):
+    for rows in _chunks(x.shape[0], proxies.shape[0]):
         block = distance_block(x[rows], w, distance).clamp_min_(0.0)
+        if expand is not None:
+            block = block[:, expand]
         dists[rows], idx[rows] = smallest_stable(block, m)
     return dists, idx
 
