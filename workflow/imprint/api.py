@@ -95,6 +95,9 @@ def evaluate_files(
         from imprint.tasks import remap_labels
 
         classes = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
+        if not classes:
+            kept = " after the mapping" if mapping else ""
+            raise ValueError(f"{train}: no training rows{kept}, so no classes to imprint")
     # Only ls/kls use λ: a backbone with none registered can run every other grid.
     needs_lambda = configs["gen"].isin(JOINT_GEN).any()
     lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta) if needs_lambda else None
@@ -111,6 +114,7 @@ def evaluate_files(
         device=device,
         progress=progress,
         ls_precision=ls_precision,
+        names=(f"training embeddings {train}", f"test embeddings {test}"),
     )
     for i, (name, value) in enumerate((extra_columns or {}).items()):
         results.insert(i, name, value)

@@ -8,7 +8,12 @@ import torch
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """`device` as a torch.device; None means CUDA when available, else the CPU."""
     if device is not None:
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(
+                f"device '{device}': not a torch device; allowed: cpu, cuda, cuda:N"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device '{device}': no CUDA device is available here (use cpu)")
         return device
