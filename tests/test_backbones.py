@@ -179,6 +179,32 @@ def test_default_weights_load_from_torchvision_hub_cache(saved_resnet18, tmp_pat
     assert dim == 512 and transform.crop_size == [224]
 
 
+@pytest.mark.parametrize(
+    "name,head,dim,resize",
+    [("resnet50", "fc", 2048, 256), ("vit_b_16", "heads", 768, 256), ("swin_b", "head", 1024, 238)],
+)
+def test_each_papers_backbone_loads_its_default_weights_headless(
+    name, head, dim, resize, tmp_path, monkeypatch
+):
+    # As above for the other three FMs of the paper: a seeded-random checkpoint with its
+    # classification head, cached under the file name of the torchvision IMAGENET1K_V1 URL.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(7)
+    original = getattr(torchvision.models, name)(weights=None).eval()
+    weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.save(original.state_dict(), cached)
+    setattr(original, head, nn.Identity())  # the embedding: the head replaced by identity
+    model, transform, registered = build_backbone(name)
+    x = transform(Image.new("L", (40, 30), 90).convert("RGB")).unsqueeze(0)
+    assert x.shape[-2:] == (224, 224) and transform.resize_size == [resize]
+    with torch.inference_mode():
+        out = model(x)
+        assert out.shape == (1, dim) and registered == dim
+        assert torch.equal(out, original(x))
+
+
 @pytest.fixture
 def timm_or_skip():
     return pytest.importorskip("timm", reason="the optional timm entries need the modern extra")
