@@ -2,7 +2,8 @@
 
 10 classes, 6,000 training and 1,000 test embeddings per class, 512-d, several Gaussian
 modes per class; one seed. Prints seconds, configurations per second, peak memory, and the
-speed-up of shared work over evaluating a sample of configurations one at a time.
+speed-up of shared work over evaluating a sample of configurations one at a time. The host's
+peak is the process's so far (one grid per run, `--grids aggfocus`, gives that grid's own).
 
     python benchmarks/bench_engine.py                     # both grids, full size
     python benchmarks/bench_engine.py --scale 0.1         # a tenth of the samples
@@ -80,7 +81,7 @@ def main() -> None:
             on_gpu = f" (host), {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (GPU)"
         print(
             f"{name}: {len(configs)} configurations in {total:.1f} s = {len(configs) / total:.2f} configurations/s; "
-            f"peak memory {peak_gib:.2f} GiB{on_gpu}; mean accuracy {res.accuracy.mean():.2f} %"
+            f"peak memory so far {peak_gib:.2f} GiB{on_gpu}; mean accuracy {res.accuracy.mean():.2f} %"
         )
         if args.naive_sample:
             # Stratified by GEN (costs differ by orders of magnitude between GENs): time a few

@@ -3,8 +3,8 @@
 §5.3's map10-j remappings merge 10 ImageNet classes into each of 10 labels: 100 classes × ~1,300
 training images. The embedding files hold all 145 paper classes (here 1,300 train / 50 val
 each, 2048-d like ResNet-50, float32, memory-mapped), and the job reads the rows of its mapping
-only, as the workflow's imprint_grid rule does. Grid: paper:multimodal restricted to a few k and
-one seed (memory does not grow with the number of configurations: they run one proxy set after
+only, as the workflow's imprint_grid rule does. Grid: paper:multimodal (k-means and kls)
+restricted to a few k and one seed (memory does not grow with the number of configurations: they run one proxy set after
 another). Prints the file size, the rows used, seconds and peak resident memory.
 
     python benchmarks/bench_memory.py                # ResNet-50 width
@@ -60,7 +60,8 @@ def main() -> None:
     classes = resolve_classes("imagenet_paper")
     mapping = imagenet_class_selections()["remappings"][args.mapping]
     _, grid = load_grid("paper:multimodal")
-    grid = {**grid["parts"][0], "seeds": [17121997], "k": args.k}
+    # Both parts: k-means proxies with norms, and kls (which clusters and solves per class).
+    grid = {"parts": [{**part, "seeds": [17121997], "k": args.k} for part in grid["parts"]]}
     with tempfile.TemporaryDirectory() as tmp:
         train = write_split(Path(tmp) / "train", classes, args.train_per_class, args.dim, 0)
         test = write_split(Path(tmp) / "test", classes, args.test_per_class, args.dim, 1)

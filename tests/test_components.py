@@ -185,6 +185,24 @@ def test_ls_equals_closed_form(blobs):
     np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
+def test_ls_statistics_in_blocks_equal_the_closed_form(blobs, monkeypatch):
+    # Blocks of 7 rows: large groups split across blocks, single-row groups (kls, k = -1)
+    # joined into one; the float64 result is the closed form's all the same.
+    import imprint.generate
+
+    x, y = blobs
+    monkeypatch.setattr(imprint.generate, "LS_BLOCK_ELEMENTS", 7 * x.shape[1])
+    groups = [x[y == 0], x[y == 1][:1], x[y == 1][1:2], x[y == 2], x[y == 3]]
+    lam = 0.05
+    xd = np.concatenate(groups).astype(np.float64)
+    mu = xd.mean(axis=0)
+    means = np.stack([g.astype(np.float64).mean(axis=0) for g in groups], axis=1)
+    a = (xd - mu).T @ (xd - mu) / len(xd) + np.outer(mu, mu) + lam * np.eye(x.shape[1])
+    expected = np.linalg.solve(a, means).T / len(groups)
+    w = least_squares_weights([torch.from_numpy(g) for g in groups], lam)
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_ls_float32_is_the_float32_inverse():
     # Nearly rank-deficient data and a small λ: float32 and float64 arithmetic part visibly.
     rng = np.random.default_rng(3)

@@ -131,6 +131,25 @@ def select_proxies(
 LS_PRECISIONS = ("float64", "float32")
 
 
+# Rows per float64 block of the ls statistics: 2^24 elements, 128 MiB.
+LS_BLOCK_ELEMENTS = 2**24
+
+
+def _row_blocks(groups: list[torch.Tensor], rows: int):
+    """The rows of all groups in order, as blocks of about `rows` rows."""
+    batch: list[torch.Tensor] = []
+    n = 0
+    for g in groups:
+        for piece in g.split(rows):
+            batch.append(piece)
+            n += piece.shape[0]
+            if n >= rows:
+                yield torch.cat(batch) if len(batch) > 1 else batch[0]
+                batch, n = [], 0
+    if batch:
+        yield torch.cat(batch) if len(batch) > 1 else batch[0]
+
+
 def least_squares_weights(
     groups: list[torch.Tensor], ls_lambda: float, precision: str = "float64"
 ) -> torch.Tensor:
@@ -145,17 +164,30 @@ def least_squares_weights(
     if precision not in LS_PRECISIONS:
         raise ValueError(f"unknown ls precision '{precision}'; allowed: {', '.join(LS_PRECISIONS)}")
     dtype = groups[0].dtype
-    work = torch.float64 if precision == "float64" else torch.float32
-    xs = [g.to(work) for g in groups]
-    n_total = sum(g.shape[0] for g in xs)
-    mu = sum(g.sum(dim=0) for g in xs) / n_total
+    n_total = sum(g.shape[0] for g in groups)
     if precision == "float32":
+        work = torch.float32
+        xs = [g.to(work) for g in groups]
+        mu = sum(g.sum(dim=0) for g in xs) / n_total
         # Group by group, as the reference accumulates it (the same float32 rounding path).
         scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
-    else:  # one product: kls with k = -1 has a group per sample
-        centred = torch.cat(xs) - mu
-        scatter = centred.T @ centred / n_total
-    means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
+        means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
+    else:
+        work = torch.float64
+        sums = torch.stack([g.sum(dim=0, dtype=work) for g in groups])
+        mu = sums.sum(dim=0) / n_total
+        means = (
+            sums
+            / torch.tensor([g.shape[0] for g in groups], dtype=work, device=sums.device)[:, None]
+        )
+        # Centred rows a block at a time: no float64 copy of every row (the largest §5.3 group,
+        # 130,000 × 2048, would need three of 2 GiB). Blocks join small groups, since kls with
+        # k = -1 has a group per sample.
+        scatter = torch.zeros(mu.shape[0], mu.shape[0], dtype=work, device=mu.device)
+        for block in _row_blocks(groups, max(1, LS_BLOCK_ELEMENTS // mu.shape[0])):
+            centred = block.to(work) - mu
+            scatter.addmm_(centred.T, centred)
+        scatter /= n_total
     a = (
         scatter
         + torch.outer(mu, mu)
@@ -164,10 +196,10 @@ def least_squares_weights(
     if precision == "float32":
         # Mᵀ as the transposed view of M [D, C], the reference's operand layout: BLAS rounds
         # differently for a contiguous [C, D] operand.
-        w = torch.mm(means.T.contiguous().T, torch.linalg.inv(a)) * (1.0 / len(xs))
+        w = torch.mm(means.T.contiguous().T, torch.linalg.inv(a)) * (1.0 / len(groups))
     else:
         # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
-        w = torch.linalg.solve(a, means.T).T / len(xs)
+        w = torch.linalg.solve(a, means.T).T / len(groups)
     return w.to(dtype)
 
 
