@@ -99,6 +99,9 @@ def test_cd_command_names_a_missing_column(tmp_path, capsys):
     assert "r.csv: no column(s) ['config_id', 'accuracy', 'backbone']" in capsys.readouterr().err
     assert main(["cd", str(tmp_path / "r.csv"), str(tmp_path / "s.csv"), *out]) == 2
     err = capsys.readouterr().err
+    assert f"column 'dataset' is in some tables but not in {tmp_path / 's.csv'}" in err
+    assert main(["cd", str(tmp_path / "s.csv"), *out]) == 2
+    err = capsys.readouterr().err
     assert "none of the default group columns" in err and "--groups" in err
 
 

@@ -93,7 +93,7 @@ def test_kmedoids_hand_example():
 
 def test_kmedoids_distances_of_duplicates_are_zero_and_the_rest_direct():
     # An offset makes cdist's matrix-product path lose the last digits: duplicates then came
-    # out ~1e-5 apart, not 0, and medoid choices among them depended on the device.
+    # out up to ~1e-5 apart, not 0, and medoid choices among them depended on the device.
     rng = np.random.default_rng(2)
     x = rng.normal(size=(60, 64)) * 2 + 30
     x = np.concatenate([x, x[:20]])
@@ -201,6 +201,9 @@ def test_ls_statistics_in_blocks_equal_the_closed_form(blobs, monkeypatch):
     expected = np.linalg.solve(a, means).T / len(groups)
     w = least_squares_weights([torch.from_numpy(g) for g in groups], lam)
     np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-7)
+    blocks = list(imprint.generate._row_blocks([torch.from_numpy(g) for g in groups], 7))
+    assert [len(b) for b in blocks[:-1]] == [7] * (len(blocks) - 1) and len(blocks[-1]) <= 7
+    np.testing.assert_array_equal(torch.cat(blocks).numpy(), np.concatenate(groups))
 
 
 def test_ls_float32_is_the_float32_inverse():

@@ -444,7 +444,8 @@ def test_results_do_not_depend_on_the_order_of_float_sums(digits):
     # What a GPU changes besides speed is the order in which float sums are taken (RNG draws
     # and tie-breaking are device-independent by construction). Permuting the feature axis
     # reorders every dot product, distance and statistic without changing the exact result,
-    # and so does the thread count; every accuracy must stay the same. Real-valued features
+    # and so does the thread count. As in the CUDA test, a configuration may move by one test
+    # row (a float near-tie another BLAS could meet); here none moves at all. Real-valued features
     # (a random projection of the digits), since sums of small integers are exact in any order.
     rng = np.random.default_rng(0)
     proj = (rng.standard_normal((64, 48)) / 8).astype(np.float32)
@@ -461,12 +462,11 @@ def test_results_do_not_depend_on_the_order_of_float_sums(digits):
     finally:
         torch.set_num_threads(threads)
     # GEN none draws a random weight per feature, so its proxies follow the feature order.
-    drawn_per_feature = base.gen == "none"
-    assert (~drawn_per_feature).sum() == 195
-    pd.testing.assert_series_equal(
-        base.accuracy[~drawn_per_feature], other.accuracy[~drawn_per_feature]
-    )
-    pd.testing.assert_series_equal(base.accuracy, one_thread.accuracy)
+    kept = base.gen != "none"
+    assert kept.sum() == 195  # of DEVICE_CHECK_GRID's 231 runs
+    for reordered, rows in ((other, kept), (one_thread, base.index == base.index)):
+        moved = (base.accuracy[rows] - reordered.accuracy[rows]).abs()
+        assert moved.max() <= 100 / len(yte) + 1e-9 and (moved > 0).sum() <= 2
 
 
 @pytest.mark.parametrize("handled", [True, False])

@@ -23,5 +23,9 @@ def test_code_is_formatted_and_lint_free(name):
     exe = BIN / tool
     assert exe.exists(), f"{exe} missing: install the test extra (pip install -e '.[test]')"
     proc = subprocess.run([str(exe), *args], cwd=REPO, capture_output=True, text=True)
-    fix = "snakefmt Snakefile workflow/rules" if tool == "snakefmt" else f"ruff {args[0]} --fix"
+    fix = {
+        "snakefmt": "snakefmt Snakefile workflow/rules",
+        "ruff check": "ruff check --fix workflow tests benchmarks",
+        "ruff format": "ruff format workflow tests benchmarks",
+    }[name]
     assert proc.returncode == 0, f"{name} failed (try `{fix}`):\n{proc.stdout}{proc.stderr}"

@@ -120,6 +120,12 @@ def test_mapping_families_and_single_members(paper):
     exp["mappings"]["ImageNet"] = ["map11-0"]
     with pytest.raises(ConfigError, match=re.escape("mapping 'map11-0' is not defined")):
         check_config(config)
+    # A member and its family's entry would run the member's jobs twice.
+    exp["mappings"]["ImageNet"] = ["imagenet", "map10-0"]
+    with pytest.raises(
+        ConfigError, match=re.escape("mapping 'map10-0' is listed twice: as 'map10-0' and (by")
+    ):
+        check_config(config)
 
 
 def test_every_table1_method_is_in_the_pooled_experiments(paper):

@@ -119,7 +119,9 @@ def test_wilcoxon_pvalue_is_scipys_bit_for_bit_on_ties_and_zeros():
     # scipy itself and are covered too.
     rng = np.random.default_rng(3)
     cases = [np.array([0.0, 1.0]), np.array([2.0, -2.0, 2.0]), np.array([0.5, 0.0, 0.0, -1.5])]
-    for n in [*range(1, 10), 16]:
+    cases.append(np.array([0.0, 0.0, 1, -1, 2, 2, -3, 3, 0.5, -0.5, 4, 4, 5]))  # n = 13, zeros
+    cases.append(np.array([np.inf, 1.0, 1.0]))  # non-finite: scipy's own NaN
+    for n in [*range(1, 10), 12, 16]:  # 12: the range the counting is for (scipy: 2 s a call)
         for _ in range(12 if n < 10 else 1):
             levels = rng.integers(2, 6)
             cases.append(rng.integers(-levels, levels + 1, size=n) * rng.choice([1 / 3, 0.5]))
@@ -127,9 +129,14 @@ def test_wilcoxon_pvalue_is_scipys_bit_for_bit_on_ties_and_zeros():
     checked = 0
     for d in cases:
         if d.any():
-            assert wilcoxon_pratt_pvalue(d) == stats.wilcoxon(d, zero_method="pratt").pvalue
+            expected = stats.wilcoxon(d, zero_method="pratt").pvalue
+            got = wilcoxon_pratt_pvalue(d)
+            assert got == expected or (np.isnan(got) and np.isnan(expected))
             checked += 1
     assert checked > 100
+    # Scores with inf (inf - inf is NaN): no crash, and p = 1 as for scipy's NaN before.
+    scores = pd.DataFrame({"a": [np.inf, 1, 2, 2, 5], "b": [np.inf, 0, 1, 3, 4]})
+    assert pairwise_wilcoxon(scores).loc["a", "b"] == 1.0
 
 
 def test_pairwise_wilcoxon_keeps_ties_that_float_subtraction_breaks():

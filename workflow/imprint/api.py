@@ -114,7 +114,7 @@ def evaluate_files(
         device=device,
         progress=progress,
         ls_precision=ls_precision,
-        names=(f"training embeddings {train}", f"test embeddings {test}"),
+        data_names=(f"training embeddings {train}", f"test embeddings {test}"),
     )
     for i, (name, value) in enumerate((extra_columns or {}).items()):
         results.insert(i, name, value)

@@ -76,6 +76,13 @@ def cd_file(
     frames = [read_table(t) for t in tables]
     if group_cols is None:
         group_cols = [c for c in DEFAULT_CD_GROUPS if all(c in f.columns for f in frames)]
+        for c in DEFAULT_CD_GROUPS:
+            lacking = [str(t) for t, f in zip(tables, frames) if c not in f.columns]
+            if c not in group_cols and len(lacking) < len(tables):
+                raise ValueError(
+                    f"column '{c}' is in some tables but not in {', '.join(lacking)}: tag every "
+                    f"table alike (imprint evaluate --tag {c}=...), or name the voters with --groups"
+                )
         if not group_cols:
             raise ValueError(
                 f"{', '.join(map(str, tables))}: none of the default group columns "

@@ -170,7 +170,7 @@ def evaluate_grid(
     device: str | torch.device | None = None,
     progress: bool = False,
     ls_precision: str = "float64",
-    names: tuple[str, str] = ("training embeddings", "test embeddings"),
+    data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -179,7 +179,7 @@ def evaluate_grid(
     which also fixes the order quantile NORMpost sees. Returns one row per input row, in
     input order, with the columns RESULT_COLUMNS. Times are those of the shared computations
     each configuration used, so rows that share work report the same seconds. ls/kls use
-    `ls_lambda` and `ls_precision` (see generate.least_squares_weights). `names` are what
+    `ls_lambda` and `ls_precision` (see generate.least_squares_weights). `data_names` are what
     errors call the training and test data (the command passes the file names).
     """
     if ls_precision not in LS_PRECISIONS:
@@ -191,11 +191,11 @@ def evaluate_grid(
     if missing:
         raise ValueError(f"configuration table lacks column(s) {missing}")
     n_classes = len(classes)
-    train_rows, train_index = task_rows(train_labels, classes, mapping, where=names[0])
-    test_rows, test_index = task_rows(test_labels, classes, mapping, where=names[1])
+    train_rows, train_index = task_rows(train_labels, classes, mapping, where=data_names[0])
+    test_rows, test_index = task_rows(test_labels, classes, mapping, where=data_names[1])
     if train_embeddings.shape[1] != test_embeddings.shape[1]:
         raise ValueError(
-            f"{names[0]} have dimension {train_embeddings.shape[1]} but {names[1]} "
+            f"{data_names[0]} have dimension {train_embeddings.shape[1]} but {data_names[1]} "
             f"{test_embeddings.shape[1]}: they must come from the same backbone"
         )
 

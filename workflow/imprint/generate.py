@@ -136,14 +136,17 @@ LS_BLOCK_ELEMENTS = 2**24
 
 
 def _row_blocks(groups: list[torch.Tensor], rows: int):
-    """The rows of all groups in order, as blocks of about `rows` rows."""
+    """The rows of all groups in order, as blocks of at most `rows` rows."""
     batch: list[torch.Tensor] = []
     n = 0
     for g in groups:
-        for piece in g.split(rows):
+        start = 0
+        while start < g.shape[0]:
+            piece = g[start : start + rows - n]
             batch.append(piece)
             n += piece.shape[0]
-            if n >= rows:
+            start += piece.shape[0]
+            if n == rows:
                 yield torch.cat(batch) if len(batch) > 1 else batch[0]
                 batch, n = [], 0
     if batch:
@@ -185,7 +188,7 @@ def least_squares_weights(
         # k = -1 has a group per sample.
         scatter = torch.zeros(mu.shape[0], mu.shape[0], dtype=work, device=mu.device)
         for block in _row_blocks(groups, max(1, LS_BLOCK_ELEMENTS // mu.shape[0])):
-            centred = block.to(work) - mu
+            centred = block.to(work, copy=True).sub_(mu)
             scatter.addmm_(centred.T, centred)
         scatter /= n_total
     a = (

@@ -22,14 +22,14 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
     n × n matrix (a 6,000-sample class: 144 MB).
     """
-    # Distinct rows only: cdist's matrix-product path puts exact duplicates ~1e-5 apart (and
+    # Distinct rows only: cdist's matrix-product path puts exact duplicates up to ~1e-5 apart (and
     # device-dependently so); copied back, they are at exactly 0.
     x, expand = unique_rows(x.to(torch.float64))
     d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], ROWS_PER_BLOCK):  # bounds the float64 temporary
         d[start : start + ROWS_PER_BLOCK] = torch.cdist(x[start : start + ROWS_PER_BLOCK], x)
     d.fill_diagonal_(0.0)
-    return d if expand is None else d[expand][:, expand]
+    return d if expand is None else d[expand[:, None], expand[None, :]]  # one n × n gather
 
 
 def total_distances(distances: torch.Tensor) -> torch.Tensor:

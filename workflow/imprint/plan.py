@@ -64,12 +64,19 @@ FAMILIES = {"imagenet100": _imagenet100_remappings, "imagenet50": _imagenet50_ta
 def mapping_names(config: dict, names: list[str]) -> list[str]:
     """Mapping names of an experiment: a generated family's entry stands for all its members,
     and a single member (map10-3, imagenet50-0) may be named on its own."""
-    out = []
+    out: dict[str, str] = {}  # mapping name -> the listed name that gave it
+
+    def add(member: str, listed: str) -> None:
+        if member in out:  # the same jobs twice would count their groups twice
+            also = "" if out[member] == member else f" (by '{out[member]}')"
+            raise ConfigError(f"mapping '{member}' is listed twice: as '{listed}' and{also} before")
+        out[member] = listed
+
     for name in names:
         value = config["mappings"].get(name)
         if value is None:
             if name in expand_mappings(config["mappings"]):
-                out.append(name)  # one member of a generated family
+                add(name, name)  # one member of a generated family
                 continue
             raise ConfigError(
                 f"mapping '{name}' is not defined under mappings: (defined: "
@@ -77,10 +84,11 @@ def mapping_names(config: dict, names: list[str]) -> list[str]:
                 "such as map10-0 or imagenet50-0)"
             )
         if isinstance(value, str) and value in FAMILIES:
-            out.extend(FAMILIES[value]())
+            for member in FAMILIES[value]():
+                add(member, name)
         else:
-            out.append(name)
-    return out
+            add(name, name)
+    return list(out)
 
 
 def section_mappings(config: dict, section: dict, dataset: str, where: str = "") -> list[str]:

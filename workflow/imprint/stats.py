@@ -234,6 +234,8 @@ def wilcoxon_pratt_pvalue(d: np.ndarray) -> float:
     """
     d = np.asarray(d, dtype=float)
     n = d.size
+    if not np.isfinite(d).all():  # scipy's own answer (NaN for a NaN, inf - inf)
+        return float(stats.wilcoxon(d, zero_method="pratt").pvalue)
     magnitude = np.abs(d)
     has_ties_or_zeros = (magnitude == 0).any() or np.unique(magnitude).size < n
     if n > _SIGN_FLIP_MAX_N or not has_ties_or_zeros:
