@@ -497,3 +497,18 @@ def test_l2_norm_equals_numpy_and_keeps_a_zero_row_at_zero():
     assert (out[1] == 0).all()  # the reference divides by the zero norm and gets NaN
     with pytest.raises(ValueError, match="unknown normalisation 'l1'; allowed: none, l2"):
         apply_norm(torch.from_numpy(x), "l1")
+
+
+def test_float32_norms_and_means_are_the_float64_results_rounded_once(monkeypatch):
+    # Rounded once from float64, they do not depend on a device's float32 summation order.
+    import imprint.normalize
+
+    monkeypatch.setattr(imprint.normalize, "L2_BLOCK_ELEMENTS", 5 * 300)  # blocks of 5 rows
+    x = (np.random.default_rng(4).normal(size=(23, 300)) * 7 + 2).astype(np.float32)
+    xd = x.astype(np.float64)
+    expected = (xd / np.linalg.norm(xd, axis=1, keepdims=True)).astype(np.float32)
+    np.testing.assert_array_equal(
+        imprint.normalize.l2_normalize(torch.from_numpy(x)).numpy(), expected
+    )
+    mean = select_proxies(torch.from_numpy(x), "mean", 1, 0, gen()).numpy()
+    np.testing.assert_array_equal(mean, xd.mean(axis=0, keepdims=True).astype(np.float32))

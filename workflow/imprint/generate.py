@@ -106,8 +106,8 @@ def select_proxies(
         w = torch.empty(k, x.shape[1], dtype=x.dtype)
         torch.nn.init.xavier_uniform_(w, generator=generator)
         return w.to(x.device)
-    if gen == "mean":
-        return x.mean(dim=0, keepdim=True)
+    if gen == "mean":  # summed in float64: the same float32 mean on every device
+        return (x.sum(dim=0, keepdim=True, dtype=torch.float64) / n).to(x.dtype)
     if gen == "random":
         return x[torch.randperm(n, generator=generator)[:k].to(x.device)]
     if gen == "kmeans":

@@ -6,10 +6,25 @@ import torch
 
 from imprint.vocabulary import NORM_INF, NORM_POST, NORM_PRE  # noqa: F401  (re-exported)
 
+# Rows per float64 block of the L2 normalisation: 2^22 elements, 32 MiB.
+L2_BLOCK_ELEMENTS = 2**22
+
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Scale each row to unit Euclidean length (a zero row stays zero)."""
-    return torch.nn.functional.normalize(x, p=2, dim=-1)
+    """Scale each row to unit Euclidean length (a zero row stays zero).
+
+    float32 rows are normalised in float64 and rounded once: a float32 norm depends on the
+    summation order, which differs between devices, and a last-bit difference here reaches
+    every later distance and k-means. Blocks bound the float64 copy.
+    """
+    if x.dtype == torch.float64 or x.dim() != 2:
+        return torch.nn.functional.normalize(x, p=2, dim=-1).to(x.dtype)
+    out = torch.empty_like(x)
+    rows = max(1, L2_BLOCK_ELEMENTS // max(x.shape[1], 1))
+    for start in range(0, x.shape[0], rows):
+        block = x[start : start + rows].to(torch.float64)
+        out[start : start + rows] = torch.nn.functional.normalize(block, p=2, dim=-1)
+    return out
 
 
 def apply_norm(x: torch.Tensor, norm: str) -> torch.Tensor:

@@ -20,8 +20,8 @@ def weibull_filter(x: torch.Tensor, q_lo: float, q_hi: float) -> torch.Tensor:
         raise ValueError(
             f"presampling quantiles must satisfy 0 <= q_lo < q_hi <= 1, got {q_lo}, {q_hi}"
         )
-    distances = torch.linalg.vector_norm(x - x.mean(dim=0), dim=1)
-    d = distances.double().cpu().numpy()
+    xd = x.to(torch.float64)  # float32 sums round differently per device; the fit would follow
+    d = torch.linalg.vector_norm(xd - xd.mean(dim=0), dim=1).cpu().numpy()
     params = weibull_min.fit(d)
     lo, hi = weibull_min.ppf([q_lo, q_hi], *params)
     keep = (d >= lo) & (d <= hi)
