@@ -273,7 +273,8 @@ def pairwise_wilcoxon(scores: pd.DataFrame) -> pd.DataFrame:
         if np.array_equal(x, y):
             p = 1.0
         else:
-            d = _merge_near_ties(x - y, tol)
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN, scipy's p then 1 below
+                d = _merge_near_ties(x - y, tol)
             p = wilcoxon_pratt_pvalue(d) if d.any() else 1.0
             if np.isnan(p):
                 p = 1.0
