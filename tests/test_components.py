@@ -263,6 +263,22 @@ def test_kls_small_class_uses_every_sample_as_a_cluster():
     x = [torch.randn(2, 4, generator=gen()), torch.randn(9, 4, generator=gen())]
     per_class = joint_proxies(x, "kls", 3, 0, 0.1)
     assert [p.shape[0] for p in per_class] == [2, 3]
+    # Exactly k samples is not fewer: k-means runs (as for GEN kmeans); the points being
+    # distinct, each gets its own cluster, in k-means' label order.
+    x = [torch.randn(3, 4, generator=gen()).double(), torch.randn(5, 4, generator=gen()).double()]
+    per_class = joint_proxies(x, "kls", 3, 0, 0.1)
+    assert [p.shape[0] for p in per_class] == [3, 3]
+    groups = []
+    for c in x:
+        labels = KMeans(n_clusters=3, random_state=0).fit(c.numpy()).labels_
+        groups += [c.numpy()[labels == j] for j in range(3)]
+    assert [len(g) for g in groups[:3]] == [1, 1, 1]
+    rows = np.concatenate([t.numpy() for t in x])
+    mu = rows.mean(axis=0)
+    a = (rows - mu).T @ (rows - mu) / len(rows) + np.outer(mu, mu) + 0.1 * np.eye(4)
+    means = np.stack([g.mean(axis=0) for g in groups], axis=1)
+    expected = np.linalg.solve(a, means).T / len(groups)
+    np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-9)
 
 
 # --- presampling -------------------------------------------------------------------------

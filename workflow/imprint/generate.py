@@ -217,7 +217,8 @@ def joint_proxies(
     """Proxies of ls (one per class) or kls (k per class), computed over all classes jointly.
 
     kls splits each class with KMeans(n_clusters=k, random_state=seed) and treats every
-    cluster as its own class in the ls formula. Where a class has fewer samples than k, or
+    cluster as its own class in the ls formula (a class of exactly k samples is clustered too,
+    as GEN kmeans does). Where a class has fewer samples than k, or
     k = -1, every sample is its own cluster (so each sample yields one ls vector); the
     reference instead copies such a class's raw samples in as proxies (and fails for k = -1).
     Empty clusters (possible only with duplicate points) yield no proxy.
@@ -229,7 +230,7 @@ def joint_proxies(
         raise ValueError(f"joint GEN must be 'ls' or 'kls', got '{gen}'")
     groups: list[torch.Tensor] = []
     owner: list[int] = []
-    clustered = [c for c, x in enumerate(samples_per_class) if k != -1 and x.shape[0] > k]
+    clustered = [c for c, x in enumerate(samples_per_class) if k != -1 and x.shape[0] >= k]
     fits = dict(zip(clustered, kmeans_fit_many([samples_per_class[c] for c in clustered], k, seed)))
     for c, x in enumerate(samples_per_class):
         if c not in fits:
