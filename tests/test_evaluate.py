@@ -231,7 +231,7 @@ def test_errors_name_the_problem(digits):
         evaluate_grid(
             xtr, ytr, xte, yte, expand_grid({"gen": ["ls"], "seeds": [0]}), classes=[0, 1]
         )
-    with pytest.raises(ValueError, match="no training samples left after presampling"):
+    with pytest.raises(ValueError, match="class 7 has no training samples left after presampling"):
         evaluate_grid(
             xtr,
             ytr,
@@ -244,7 +244,7 @@ def test_errors_name_the_problem(digits):
                     "seeds": [0],
                 }
             ),
-            classes=[0, 1],
+            classes=[7, 1],
         )
 
 

@@ -72,6 +72,7 @@ def presample_classes(
     q_hi: float,
     fewshot: int,
     seed: int,
+    classes: Sequence[int] | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
 
@@ -79,6 +80,7 @@ def presample_classes(
     per run): the few-shot draws come first, class by class, and GEN continues the same
     stream. Returns the presampled classes and the generator state GEN continues from, or
     None where nothing was drawn (no few-shot sampling: GEN starts the stream itself).
+    `classes` (the task's class ids) only name a class in errors.
     """
     generator = torch.Generator().manual_seed(int(seed))
     out = []
@@ -88,8 +90,9 @@ def presample_classes(
             x = weibull_filter(x, q_lo, q_hi)
         x = fewshot_sample(x, int(fewshot), generator)
         if x.shape[0] == 0:
+            name = f"class {classes[c]}" if classes is not None else f"class at task position {c}"
             raise ValueError(
-                f"class at task position {c} has no training samples left after presampling "
+                f"{name} has no training samples left after presampling "
                 f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
             )
         out.append(x)
@@ -222,7 +225,7 @@ def evaluate_grid(
         t0 = time.perf_counter()
         # With few-shot sampling, sample_seed == gen_seed == the row's seed (one stream).
         samples, stream_state = presample_classes(
-            train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0)
+            train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), classes
         )
         presample_seconds = time.perf_counter() - t0
         distance_cache: dict = {}
