@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import friedmanchisquare
 from sklearn.datasets import load_digits
 
-from imprint.cli import main
+from imprint.cli import main, parse_tags
 
 
 def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):
@@ -150,9 +150,29 @@ def test_evaluate_tags_then_cd_ranks_the_stacked_tables(tmp_path, capsys):
     assert code == 2 and "extra column(s) ['seed'] would replace result columns" in err
     code, err = evaluate("--tag", "dataset")
     assert code == 2 and "--tag 'dataset': expected KEY=VALUE" in err
+    assert parse_tags([" dataset = mnist ", "task=1"]) == {"dataset": "mnist", "task": "1"}
     code, err = evaluate("--tag", "dataset=a", "--tag", "dataset=b")
     assert code == 2 and "--tag dataset given twice ('a' and 'b')" in err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_cd_stacks_a_tag_read_back_as_a_number_with_its_text(tmp_path):
+    # --tag task=1 is text in a Parquet table and a number once a CSV table is read back: one
+    # voter either way. Seed 0 (Parquet) ranks a first, seed 1 (CSV) b; their medians rank b
+    # first (1.5 against 2.0) as one voter, where two voters would tie the ranks at 1.5.
+    def rows(seed, a, b):
+        return pd.DataFrame(
+            {"dataset": "d", "task": "1", "seed": seed, "config_id": ["a", "b"], "accuracy": [a, b]}
+        )
+
+    rows(0, 2.0, 1.0).to_parquet(tmp_path / "s0.parquet")
+    rows(1, 1.0, 3.0).to_csv(tmp_path / "s1.csv", index=False)
+    tables = [str(tmp_path / "s0.parquet"), str(tmp_path / "s1.csv")]
+    assert main(["cd", *tables, "--seed", "seed", "--out-prefix", str(tmp_path / "cd")]) == 0
+    ranks = pd.read_csv(tmp_path / "cd_ranks.csv").set_index("method").iloc[:, 0]
+    assert ranks.to_dict() == {"b": 1.0, "a": 2.0}
+    # An empty --groups names no voter columns: an error, not the default voters.
+    assert main(["cd", *tables, "--groups", "", "--out-prefix", str(tmp_path / "e")]) == 2
 
 
 def test_version_is_the_packages(capsys):

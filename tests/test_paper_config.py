@@ -123,7 +123,16 @@ def test_mapping_families_and_single_members(paper):
     # A member and its family's entry would run the member's jobs twice.
     exp["mappings"]["ImageNet"] = ["imagenet", "map10-0"]
     with pytest.raises(
-        ConfigError, match=re.escape("mapping 'map10-0' is listed twice: as 'map10-0' and (by")
+        ConfigError,
+        match=re.escape(
+            "mapping 'map10-0' is listed twice: as part of 'imagenet' and as 'map10-0'"
+        ),
+    ):
+        check_config(config)
+    exp["mappings"]["ImageNet"] = ["map10-0", "map10-0"]
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("mapping 'map10-0' is listed twice: as 'map10-0' and as 'map10-0'"),
     ):
         check_config(config)
 

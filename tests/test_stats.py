@@ -135,8 +135,13 @@ def test_wilcoxon_pvalue_is_scipys_bit_for_bit_on_ties_and_zeros():
             checked += 1
     assert checked > 100
     # Scores with inf (inf - inf is NaN): no crash, and p = 1 as for scipy's NaN before.
-    scores = pd.DataFrame({"a": [np.inf, 1, 2, 2, 5], "b": [np.inf, 0, 1, 3, 4]})
-    assert pairwise_wilcoxon(scores).loc["a", "b"] == 1.0
+    # An inf elsewhere in the table leaves the tie tolerance of finite pairs alone.
+    c = np.arange(50.0, 60.0)
+    d = c - 0.7 * np.arange(1, 11)
+    scores = pd.DataFrame({"a": [np.inf, *range(9)], "b": [np.inf, *range(1, 10)], "c": c, "d": d})
+    p = pairwise_wilcoxon(scores)
+    assert p.loc["a", "b"] == 1.0
+    assert p.loc["c", "d"] == stats.wilcoxon(c, d, zero_method="pratt").pvalue < 0.01
 
 
 def test_pairwise_wilcoxon_keeps_ties_that_float_subtraction_breaks():

@@ -47,7 +47,8 @@ def max_inner_product_predict(
 
     Ties go to the lowest class index (torch.argmax returns the first maximum).
     """
-    w, expand = unique_rows(proxies.to(dtype))
+    w, expand = unique_rows(proxies)  # before the cast: the same rows, half the memory
+    w = w.to(dtype)
     index = proxy_class.to(test.device)
     preds = torch.empty(test.shape[0], dtype=torch.int64, device=test.device)
     for rows in _chunks(test.shape[0], proxies.shape[0]):
@@ -109,7 +110,8 @@ def nearest_proxies(
     smaller m and every weighting is then a prefix of this list.
     """
     x = test.to(dtype)
-    w, expand = unique_rows(proxies.to(dtype))  # duplicates: one distance, ties by index
+    w, expand = unique_rows(proxies)  # duplicates: one distance, ties by index
+    w = w.to(dtype)  # casting is exact, so rows distinct before are distinct after
     if distance == "mahalanobis":
         t = mahalanobis_transform(proxies).to(dtype)  # the covariance of every proxy
         x, w = x @ t, w @ t

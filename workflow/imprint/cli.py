@@ -35,7 +35,7 @@ def parse_tags(tags: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for tag in tags or ():
         key, sep, value = tag.partition("=")
-        key = key.strip()
+        key, value = key.strip(), value.strip()
         if not sep or not key.isidentifier():
             raise ValueError(
                 f"--tag {tag!r}: expected KEY=VALUE with KEY a name, e.g. dataset=mnist"

@@ -94,6 +94,10 @@ def cd_file(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise ValueError(f"{table}: no column(s) {missing}; columns are {list(frame.columns)}")
+    if len(frames) > 1:
+        # A --tag value is text in Parquet but read back from CSV as a number: compared as
+        # text, task=1 from either file is one voter, not two.
+        frames = [f.astype({c: str for c in group_cols}) for f in frames]
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if max_methods:
         # The pairwise tests are quadratic in the number of methods: test only those drawn,
@@ -140,7 +144,7 @@ def _cd(args) -> None:
         args.out_prefix,
         method_col=args.method,
         score_col=args.score,
-        group_cols=args.groups.split(",") if args.groups else None,
+        group_cols=args.groups.split(",") if args.groups is not None else None,
         seed_col=args.seed,
         alpha=args.alpha,
         title=args.title,

@@ -68,8 +68,11 @@ def mapping_names(config: dict, names: list[str]) -> list[str]:
 
     def add(member: str, listed: str) -> None:
         if member in out:  # the same jobs twice would count their groups twice
-            also = "" if out[member] == member else f" (by '{out[member]}')"
-            raise ConfigError(f"mapping '{member}' is listed twice: as '{listed}' and{also} before")
+            first, again = (
+                f"'{name}'" if name == member else f"part of '{name}'"
+                for name in (out[member], listed)
+            )
+            raise ConfigError(f"mapping '{member}' is listed twice: as {first} and as {again}")
         out[member] = listed
 
     for name in names:

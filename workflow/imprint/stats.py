@@ -266,7 +266,8 @@ def pairwise_wilcoxon(scores: pd.DataFrame) -> pd.DataFrame:
     """
     names = list(scores.columns)
     values = scores.to_numpy(dtype=float)
-    tol = 1e-9 * (float(np.abs(values).max(initial=0.0)) or 1.0)
+    finite = np.abs(values[np.isfinite(values)])  # one inf must not make every |d| a tie
+    tol = 1e-9 * (float(finite.max(initial=0.0)) or 1.0)
     out = np.ones((len(names), len(names)))
     for i, j in combinations(range(len(names)), 2):
         x, y = values[:, i], values[:, j]
