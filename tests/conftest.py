@@ -5,8 +5,9 @@ import os
 # Longest files first (seconds on a 2-core machine: test_workflow ~300, test_slurm ~140,
 # test_workflow_joined ~110, test_benchmarks ~170, test_kubernetes ~60, test_own_embeddings ~40;
 # the rest a few each), so that with `--dist loadfile` the workers start them together instead
-# of one finishing a long file alone; xdist hands out files in this order, two per worker at
-# first, so the two longest go to different workers.
+# of one finishing a long file alone. xdist keeps this order only with --no-loadscope-reorder
+# (by default it hands out the files with the most tests first); it gives each worker two files
+# at first, so the two longest go to different workers.
 LONGEST_FIRST = [
     "test_workflow.py",
     "test_slurm.py",
