@@ -4,8 +4,9 @@
 training images. The embedding files hold all 145 paper classes (here 1,300 train / 50 val
 each, 2048-d like ResNet-50, float32, memory-mapped), and the job reads the rows of its mapping
 only, as the workflow's imprint_grid rule does. Grid: paper:multimodal (k-means and kls)
-restricted to a few k and one seed (memory does not grow with the number of configurations: they run one proxy set after
-another). Prints the file size, the rows used, seconds and peak resident memory.
+restricted to a few k and one seed (memory does not grow with the number of configurations:
+they run one proxy set after another). Prints the file size, the rows used, seconds and peak
+resident memory.
 
     python benchmarks/bench_memory.py                # ResNet-50 width
     python benchmarks/bench_memory.py --dim 1024     # Swin-B width

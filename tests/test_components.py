@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _reference import ls_closed_form
 from scipy.stats import weibull_min
 from sklearn.cluster import KMeans
 from sklearn.metrics import f1_score
@@ -173,12 +174,7 @@ def test_fewer_samples_than_k_gives_every_sample(method):
 def test_ls_equals_closed_form(blobs):
     x, y = blobs
     lam = 0.05
-    xd = x.astype(np.float64)
-    mu = xd.mean(axis=0)
-    sigma_t = (xd - mu).T @ (xd - mu) / len(xd)
-    means = np.stack([xd[y == c].mean(axis=0) for c in range(4)], axis=1)  # D × C
-    a = sigma_t + np.outer(mu, mu) + lam * np.eye(x.shape[1])
-    expected = np.linalg.solve(a, means).T / 4  # (1/C) Mᵀ A⁻¹, A symmetric
+    expected = ls_closed_form([x[y == c] for c in range(4)], lam)
     w = least_squares_weights([torch.from_numpy(x[y == c]) for c in range(4)], lam)
     np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-7)
     per_class = joint_proxies([torch.from_numpy(x[y == c]) for c in range(4)], "ls", 1, 0, lam)
@@ -194,11 +190,7 @@ def test_ls_statistics_in_blocks_equal_the_closed_form(blobs, monkeypatch):
     monkeypatch.setattr(imprint.generate, "LS_BLOCK_ELEMENTS", 7 * x.shape[1])
     groups = [x[y == 0], x[y == 1][:1], x[y == 1][1:2], x[y == 2], x[y == 3]]
     lam = 0.05
-    xd = np.concatenate(groups).astype(np.float64)
-    mu = xd.mean(axis=0)
-    means = np.stack([g.astype(np.float64).mean(axis=0) for g in groups], axis=1)
-    a = (xd - mu).T @ (xd - mu) / len(xd) + np.outer(mu, mu) + lam * np.eye(x.shape[1])
-    expected = np.linalg.solve(a, means).T / len(groups)
+    expected = ls_closed_form(groups, lam)
     w = least_squares_weights([torch.from_numpy(g) for g in groups], lam)
     np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-7)
     blocks = list(imprint.generate._row_blocks([torch.from_numpy(g) for g in groups], 7))
@@ -250,10 +242,7 @@ def test_kls_clusters_become_classes_in_ls(blobs):
         for j in range(k):
             groups.append(x[y == c][labels == j].astype(np.float64))
             owner.append(c)
-    allx = np.concatenate(groups)
-    mu = allx.mean(axis=0)
-    a = (allx - mu).T @ (allx - mu) / len(allx) + np.outer(mu, mu) + lam * np.eye(6)
-    expected = np.linalg.solve(a, np.stack([g.mean(0) for g in groups], axis=1)).T / len(groups)
+    expected = ls_closed_form(groups, lam)
     per_class = joint_proxies([torch.from_numpy(x[y == c]) for c in range(4)], "kls", k, seed, lam)
     assert [p.shape[0] for p in per_class] == [3, 3, 3, 3]
     np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-5, atol=1e-7)
@@ -273,11 +262,7 @@ def test_kls_small_class_uses_every_sample_as_a_cluster():
         labels = KMeans(n_clusters=3, random_state=0).fit(c.numpy()).labels_
         groups += [c.numpy()[labels == j] for j in range(3)]
     assert [len(g) for g in groups[:3]] == [1, 1, 1]
-    rows = np.concatenate([t.numpy() for t in x])
-    mu = rows.mean(axis=0)
-    a = (rows - mu).T @ (rows - mu) / len(rows) + np.outer(mu, mu) + 0.1 * np.eye(4)
-    means = np.stack([g.mean(axis=0) for g in groups], axis=1)
-    expected = np.linalg.solve(a, means).T / len(groups)
+    expected = ls_closed_form(groups, 0.1)
     np.testing.assert_allclose(torch.cat(per_class).numpy(), expected, rtol=1e-9)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _reference import ls_closed_form
 from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
@@ -169,11 +170,7 @@ def test_ls_precision_reaches_the_solver_and_is_checked(digits, monkeypatch):
         # numpy's closed form; float32 as the float32 solver, itself checked against a direct
         # float32 computation in test_components (here only its selection is at stake).
         if precision == "float64":
-            xd = np.concatenate([g.double().numpy() for g in groups])
-            mu = xd.mean(axis=0)
-            means = np.stack([g.double().numpy().mean(axis=0) for g in groups], axis=1)
-            a = (xd - mu).T @ (xd - mu) / len(xd) + np.outer(mu, mu) + 1e-3 * np.eye(len(mu))
-            w = np.linalg.solve(a, means).T / len(classes)
+            w = ls_closed_form([g.numpy() for g in groups], 1e-3)
         else:
             w = solve(groups, 1e-3, precision).double().numpy()
         pred = np.asarray(classes)[np.argmax(xte[task] @ w.T, axis=1)]
