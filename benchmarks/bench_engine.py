@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imprint.evaluate import evaluate_grid
-from imprint.grid import expand_grid, load_grid
+from imprint.engine.evaluate import evaluate_grid
+from imprint.engine.grid import expand_grid, load_grid
 
 
 def synthetic(n_train: int, n_test: int, dim: int, classes: int, modes: int, seed: int = 0):

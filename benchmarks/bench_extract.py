@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from imprint.backbones import build_backbone
-from imprint.datasets import ArrayImages
-from imprint.devices import resolve_device
-from imprint.extract import _Transformed, extract_embeddings, relative_error
+from imprint.data.backbones import build_backbone
+from imprint.data.datasets import ArrayImages
+from imprint.engine.devices import resolve_device
+from imprint.data.extract import _Transformed, extract_embeddings, relative_error
 
 
 def synchronize(device: torch.device) -> None:

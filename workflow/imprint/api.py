@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from imprint.evaluate import RESULT_COLUMNS, evaluate_grid
-from imprint.grid import expand_grid, load_grid
+from imprint.engine.evaluate import RESULT_COLUMNS, evaluate_grid
+from imprint.engine.grid import expand_grid, load_grid
 from imprint.io import check_table_path, load_embeddings, write_table
-from imprint.vocabulary import JOINT_GEN
+from imprint.engine.vocabulary import JOINT_GEN
 
 log = logging.getLogger("imprint")
 
@@ -48,7 +48,7 @@ def resolve_ls_lambda(ls_lambda: float | None, backbone: str | None, meta: dict)
     name = backbone or meta.get("backbone")
     if name is None:
         return None
-    from imprint.backbones import LS_LAMBDA
+    from imprint.data.backbones import LS_LAMBDA
 
     if name not in LS_LAMBDA:
         raise ValueError(
@@ -92,7 +92,7 @@ def evaluate_files(
     configs = expand_grid(grid, where=where)
     mapping = load_mapping(mapping)
     if classes is None:
-        from imprint.tasks import remap_labels
+        from imprint.engine.tasks import remap_labels
 
         classes = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
         if not classes:

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from imprint import __version__
-from imprint.tasks import TASK_SPLITS, parse_classes
+from imprint.engine.tasks import TASK_SPLITS, parse_classes
 
 
 def _evaluate(args) -> None:
@@ -47,7 +47,7 @@ def parse_tags(tags: list[str] | None) -> dict[str, str]:
 
 
 def _grid(args) -> None:
-    from imprint.grid import expand_grid, load_grid
+    from imprint.engine.grid import expand_grid, load_grid
 
     where, grid = load_grid(args.grid)
     configs = expand_grid(grid, where=where)

@@ -22,9 +22,9 @@ def collapse_file(
     `ood`: an embedding file of out-of-distribution data, for NC5 (``nc5_ood_orthogonality``).
     """
     from imprint.api import load_mapping
-    from imprint.collapse import class_statistics, collapse_metrics, global_mean, ood_orthogonality
+    from imprint.analysis.collapse import class_statistics, collapse_metrics, global_mean, ood_orthogonality
     from imprint.io import atomic_path, load_embeddings
-    from imprint.tasks import remap_labels
+    from imprint.engine.tasks import remap_labels
 
     data = load_embeddings(embeddings)
     rows, mapped = remap_labels(data.labels, load_mapping(mapping))
@@ -68,9 +68,9 @@ def cd_file(
     """
     import pandas as pd
 
-    from imprint.cd_diagram import plot_cd_diagram
+    from imprint.figures.cd_diagram import plot_cd_diagram
     from imprint.io import atomic_path, read_table, write_table
-    from imprint.stats import critical_difference, describe_cliques
+    from imprint.analysis.stats import critical_difference, describe_cliques
 
     tables = [tables] if isinstance(tables, (str, os.PathLike)) else list(tables)
     frames = [read_table(t) for t in tables]
@@ -102,7 +102,7 @@ def cd_file(
     if max_methods:
         # The pairwise tests are quadratic in the number of methods: test only those drawn,
         # the best by average rank over every method (as the workflow's diagrams do).
-        from imprint.stats import average_ranks, score_matrix
+        from imprint.analysis.stats import average_ranks, score_matrix
 
         scores, _ = score_matrix(df, method_col, score_col, group_cols, seed_col=seed_col)
         best = average_ranks(scores)[0]["method"].head(max_methods)
@@ -122,7 +122,7 @@ def cd_file(
 
 
 def _collapse(args) -> None:
-    from imprint.tasks import parse_classes
+    from imprint.engine.tasks import parse_classes
 
     metrics = collapse_file(
         args.embeddings,

@@ -3,7 +3,7 @@ import re
 
 from snakemake.utils import validate
 
-from imprint.plan import (
+from imprint.planning.plan import (
     SOURCES_DIR,
     check_config,
     collapse_groups,
@@ -15,7 +15,7 @@ from imprint.plan import (
     resolve_classes,
     source_embeddings,
 )
-from imprint.selections import LABEL_OFFSET
+from imprint.data.selections import LABEL_OFFSET
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.extract import extract_to_file
+from imprint.data.extract import extract_to_file
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

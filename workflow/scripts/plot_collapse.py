@@ -3,7 +3,7 @@
 import pandas as pd
 from _common import rule_log, save_figure
 
-from imprint import figures
+from imprint.figures import paper as figures
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

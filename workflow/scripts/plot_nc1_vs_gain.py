@@ -3,7 +3,7 @@
 import pandas as pd
 from _common import rule_log, save_figure
 
-from imprint import figures
+from imprint.figures import paper as figures
 from imprint.io import write_table
 
 with rule_log(snakemake):  # noqa: F821

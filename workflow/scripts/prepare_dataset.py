@@ -4,7 +4,7 @@ import json
 
 from _common import rule_log
 
-from imprint.datasets import build_dataset, dataset_targets
+from imprint.data.datasets import build_dataset, dataset_targets
 from imprint.io import atomic_path
 
 with rule_log(snakemake):  # noqa: F821

@@ -3,10 +3,10 @@
 import pandas as pd
 from _common import rule_log, save_figure
 
-from imprint.cd_diagram import plot_cd_diagram
-from imprint.grid import CONFIG_KEYS, describe_config, describe_values
+from imprint.figures.cd_diagram import plot_cd_diagram
+from imprint.engine.grid import CONFIG_KEYS, describe_config, describe_values
 from imprint.io import write_table
-from imprint.stats import (
+from imprint.analysis.stats import (
     average_ranks,
     best_per_value,
     critical_difference,

@@ -1,0 +1,228 @@
+"""The paper config plans on a machine with no data and no weights, with the expected jobs."""
+
+import copy
+import re
+
+import pandas as pd
+import pytest
+import yaml
+from _snakemake import REPO, job_counts, snakemake
+
+from imprint.figures.paper import _TABLE1_COMMON, TABLE1_METHODS
+from imprint.engine.grid import GridError, expand_grid, load_grid
+from imprint.planning.plan import (
+    ConfigError,
+    check_config,
+    collapse_groups,
+    expand_mappings,
+    experiment_groups,
+    ls_precision,
+    resolve_classes,
+    section_mappings,
+)
+
+PAPER = REPO / "workflow/configs/paper.yaml"
+FMS, DIGIT_SETS, TASKS = 4, 3, 4  # backbones; MNIST/FashionMNIST/CIFAR-10; all/even/odd/short
+REMAPPINGS = 100  # ImageNet: i = 1..10 classes merged per label × 10 variations
+
+# Groups = (dataset, backbone, mapping, task) jobs per experiment, counted by hand from SPEC §4.
+GROUPS = {
+    "aggfixed": DIGIT_SETS * FMS * TASKS,  # 48: the twelve tasks × 4 FMs
+    "aggfocus": DIGIT_SETS * FMS * TASKS,
+    "oracle": DIGIT_SETS * FMS * TASKS,
+    "fig6": DIGIT_SETS * FMS,  # task all
+    "fewshot": DIGIT_SETS * FMS,
+    "multimodal": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,  # + CombiDigits + the remappings
+}
+# Configurations × seeds per group, from the reference's config_reprod files (tests/engine/test_grid.py).
+RUNS_PER_GROUP = {
+    "aggfixed": (288 + 6) * 3,
+    "aggfocus": (1968 + 119) * 3,
+    "oracle": 1 * 3,
+    "fig6": 51 * 3,
+    "fewshot": (35 + 35) * 5,
+    "multimodal": (30 + 15) * 3,
+}
+EXPECTED_JOBS = {
+    "prepare_dataset": 7,  # MNIST, FashionMNIST, CIFAR10, MNIST-M, USPS, SVHN, ImageNet
+    "extract_embeddings": 4 * FMS * 2,  # MNIST, FashionMNIST, CIFAR-10, ImageNet × splits
+    "extract_source_embeddings": 3 * FMS * 2,  # MNIST-M, USPS, SVHN (MNIST is reused)
+    "join_embeddings": FMS * 2,  # CombiDigits
+    "imprint_grid": sum(GROUPS.values()),
+    "gather_results": len(GROUPS),
+    "compute_collapse": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,
+    "gather_collapse": 1,
+    "rank_configurations": 2,  # aggfixed, aggfocus
+    "plot_results": 4,  # two accuracy overviews, Figure 6, few-shot curves
+    "plot_multimodal": 1,
+    "plot_nc1_vs_gain": 1,
+    "summarise_table1": 1,
+    "plot_collapse": 1,
+    "paper_figures": 1,
+}
+
+
+def configurations(experiment: dict) -> pd.DataFrame:
+    grid = experiment["grid"]
+    return expand_grid(grid if isinstance(grid, dict) else load_grid(grid)[1])
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return yaml.safe_load(PAPER.read_text())
+
+
+def test_paper_groups_and_configuration_runs(paper):
+    check_config(paper)
+    groups = {name: experiment_groups(paper, name) for name in paper["experiments"]}
+    assert {name: len(g) for name, g in groups.items()} == GROUPS
+    for name, exp in paper["experiments"].items():
+        assert len(configurations(exp)) == RUNS_PER_GROUP[name], name
+    total = sum(GROUPS[n] * RUNS_PER_GROUP[n] for n in GROUPS)
+    assert total == 405_204  # "~0.5 M configuration runs"
+    assert len(collapse_groups(paper)) == EXPECTED_JOBS["compute_collapse"]
+    imagenet = {g.mapping for g in groups["multimodal"] if g.dataset == "ImageNet"}
+    assert imagenet == {f"map{i}-{j}" for i in range(1, 11) for j in range(10)}
+    assert {g.mapping for g in groups["multimodal"] if g.dataset == "CombiDigits"} == {
+        "combidigits"
+    }
+
+
+def test_paper_imagenet_classes_are_the_two_seeded_selections(paper):
+    classes = resolve_classes(paper["datasets"]["ImageNet"]["classes"])
+    # The first values of random.seed(42/420); random.sample(range(1000), 50/100), as the
+    # reference lists them in its comments.
+    assert {654, 114, 25, 759, 281, 389, 26, 689, 800, 681} <= set(classes)
+    assert len(classes) == 145 and classes == sorted(classes)  # 5 classes are in both draws
+
+
+def test_mapping_families_and_single_members(paper):
+    import random
+
+    config = copy.deepcopy(paper)
+    config["mappings"]["rand"] = "imagenet50"
+    # The reference's prep.py: random.seed(42); random.sample(range(1000), 50) sliced by ten.
+    random.seed(42)
+    fifty = random.sample(range(1000), 50)
+    members = expand_mappings(config["mappings"])
+    for t in range(5):
+        assert members[f"imagenet50-{t}"] == {
+            c: i for i, c in enumerate(fifty[10 * t : 10 * t + 10])
+        }
+    exp = config["experiments"]["multimodal"]
+    exp["mappings"] = {**exp["mappings"], "ImageNet": ["rand", "map10-0", "map1-9"]}
+    assert section_mappings(config, exp, "ImageNet") == [
+        *(f"imagenet50-{t}" for t in range(5)),
+        "map10-0",
+        "map1-9",
+    ]
+    check_config(config)
+    exp["mappings"]["ImageNet"] = ["map11-0"]
+    with pytest.raises(ConfigError, match=re.escape("mapping 'map11-0' is not defined")):
+        check_config(config)
+    # A member and its family's entry would run the member's jobs twice.
+    exp["mappings"]["ImageNet"] = ["imagenet", "map10-0"]
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "mapping 'map10-0' is listed twice: as part of 'imagenet' and as 'map10-0'"
+        ),
+    ):
+        check_config(config)
+    exp["mappings"]["ImageNet"] = ["map10-0", "map10-0"]
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("mapping 'map10-0' is listed twice: as 'map10-0' and as 'map10-0'"),
+    ):
+        check_config(config)
+
+
+def test_every_table1_method_is_in_the_pooled_experiments(paper):
+    pooled = pd.concat(
+        [configurations(paper["experiments"][n]) for n in paper["table1"]["experiments"]]
+    )
+    for method in TABLE1_METHODS:
+        mask = pd.Series(True, index=pooled.index)
+        for col, value in (_TABLE1_COMMON | dict(method.filters)).items():
+            mask &= pooled[col] == value
+        assert mask.sum() >= 3, method.method  # the three seeds
+
+
+@pytest.mark.slow
+def test_paper_figures_plans_without_data_or_weights(tmp_path):
+    dry = snakemake(tmp_path, "paper_figures", "-n", "--quiet", "rules", "--configfile", str(PAPER))
+    assert job_counts(dry.stdout + dry.stderr) == EXPECTED_JOBS
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["experiments"]["multimodal"]["mappings"].pop("ImageNet"),
+            "experiments.multimodal.mappings: no entry for dataset 'ImageNet'",
+        ),
+        (
+            # A new dict: the YAML alias makes collapse share multimodal's mapping dict.
+            lambda c: c["collapse"].update(
+                mappings={**c["collapse"]["mappings"], "SVHN": ["none"]}
+            ),
+            "collapse.mappings: 'SVHN' is not one of this section's datasets",
+        ),
+        (
+            lambda c: c["datasets"]["ImageNet"].update(classes="imagenet1k"),
+            "datasets.ImageNet.classes: unknown class selection 'imagenet1k'",
+        ),
+        (
+            lambda c: c["table1"]["experiments"].append("aggfixd"),
+            "table1.experiments: 'aggfixd' is not defined under experiments",
+        ),
+        (
+            lambda c: c.pop("collapse"),
+            "experiments.multimodal.figures: nc1_vs_gain needs the collapse section",
+        ),
+        # Grids are expanded at planning, so a typo does not wait for the imprint jobs.
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid="paper:agfixed"),
+            "experiments.aggfixed.grid (paper:agfixed): unknown paper grid 'agfixed'",
+        ),
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid={"gen": ["kmean"]}),
+            "experiments.aggfixed.grid: grid key 'gen' has unknown value(s) ['kmean']",
+        ),
+        (
+            lambda c: c["experiments"]["aggfixed"].update(grid={"norm_pree": ["l2"]}),
+            "experiments.aggfixed.grid: unknown grid key(s) ['norm_pree']",
+        ),
+        (
+            lambda c: c["mappings"].update({"map1-0": {0: 0}}),
+            "mappings.map1-0: the name 'map1-0' is also given by mappings.imagenet",
+        ),
+    ],
+)
+def test_config_mistakes_name_the_key(paper, change, message):
+    config = copy.deepcopy(paper)
+    change(config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(config)
+
+
+def test_ls_precision_is_a_parameter_only_of_grids_with_ls(paper, tmp_path):
+    # Every paper experiment has an ls/kls part; the paper config asks for float32.
+    assert {e: ls_precision(paper, e) for e in paper["experiments"]} == dict.fromkeys(
+        paper["experiments"], "float32"
+    )
+    (tmp_path / "g.yaml").write_text("parts:\n  - {gen: [mean]}\n  - {gen: [kls], k: [2]}\n")
+    config = {
+        "experiments": {
+            "inline": {"grid": {"gen": ["mean", "kmeans"], "k": [3]}},
+            "default_gen": {"grid": {"k": [1]}},
+            "file": {"grid": str(tmp_path / "g.yaml")},
+        }
+    }
+    got = {e: ls_precision(config, e) for e in config["experiments"]}
+    assert got == {"inline": None, "default_gen": None, "file": "float64"}
+    # A missing grid file: check_config has already failed naming it, before any rule.
+    config["experiments"]["missing"] = {"grid": str(tmp_path / "nope.yaml")}
+    with pytest.raises(GridError, match="nope.yaml: no such grid file"):
+        ls_precision(config, "missing")

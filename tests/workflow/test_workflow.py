@@ -1,0 +1,290 @@
+"""The real Snakemake workflow on a tiny offline config: outputs, caching, reruns, lint."""
+
+import json
+import re
+import zipfile
+
+import pandas as pd
+import pytest
+import yaml
+from _snakemake import REPO, job_counts, snakemake
+
+TINY = {
+    "datasets": {"digits": {"sources": ["digits"]}},
+    "backbones": {"pixels": {}, "resnet18_random": {"image_size": 16}},
+    "extraction": {"batch_size": 64, "limit_per_class": 30},
+    "engine": {"ls_precision": "float32"},
+    "mappings": {
+        "none": {},
+        "halves": {d: int(d >= 5) for d in range(10)},
+        # Remappings named as ImageNet's map{i}-{j}: i = 5 classes per label, variations j.
+        "map5-0": {d: int(d >= 5) for d in range(10)},
+        "map5-1": {d: d % 2 for d in range(10)},
+    },
+    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
+    "experiments": {
+        "tiny": {
+            "grid": {
+                "parts": [
+                    {
+                        "seeds": [1, 2],
+                        "norm_pre": ["none", "l2"],
+                        "norm_inf": ["none", "l2"],
+                        "gen": ["mean", "kmeans", "all", "ls"],
+                        "k": [1, 3],
+                        "norm_post": ["none", "l2", "quantile"],
+                    },
+                    {
+                        "seeds": [1, 2],
+                        "gen": ["mean"],
+                        "agg": ["mnn"],
+                        "distance": ["cosine", "euclidean"],
+                        "weighting": ["uniform", "weighted_by_distance"],
+                        "m": [1, 3],
+                    },
+                    {"seeds": [1, 2], "gen": ["kmeans"], "k": [2], "fewshot": [-1, 2, 5]},
+                ]
+            },
+            "datasets": ["digits"],
+            "backbones": ["pixels", "resnet18_random"],
+            "mappings": ["none"],
+            "tasks": ["short", "binary"],
+            "figures": [
+                "cd_diagram",
+                "accuracy_overview",
+                "accuracy_vs_proxies",
+                "fewshot_curves",
+            ],
+            "figure_options": {"cd_diagram": {"highlight": ["gen"]}},
+        },
+        "merged": {
+            "grid": {
+                "seeds": [1],
+                "norm_inf": ["l2"],
+                "norm_pre": ["l2"],
+                "norm_post": ["l2"],
+                "gen": ["kmeans"],
+                "k": [1, 2, 4],
+            },
+            "datasets": ["digits"],
+            "backbones": ["pixels"],
+            "mappings": ["none", "halves", "map5-0", "map5-1"],
+            "tasks": ["binary"],
+            "figures": ["multimodal", "nc1_vs_gain"],
+            "figure_options": {"nc1_vs_gain": {"gain_k": 4}},
+        },
+    },
+    "table1": {"experiments": ["tiny"]},
+    "collapse": {"datasets": ["digits"], "backbones": ["pixels"], "mappings": ["none", "halves"]},
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wf")
+    config = dict(TINY, data_dir=str(d / "data"))
+    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(d)
+    return d
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_config_plans_and_lints():
+    dry = snakemake(REPO, "-n", "--quiet", "rules")
+    assert "imprint_grid" in dry.stdout + dry.stderr
+    lint = snakemake(REPO, "--lint", check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "your workflow is in a good condition" in lint.stdout + lint.stderr
+
+
+def test_results_tables_hold_every_configuration(workdir):
+    from imprint.engine.grid import expand_grid
+
+    res = pd.read_parquet(workdir / "results/imprint/tiny.parquet")
+    n_runs = len(expand_grid(TINY["experiments"]["tiny"]["grid"]))
+    assert len(res) == n_runs * 2 * 2  # × backbones × tasks
+    assert set(res.backbone) == {"pixels", "resnet18_random"} and set(res.task) == {
+        "short",
+        "binary",
+    }
+    assert res.accuracy.between(0, 100).all()
+    # Raw pixels of 0 vs 1 are easy: the class mean is nearly perfect.
+    mean_px = res[
+        (res.backbone == "pixels")
+        & (res.task == "binary")
+        & (res.gen == "mean")
+        & (res.norm_post == "l2")
+    ]
+    assert mean_px.accuracy.min() > 95
+    meta = json.loads(
+        (workdir / "results/embeddings/digits/resnet18_random/train/meta.json").read_text()
+    )
+    assert (
+        meta["backbone"] == "resnet18_random" and meta["dataset"] == "digits" and meta["dim"] == 512
+    )
+    assert meta["n"] == 300  # limit_per_class 30 × 10 classes
+
+
+def test_imprint_cd_runs_on_a_gathered_table_as_the_readme_shows(workdir, tmp_path):
+    from imprint.cli import main
+
+    table = workdir / "results/imprint/tiny.parquet"
+    args = ["cd", str(table), "--seed", "seed", "--out-prefix", str(tmp_path / "cd")]
+    assert main(args) == 0
+    ranks = pd.read_csv(tmp_path / "cd_ranks.csv")
+    assert len(ranks) == pd.read_parquet(table).config_id.nunique()
+
+
+def test_tables_figures_and_collapse(workdir):
+    md = (workdir / "results/tables/table1.md").read_text()
+    assert "Qi" in md and "86.79" in md
+    summary = (workdir / "results/stats/tiny/summary.txt").read_text()
+    assert "Over all of them: Friedman test" in summary
+    assert "the best configuration per gen (3)" in summary  # mean, kmeans, all; ls left out
+    assert "Maximal groups no pair of which differs:" in summary
+    ranks = pd.read_csv(workdir / "results/stats/tiny/ranks.csv")
+    assert ranks.average_rank.is_monotonic_increasing and len(ranks) > 30
+    assert set(ranks.gen) == {"mean", "kmeans", "all"}
+    shown = pd.read_csv(workdir / "results/stats/tiny/pvalues.csv")
+    best = ranks.drop_duplicates("gen")
+    assert sorted(shown.method) == sorted(f"gen={g}: {m}" for g, m in zip(best.gen, best.method))
+    collapse = pd.read_csv(workdir / "results/collapse/collapse.csv")
+    assert set(collapse.mapping) == {"none", "halves"} and (collapse.nc1 > 0).all()
+    # Merging five digits into a label makes classes less collapsed.
+    nc1 = collapse.set_index("mapping").nc1
+    assert nc1["halves"] > nc1["none"]
+    best_k = pd.read_csv(workdir / "results/tables/merged/best_k.csv")
+    assert set(best_k.mapping) == {"none", "halves", "map5-0", "map5-1"}
+    # §5.3 against i: the variations' accuracies averaged per k, the best k picked on that.
+    merged = pd.read_csv(workdir / "results/tables/merged/accuracy_vs_merged.csv")
+    res_merged = pd.read_parquet(workdir / "results/imprint/merged.parquet")
+    variations = res_merged[res_merged.mapping.isin(["map5-0", "map5-1"])]
+    per_k = variations.groupby(["mapping", "k"]).accuracy.median().groupby("k").mean()
+    assert set(merged.method) == {"mean", "kmeans"} and set(merged.merged_classes) == {5}
+    kmeans = merged.set_index("method").loc["kmeans"]
+    assert kmeans.accuracy == pytest.approx(per_k.max())
+    assert kmeans.k == min(k for k, v in per_k.items() if v == pytest.approx(per_k.max()))
+    assert merged.set_index("method").loc["mean"].accuracy == pytest.approx(per_k[1])
+    # NC1 beside the gain of k = 4 over k = 1, one row per (backbone, dataset, mapping).
+    pairs = pd.read_csv(workdir / "results/tables/merged/nc1_vs_gain.csv")
+    assert sorted(pairs.mapping) == ["halves", "none"] and pairs.nc1.tolist() == [
+        nc1[m] for m in pairs.mapping
+    ]
+    res = pd.read_parquet(workdir / "results/imprint/merged.parquet")
+    acc = res.groupby(["mapping", "k"]).accuracy.median()
+    for _, row in pairs.iterrows():
+        by_k = acc[row.mapping]
+        assert row.gain == pytest.approx(by_k[4] - by_k[1])
+    for fig in [
+        "tiny/cd_diagram",
+        "tiny/accuracy_overview",
+        "tiny/accuracy_vs_proxies",
+        "tiny/fewshot_curves",
+        "merged/multimodal",
+        "merged/accuracy_vs_merged",
+        "merged/nc1_vs_gain",
+        "collapse/nc1",
+    ]:
+        for ext in ("pdf", "png"):
+            assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 5000, fig
+    assert (workdir / "logs/imprint_grid/tiny/digits/pixels/none/short.log").exists()
+
+
+def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
+    again = snakemake(workdir, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # The batch size sets speed, not results: changing it reruns nothing.
+    smaller = dict(
+        TINY, data_dir=str(workdir / "data"), extraction={**TINY["extraction"], "batch_size": 16}
+    )
+    (workdir / "smaller.yaml").write_text(yaml.safe_dump(smaller, sort_keys=False))
+    again = snakemake(workdir, "-n", "--configfile", str(workdir / "smaller.yaml"))
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # A configured λ reruns the jobs whose grid has ls or kls on that backbone, nothing else:
+    # not its extractions, not the experiment without ls ("merged"), not the other backbone.
+    lam = dict(
+        TINY,
+        data_dir=str(workdir / "data"),
+        backbones={**TINY["backbones"], "pixels": {"ls_lambda": 0.5}},
+    )
+    (workdir / "lambda.yaml").write_text(yaml.safe_dump(lam, sort_keys=False))
+    dry = snakemake(workdir, "-n", "--configfile", str(workdir / "lambda.yaml"))
+    plan = job_counts(dry.stdout + dry.stderr)
+    assert plan["imprint_grid"] == 2 and "extract_embeddings" not in plan
+    rerun = re.findall(r"rule imprint_grid:\n(?:.*\n)*?\s+output: (\S+)", dry.stdout)
+    assert sorted(rerun) == [
+        f"results/imprint/tiny/digits/pixels/none/{t}.parquet" for t in ("binary", "short")
+    ]
+    (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
+    dry = snakemake(workdir, "-n")
+    plan = job_counts(dry.stdout + dry.stderr)
+    assert plan["imprint_grid"] == 1 and plan["gather_results"] == 1
+    assert "extract_embeddings" not in plan and "compute_collapse" not in plan
+    assert set(plan) <= {
+        "imprint_grid",
+        "gather_results",
+        "rank_configurations",
+        "summarise_table1",
+        "plot_results",
+        "all",
+    }
+    snakemake(workdir)
+    final = snakemake(workdir, "-n")
+    assert "Nothing to be done" in final.stdout + final.stderr
+
+
+def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
+    bad = dict(TINY, data_dir=str(tmp_path), experimnts={})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "experimnts" in proc.stdout + proc.stderr
+    bad = dict(TINY, data_dir=str(tmp_path))
+    bad["experiments"] = {"x": dict(TINY["experiments"]["merged"], backbones=["resnet19"])}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert (
+        proc.returncode != 0
+        and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
+    )
+    bad = dict(TINY, data_dir=str(tmp_path))
+    bad["experiments"] = dict(
+        TINY["experiments"], merged=dict(TINY["experiments"]["merged"], grid={"norm_pree": ["l2"]})
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert (
+        proc.returncode != 0
+        and "experiments.merged.grid: unknown grid key(s) ['norm_pree']"
+        in proc.stdout + proc.stderr
+    )
+    bad = dict(TINY, data_dir=str(tmp_path), engine={"ls_precision": "float16"})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "float16" in proc.stdout + proc.stderr
+
+
+def test_report_holds_every_figure_with_its_caption(workdir):
+    snakemake(workdir, "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+        text = "".join(
+            archive.read(n).decode("utf-8", "replace")
+            for n in names
+            if n.endswith((".html", ".js", ".json"))
+        )
+    for figure in [
+        "cd_diagram.png",
+        "accuracy_overview.png",
+        "accuracy_vs_proxies.png",
+        "fewshot_curves.png",
+        "multimodal.png",
+        "accuracy_vs_merged.png",
+        "nc1_vs_gain.png",
+        "nc1.png",
+        "table1.csv",
+    ]:
+        assert any(n.endswith(figure) for n in names), figure
+    # Captions travel with the figures (words from workflow/report/*.rst).
+    assert "Spearman" in text and "Papyan" in text

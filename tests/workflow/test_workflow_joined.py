@@ -1,0 +1,144 @@
+"""A joined dataset and ImageNet's paper classes through the real workflow (its own file so
+that a parallel worker runs it beside tests/workflow/test_workflow.py)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from _snakemake import snakemake
+from PIL import Image
+
+from imprint.io import load_embeddings
+
+pytestmark = pytest.mark.slow
+
+
+def _ncm_accuracy(train, test, mapping):
+    """Direct numpy: L2 rows, per-label means, L2 means, argmax inner product (GEN mean with
+    NORMpre/NORMpost/NORMinf l2), on the rows whose label the mapping keeps."""
+
+    def rows(split):
+        x = np.load(split / "embeddings.npy").astype(np.float64)
+        y = np.load(split / "labels.npy")
+        keep = np.isin(y, list(mapping))
+        x = x[keep] / np.linalg.norm(x[keep], axis=1, keepdims=True)
+        return x, np.array([mapping[int(v)] for v in y[keep]])
+
+    (xtr, ytr), (xte, yte) = rows(train), rows(test)
+    labels = np.unique(ytr)
+    means = np.stack([xtr[ytr == c].mean(0) for c in labels])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    return 100 * np.mean(labels[np.argmax(xte @ means.T, axis=1)] == yte)
+
+
+def test_combidigits_join_and_the_papers_imagenet_selection_run_end_to_end(tmp_path):
+    """A joined dataset (sources offset by 10, mapped back by combidigits) and ImageNet's 145
+    paper classes from a local train/val/<wnid>/*.JPEG tree, with single remappings and an
+    imagenet50 task, through imprinting, collapse and the §5.3 figures; the selections and
+    mappings are recomputed here from the reference's seeds."""
+    import random
+
+    from imprint.data.datasets import imagenet1k_wnids
+
+    random.seed(42)
+    fifty = random.sample(range(1000), 50)
+    random.seed(420)
+    hundred = random.sample(range(1000), 100)
+    random.shuffle(hundred)  # variation 0 of the remappings
+    map1_0 = {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 1]}
+    map10_0 = {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 10]}
+    rand_0 = {c: i for i, c in enumerate(fifty[:10])}
+    paper_classes = sorted(set(fifty) | set(hundred))
+    wnids = imagenet1k_wnids()
+    unused = next(c for c in range(1000) if c not in paper_classes)
+    rng = np.random.default_rng(0)
+    for c in [*paper_classes, unused]:
+        colour = rng.uniform(0, 255, 3)
+        for split, n in (("train", 2), ("val", 1)):
+            folder = tmp_path / "data/ImageNet" / split / wnids[c]
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                pixels = np.clip(colour + rng.normal(0, 8, (16, 16, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnids[c]}_{k}.JPEG")
+    per_dataset = {
+        "combo": ["combidigits"],
+        "ImageNet": ["map1-0", "map10-0", "imagenet50-0"],
+    }
+    config = {
+        "data_dir": "data",
+        "datasets": {
+            "combo": {"sources": ["digits", "digits"]},
+            "ImageNet": {"sources": ["ImageNet"], "classes": "imagenet_paper", "download": False},
+        },
+        "backbones": {"pixels": {}},
+        "extraction": {"limit_per_class": 20},
+        "mappings": {"combidigits": "combidigits", "imagenet": "imagenet100", "rand": "imagenet50"},
+        "tasks": {"all": list(range(10))},
+        "experiments": {
+            "multimodal": {
+                "grid": {
+                    "seeds": [1],
+                    "norm_pre": ["l2"],
+                    "norm_post": ["l2"],
+                    "norm_inf": ["l2"],
+                    "gen": ["mean", "kmeans"],
+                    "k": [1, 2],
+                },
+                "datasets": ["combo", "ImageNet"],
+                "backbones": ["pixels"],
+                "mappings": per_dataset,
+                "tasks": ["all"],
+                "figures": ["multimodal", "nc1_vs_gain"],
+                "figure_options": {"nc1_vs_gain": {"gain_k": 2, "pool_variations": True}},
+            }
+        },
+        "collapse": {
+            "datasets": ["combo", "ImageNet"],
+            "backbones": ["pixels"],
+            "mappings": per_dataset,
+        },
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+
+    emb = tmp_path / "results/embeddings"
+    source = load_embeddings(emb / "sources/digits/pixels/train")
+    joined = load_embeddings(emb / "combo/pixels/train")
+    assert joined.meta["label_offsets"] == [0, 10]
+    assert joined.meta["sources"] == ["digits", "digits"]
+    np.testing.assert_array_equal(joined.labels, np.r_[source.labels, source.labels + 10])
+    np.testing.assert_array_equal(
+        np.asarray(joined.embeddings)[: len(source.labels)], source.embeddings
+    )
+    imagenet = load_embeddings(emb / "ImageNet/pixels/train")
+    # Exactly the 145 (the folder of another class is there but never read), two images each,
+    # through the per-image PIL path JPEG files take.
+    assert sorted(set(imagenet.labels.tolist())) == paper_classes
+    assert len(imagenet.labels) == 2 * 145 and imagenet.meta["path"] == "per_image"
+
+    res = pd.read_parquet(tmp_path / "results/imprint/multimodal.parquet")
+    mean = res[res.gen == "mean"].set_index(["dataset", "mapping"]).accuracy
+    combidigits = {d + 10 * j: d for j in range(2) for d in range(10)}
+    cases = [
+        ("combo", "combidigits", "combo", combidigits),
+        ("ImageNet", "map1-0", "ImageNet", map1_0),
+        ("ImageNet", "map10-0", "ImageNet", map10_0),
+        ("ImageNet", "imagenet50-0", "ImageNet", rand_0),
+    ]
+    for dataset, mapping, folder, labels in cases:
+        expected = _ncm_accuracy(
+            emb / folder / "pixels/train", emb / folder / "pixels/test", labels
+        )
+        assert mean[(dataset, mapping)] == pytest.approx(expected)
+    k2 = res[(res.gen == "kmeans") & (res.k == 2)]
+    assert (k2.n_proxies == 20).all()  # every label has at least two training rows
+
+    collapse = pd.read_csv(tmp_path / "results/collapse/collapse.csv")
+    assert set(zip(collapse.dataset, collapse.mapping)) == {(d, m) for d, m, *_ in cases}
+    assert (collapse.n_classes == 10).all()
+    counts = collapse.set_index("mapping").n_samples
+    assert counts["map10-0"] == 2 * 100 and counts["map1-0"] == counts["imagenet50-0"] == 2 * 10
+    for name in ("multimodal", "nc1_vs_gain"):
+        assert (tmp_path / f"results/figures/multimodal/{name}.png").stat().st_size > 10_000
+    gains = pd.read_csv(tmp_path / "results/tables/multimodal/nc1_vs_gain.csv")
+    assert len(gains) >= 3

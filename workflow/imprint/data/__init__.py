@@ -1,0 +1,1 @@
+"""Stage 1, data: datasets, downloads, class selections, backbones, the PIL-exact resize, extraction."""

@@ -1,0 +1,339 @@
+"""Frozen backbones by name: (model without classification head, transform, embedding size)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision.models as tvm
+from PIL import Image
+from torch import nn
+from torchvision.models import WeightsEnum, get_weight
+from torchvision.transforms import functional as TF
+from torchvision.transforms._presets import ImageClassification  # every weights preset
+
+from imprint.data.pil_resize import resize_like_pil
+
+# Architectures are built under this seed (with the global RNG state restored afterwards), so
+# weights=None always gives the same random model.
+INIT_SEED = 0
+
+# The offline `pixels` backbone embeds an image as its resized pixels: 3 x 16 x 16 = 768 values.
+PIXELS_SIZE = 16
+
+
+@dataclass(frozen=True)
+class TimmWeights:
+    """Pretrained weights of a timm model, fetched by timm (Hugging Face hub cache)."""
+
+    model_name: str
+    kwargs: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone.
+
+    factory: builds the architecture at random init. head: the attribute holding the
+    classification head, replaced by nn.Identity (None: the factory builds it headless).
+    transforms_weights: the torchvision weights whose `.transforms()` preprocess images (also
+    for local or no weights, so preprocessing never depends on where the weights came from).
+    default_weights: what weights="default" loads (None: random init). image_size: default
+    crop size when it differs from the weights' own (offline entries, to keep CPU runs short).
+    ls_lambda: the ridge term of the least-squares (ls) generator for this backbone.
+    """
+
+    factory: Callable[[], nn.Module]
+    dim: int
+    ls_lambda: float
+    head: str | None = None
+    transforms_weights: str | None = None
+    default_weights: str | TimmWeights | None = None
+    image_size: int | None = None
+    make_transform: Callable[[nn.Module, int | None], Callable] | None = None
+
+
+def _tv(arch: str, head: str, dim: int, ls_lambda: float, enum: str, **kw) -> BackboneSpec:
+    member = f"{enum}.IMAGENET1K_V1"
+    return BackboneSpec(
+        factory=lambda: getattr(tvm, arch)(weights=None),
+        dim=dim,
+        ls_lambda=ls_lambda,
+        head=head,
+        transforms_weights=member,
+        default_weights=kw.pop("default_weights", member),
+        **kw,
+    )
+
+
+class PixelsTransform(nn.Module):
+    """Resize to 16 x 16 and scale to [0, 1]; PIL images or uint8 tensors [..., C, H, W] alike.
+
+    PIL images are turned into tensors first, so one image and a batch give the same pixels.
+    """
+
+    def forward(self, image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            image = TF.pil_to_tensor(image)
+        image = TF.resize(image, [PIXELS_SIZE, PIXELS_SIZE], antialias=True)
+        return TF.convert_image_dtype(image, torch.float)
+
+
+def _pixels_transform(model: nn.Module, image_size: int | None) -> Callable:
+    if image_size not in (None, PIXELS_SIZE):
+        raise ValueError(f"pixels has a fixed size of {PIXELS_SIZE} px (dim 3*16*16 = 768)")
+    return PixelsTransform()
+
+
+class PresetOnBatches(nn.Module):
+    """A torchvision weights preset (ImageClassification) on uint8 batches [B, C, H, W].
+
+    The preset's own steps, with its resize done as PIL's bit for bit (imprint.data.pil_resize, in
+    the installed Pillow's pass order), so a batch on the GPU gives exactly the tensors the
+    preset gives one PIL image at a time.
+    """
+
+    def __init__(self, preset: ImageClassification):
+        super().__init__()
+        self.preset = preset
+        self.interpolation = _PIL_FILTERS[preset.interpolation]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        p = self.preset
+        in_hw = list(images.shape[-2:])
+        # The size torchvision's resize computes for PIL images and tensors alike.
+        size = TF._compute_resized_output_size(in_hw, p.resize_size, None)
+        if size != in_hw:
+            images = resize_like_pil(images, size, self.interpolation)
+        images = TF.center_crop(images, p.crop_size)
+        images = TF.convert_image_dtype(images, torch.float)
+        return TF.normalize(images, mean=p.mean, std=p.std)
+
+
+_PIL_FILTERS = {
+    TF.InterpolationMode.BILINEAR: "bilinear",
+    TF.InterpolationMode.BICUBIC: "bicubic",
+}
+
+
+def batched_transform(transform: Callable) -> Callable | None:
+    """`transform` for uint8 tensor batches [B, C, H, W] (on any device), or None.
+
+    PixelsTransform takes batches as it is; torchvision's bilinear and bicubic weights presets
+    run as PresetOnBatches. timm's PIL pipelines have no batched form.
+    """
+    if isinstance(transform, PixelsTransform):
+        return transform
+    if isinstance(transform, ImageClassification) and transform.interpolation in _PIL_FILTERS:
+        return PresetOnBatches(transform)
+    return None
+
+
+def takes_batches(transform: Callable) -> bool:
+    """Whether `transform` has a batched form (see batched_transform)."""
+    return batched_transform(transform) is not None
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError as err:
+        raise ImportError("this backbone needs timm: pip install imprint-workflow[modern]") from err
+    return timm
+
+
+def _timm_spec(model_name: str, dim: int, ls_lambda: float, **kwargs) -> BackboneSpec:
+    def factory() -> nn.Module:
+        # num_classes=0 makes timm build the model without its head (pooled features out).
+        return _timm().create_model(model_name, pretrained=False, num_classes=0, **kwargs)
+
+    def make_transform(model: nn.Module, image_size: int | None) -> Callable:
+        timm = _timm()
+        config = timm.data.resolve_model_data_config(model)
+        # timm's ViTs are built for one input size (their position embeddings): a smaller
+        # crop would fail inside the forward pass, so refuse it here, by name.
+        if image_size is not None and (3, image_size, image_size) != tuple(config["input_size"]):
+            raise ValueError(
+                f"timm backbone {model_name} takes {config['input_size'][1]} px images; "
+                f"image_size {image_size} is not supported (leave it unset)"
+            )
+        return timm.data.create_transform(**config, is_training=False)
+
+    return BackboneSpec(
+        factory=factory,
+        dim=dim,
+        ls_lambda=ls_lambda,
+        default_weights=TimmWeights(model_name, kwargs),
+        make_transform=make_transform,
+    )
+
+
+# ls_lambda of the paper's four backbones: the weight decay of their training recipes (SPEC §2).
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": _tv("resnet18", "fc", 512, 1e-4, "ResNet18_Weights"),
+    "resnet50": _tv("resnet50", "fc", 2048, 1e-4, "ResNet50_Weights"),
+    "vit_b_16": _tv("vit_b_16", "heads", 768, 0.1, "ViT_B_16_Weights"),
+    "swin_b": _tv("swin_b", "head", 1024, 0.05, "Swin_B_Weights"),
+    # Offline entries for the quickstart and tests; their ls_lambda values are our choice.
+    "pixels": BackboneSpec(
+        factory=lambda: nn.Flatten(start_dim=1),
+        dim=3 * PIXELS_SIZE * PIXELS_SIZE,
+        ls_lambda=1e-3,
+        make_transform=_pixels_transform,
+    ),
+    # ResNet-18 at a seeded random init and 64 px: ResNet-18's own preprocessing scaled down,
+    # since 224 px on CPU runs at only ~20 images/s per core.
+    "resnet18_random": _tv(
+        "resnet18", "fc", 512, 1e-4, "ResNet18_Weights", default_weights=None, image_size=64
+    ),
+    # Optional (needs timm). ls_lambda follows the paper's rule, not validated by it.
+    "dinov2_vits14": _timm_spec("vit_small_patch14_dinov2.lvd142m", 384, 0.04),
+    "clip_vit_b16": _timm_spec("vit_base_patch16_clip_224.openai", 768, 0.2),
+    "convnextv2_femto": _timm_spec("convnextv2_femto.fcmae_ft_in1k", 384, 0.05),
+}
+
+LS_LAMBDA: dict[str, float] = {name: spec.ls_lambda for name, spec in BACKBONES.items()}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The registry entry for `name`; unknown names raise a ValueError listing the known ones."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone '{name}'; known backbones: {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def resolve_weights(name: str, weights: str | os.PathLike | None = "default"):
+    """Turn a weights argument into what `load_weights` takes, or None for random init.
+
+    Accepted: "default", None, a path to a saved state_dict (.pt/.pth or any existing file),
+    or a torchvision weights name for this backbone ("IMAGENET1K_V2", "DEFAULT" or the full
+    "ResNet50_Weights.IMAGENET1K_V2").
+    """
+    spec = get_spec(name)
+    if weights is None or isinstance(weights, WeightsEnum | TimmWeights):
+        return weights
+    if isinstance(weights, str) and weights == "default":
+        weights = spec.default_weights
+        if weights is None or isinstance(weights, TimmWeights):
+            return weights
+    path = Path(weights)
+    if path.suffix in (".pt", ".pth") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} for {name} does not exist")
+        return path
+    if spec.transforms_weights is None:
+        raise ValueError(
+            f"backbone '{name}' has no named weights; use 'default', None or a state_dict file"
+        )
+    enum_name = spec.transforms_weights.split(".")[0]
+    member = str(weights).removeprefix(enum_name + ".")
+    enum = get_weight(spec.transforms_weights).__class__
+    if member not in enum.__members__:
+        raise ValueError(
+            f"unknown weights '{weights}' for {name}; known: {list(enum.__members__)}, "
+            "'default', None or a path to a state_dict file"
+        )
+    return enum[member]
+
+
+def weights_label(weights) -> str | None:
+    """A short, stable description of resolved weights for metadata."""
+    if weights is None or isinstance(weights, str):
+        return weights
+    if isinstance(weights, WeightsEnum):
+        return f"{type(weights).__name__}.{weights.name}"
+    if isinstance(weights, TimmWeights):
+        return f"timm:{weights.model_name}"
+    return str(Path(weights).resolve())
+
+
+def _state_dict(weights) -> dict:
+    if isinstance(weights, str) and not Path(weights).is_file():
+        weights = get_weight(weights)  # "ResNet18_Weights.IMAGENET1K_V1"
+    if isinstance(weights, WeightsEnum):
+        # Cached under $TORCH_HOME/hub/checkpoints; the file name carries a hash prefix that
+        # torch checks after download.
+        return weights.get_state_dict(progress=True, check_hash=True)
+    if isinstance(weights, TimmWeights):
+        model = _timm().create_model(
+            weights.model_name, pretrained=True, num_classes=0, **weights.kwargs
+        )
+        return model.state_dict()
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights}: expected a state_dict, got {type(state).__name__}")
+    return state
+
+
+def _under_identity(model: nn.Module, key: str) -> bool:
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        try:
+            if isinstance(model.get_submodule(".".join(parts[:i])), nn.Identity):
+                return True
+        except AttributeError:
+            return False
+    return False
+
+
+def load_weights(model: nn.Module, weights) -> nn.Module:
+    """Load weights into `model` in place: the one path for every kind of pretrained weights.
+
+    `weights`: a torchvision WeightsEnum member or its full name ("ResNet18_Weights.IMAGENET1K_V1",
+    downloaded once into torch's hub cache, see TORCH_HOME), a TimmWeights, or a path to a file
+    saved with torch.save(model.state_dict()). Entries for a classification head that the model
+    has replaced by nn.Identity are dropped; everything else must match exactly.
+    """
+    state = _state_dict(weights)
+    own = model.state_dict().keys()
+    state = {k: v for k, v in state.items() if k in own or not _under_identity(model, k)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"weights {weights_label(weights)} do not fit {type(model).__name__}: {err}"
+        ) from err
+    return model
+
+
+def build_backbone(
+    name: str, weights: str | os.PathLike | None = "default", image_size: int | None = None
+) -> tuple[nn.Module, Callable, int]:
+    """(model in eval mode with its head replaced by nn.Identity, image transform, embedding dim).
+
+    weights: see `resolve_weights`. image_size: crop size overriding the entry's default; the
+    resize before the crop scales with it, so the preprocessing keeps its proportions.
+    """
+    spec = get_spec(name)
+    resolved = resolve_weights(name, weights)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        model = spec.factory()
+    if spec.head is not None:
+        setattr(model, spec.head, nn.Identity())
+    if resolved is not None:
+        load_weights(model, resolved)
+    model.eval().requires_grad_(False)
+    size = image_size if image_size is not None else spec.image_size
+    if spec.make_transform is not None:
+        transform = spec.make_transform(model, size)
+    else:
+        member = (
+            resolved if isinstance(resolved, WeightsEnum) else get_weight(spec.transforms_weights)
+        )
+        transform = _scaled_transforms(member, size)
+    return model, transform, spec.dim
+
+
+def _scaled_transforms(member: WeightsEnum, image_size: int | None) -> Callable:
+    if image_size is None:
+        return member.transforms()
+    kwargs = dict(member.transforms.keywords)
+    crop, resize = kwargs.get("crop_size", 224), kwargs.get("resize_size", 256)
+    kwargs.update(crop_size=image_size, resize_size=round(image_size * resize / crop))
+    return member.transforms(**kwargs)

@@ -1,0 +1,354 @@
+"""The engine: evaluate every configuration of a grid on one task, sharing all shared work.
+
+Work is shared, never repeated: presampled training sets per (NORMpre, presampling,
+few-shot draw); proxies per (GEN, k, seed) — once for all seeds when GEN draws nothing at
+random; normalised proxies per NORMpost; max-inner-product predictions once for both NORMinf
+(a positive rescaling of a test row cannot change its argmax); nearest-proxy lists once per
+(proxies, NORMinf, distance) for the largest m, from which every m and weighting is read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from imprint.engine.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
+from imprint.engine.devices import resolve_device
+from imprint.engine.generate import (
+    JOINT_GEN,
+    LS_PRECISIONS,
+    RANDOM_GEN,
+    joint_proxies,
+    kmeans_fit_many,
+    select_proxies,
+)
+from imprint.engine.grid import CONFIG_KEYS, config_id
+from imprint.io import progress_bar
+from imprint.engine.kmedoids import pairwise_euclidean
+from imprint.engine.metrics import accuracy_percent, f1_per_class
+from imprint.engine.normalize import apply_norm, apply_norm_post
+from imprint.engine.presample import fewshot_sample, weibull_filter
+from imprint.engine.tasks import task_rows
+
+# k-medoids keeps each class's n × n distances for the next k while they fit in this budget
+# (a paper grid on MNIST: 10 × 144 MB); larger classes are recomputed per k instead.
+KMEDOIDS_CACHE_BYTES = 2 * 2**30
+SAMPLE_KEYS = ["norm_pre", "presampling", "quantile_lo", "quantile_hi", "fewshot", "sample_seed"]
+RESULT_COLUMNS = [
+    "config_id",
+    *CONFIG_KEYS,
+    "seed",
+    "accuracy",
+    "f1_macro",
+    "f1_per_class",
+    "n_proxies",
+    "gen_seconds",
+    "inference_seconds",
+]
+
+
+def rows_by_class(
+    embeddings: np.ndarray, rows: np.ndarray, index: np.ndarray, n_classes: int, device
+) -> list[torch.Tensor]:
+    """embeddings[rows] grouped by class index (task order), file order within a class.
+
+    One gather straight from the (memory-mapped) array, so the task's rows are copied once.
+    """
+    order = np.lexsort((rows, index))  # by class, then by file row
+    x = torch.from_numpy(np.ascontiguousarray(embeddings[rows[order]], dtype=np.float32))
+    return list(torch.split(x.to(device), np.bincount(index, minlength=n_classes).tolist()))
+
+
+def presample_classes(
+    train: list[torch.Tensor],
+    norm_pre: str,
+    presampling: str,
+    q_lo: float,
+    q_hi: float,
+    fewshot: int,
+    seed: int,
+    classes: Sequence[int] | None = None,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
+
+    One configuration draws from one generator seeded with `seed` (as the reference seeds one
+    per run): the few-shot draws come first, class by class, and GEN continues the same
+    stream. Returns the presampled classes and the generator state GEN continues from, or
+    None where nothing was drawn (no few-shot sampling: GEN starts the stream itself).
+    `classes` (the task's class ids) only name a class in errors.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    out = []
+    for c, x in enumerate(train):
+        x = apply_norm(x, norm_pre)
+        if presampling == "weibull":
+            x = weibull_filter(x, q_lo, q_hi)
+        x = fewshot_sample(x, int(fewshot), generator)
+        if x.shape[0] == 0:
+            name = f"class {classes[c]}" if classes is not None else f"class at task position {c}"
+            raise ValueError(
+                f"{name} has no training samples left after presampling "
+                f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
+            )
+        out.append(x)
+    return out, (generator.get_state() if int(fewshot) != -1 else None)
+
+
+def generate(
+    samples: list[torch.Tensor],
+    gen: str,
+    k: int,
+    seed: int,
+    ls_lambda: float | None,
+    distance_cache: dict | None = None,
+    stream_state: torch.Tensor | None = None,
+    ls_precision: str = "float64",
+) -> list[torch.Tensor]:
+    """Proxies per class for one (GEN, k, seed).
+
+    Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
+    state presample_classes left), or start a generator seeded with `seed` when it is None.
+    A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
+    one seed. `distance_cache` keeps k-medoids' pairwise distances across k.
+    """
+    distance_cache = {} if distance_cache is None else distance_cache
+    if gen in JOINT_GEN:
+        if ls_lambda is None:
+            raise ValueError(
+                f"GEN '{gen}' needs the ridge λ of the backbone: pass ls_lambda "
+                "(the CLI takes --ls-lambda or reads the backbone from the embedding metadata)"
+            )
+        return joint_proxies(samples, gen, k, seed, ls_lambda, ls_precision)
+    if gen == "kmeans":  # classes in parallel; identical to fitting them one by one
+        fitted = [c for c, x in enumerate(samples) if k != -1 and x.shape[0] >= k]
+        fits = dict(zip(fitted, kmeans_fit_many([samples[c] for c in fitted], k, seed)))
+        return [
+            torch.from_numpy(fits[c].cluster_centers_.astype(np.float32)).to(x.device, x.dtype)
+            if c in fits
+            else x
+            for c, x in enumerate(samples)
+        ]
+    generator = torch.Generator()
+    if stream_state is None:
+        generator.manual_seed(int(seed))
+    else:
+        generator.set_state(stream_state)
+    out = []
+    for c, x in enumerate(samples):
+        d = None
+        if gen == "kmedoids" and x.shape[0] >= k > 0:
+            d = distance_cache.get(c)
+            if d is None:
+                d = pairwise_euclidean(x)
+                held = sum(t.numel() * t.element_size() for t in distance_cache.values())
+                if held + d.numel() * d.element_size() <= KMEDOIDS_CACHE_BYTES:
+                    distance_cache[c] = d
+        out.append(select_proxies(x, gen, k, seed, generator, distances=d))
+    return out
+
+
+def _result_row(pred: torch.Tensor, truth: torch.Tensor, n_classes: int) -> dict:
+    f1 = f1_per_class(pred, truth, n_classes)
+    return {
+        "accuracy": accuracy_percent(pred, truth),
+        "f1_macro": float(np.mean(f1)),
+        "f1_per_class": json.dumps([round(v, 6) for v in f1]),
+    }
+
+
+def evaluate_grid(
+    train_embeddings: np.ndarray,
+    train_labels: np.ndarray,
+    test_embeddings: np.ndarray,
+    test_labels: np.ndarray,
+    configs: pd.DataFrame,
+    classes: Sequence[int],
+    mapping: Mapping[int, int] | None = None,
+    ls_lambda: float | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    ls_precision: str = "float64",
+    data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
+) -> pd.DataFrame:
+    """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
+
+    `configs` has the columns CONFIG_KEYS and `seed` (as made by grid.expand_grid). The task
+    is `classes` (label ids after `mapping`); class i of the imprinted model is classes[i],
+    which also fixes the order quantile NORMpost sees. Returns one row per input row, in
+    input order, with the columns RESULT_COLUMNS. Times are those of the shared computations
+    each configuration used, so rows that share work report the same seconds. ls/kls use
+    `ls_lambda` and `ls_precision` (see generate.least_squares_weights). `data_names` are what
+    errors call the training and test data (the command passes the file names).
+    """
+    if ls_precision not in LS_PRECISIONS:
+        raise ValueError(
+            f"unknown ls_precision '{ls_precision}'; allowed: {', '.join(LS_PRECISIONS)}"
+        )
+    device = resolve_device(device)
+    missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
+    if missing:
+        raise ValueError(f"configuration table lacks column(s) {missing}")
+    n_classes = len(classes)
+    train_rows, train_index = task_rows(train_labels, classes, mapping, where=data_names[0])
+    test_rows, test_index = task_rows(test_labels, classes, mapping, where=data_names[1])
+    if train_embeddings.shape[1] != test_embeddings.shape[1]:
+        raise ValueError(
+            f"{data_names[0]} have dimension {train_embeddings.shape[1]} but {data_names[1]} "
+            f"{test_embeddings.shape[1]}: they must come from the same backbone"
+        )
+
+    def to_tensor(a):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
+    train = rows_by_class(train_embeddings, train_rows, train_index, n_classes, device)
+    test_order = np.argsort(test_rows)
+    test_raw = to_tensor(test_embeddings[test_rows[test_order]])
+    truth = torch.from_numpy(test_index[test_order]).to(device)
+    test = {"none": test_raw, "l2": apply_norm(test_raw, "l2")}
+
+    work = configs[[*CONFIG_KEYS, "seed"]].copy()
+    # Seeds matter only where something is drawn at random; elsewhere one run serves all seeds.
+    random_draw = work["gen"].isin(RANDOM_GEN + ("kmeans", "kls")) | (work["fewshot"] != -1)
+    work["gen_seed"] = np.where(random_draw, work["seed"], -1)
+    work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
+    unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
+
+    results: dict[tuple, dict] = {}
+    bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
+    for sample_key, by_sample in _group(unique, SAMPLE_KEYS).items():
+        norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
+        t0 = time.perf_counter()
+        # With few-shot sampling, sample_seed == gen_seed == the row's seed (one stream).
+        samples, stream_state = presample_classes(
+            train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), classes
+        )
+        presample_seconds = time.perf_counter() - t0
+        distance_cache: dict = {}
+        for (gen, k, gen_seed), by_proxies in _group(by_sample, ["gen", "k", "gen_seed"]).items():
+            t0 = time.perf_counter()
+            raw = generate(
+                samples,
+                gen,
+                int(k),
+                max(int(gen_seed), 0),
+                ls_lambda,
+                distance_cache,
+                stream_state,
+                ls_precision,
+            )
+            raw_seconds = presample_seconds + time.perf_counter() - t0
+            direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
+            for (norm_post,), by_norm in _group(by_proxies, ["norm_post"]).items():
+                t0 = time.perf_counter()
+                per_class = apply_norm_post(raw, norm_post)
+                proxies = torch.cat(per_class)
+                proxy_class = torch.repeat_interleave(
+                    torch.arange(n_classes, device=device),
+                    torch.tensor([p.shape[0] for p in per_class], device=device),
+                )
+                gen_seconds = raw_seconds + time.perf_counter() - t0
+                _infer(
+                    by_norm,
+                    proxies,
+                    proxy_class,
+                    test,
+                    truth,
+                    n_classes,
+                    gen_seconds,
+                    results,
+                    direction_cache,
+                )
+                bar.update(len(by_norm))
+        del samples, distance_cache  # before the next presampled set is made: one at a time
+    bar.close()
+
+    keys = [*CONFIG_KEYS, "gen_seed", "sample_seed"]
+    rows = [results[tuple(r)] for r in work[keys].itertuples(index=False, name=None)]
+    out = pd.concat(
+        [configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1
+    )
+    out.insert(0, "config_id", [config_id(r) for r in out[list(CONFIG_KEYS)].to_dict("records")])
+    return out[RESULT_COLUMNS]
+
+
+def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
+    """Rows (named tuples) grouped by the values of `fields`, groups in first-seen order.
+
+    A dict instead of DataFrame.groupby: grids run thousands of tiny groups, where pandas'
+    per-group overhead (milliseconds) would outweigh the work itself.
+    """
+    groups: dict[tuple, list] = {}
+    for row in rows:
+        groups.setdefault(tuple(getattr(row, f) for f in fields), []).append(row)
+    return groups
+
+
+def _infer(
+    rows, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache
+):
+    """Predictions for every configuration that shares one set of normalised proxies."""
+    n_proxies = int(proxies.shape[0])
+
+    def neighbour_key(row):
+        # Cosine neighbours depend only on directions: not on NORMinf, nor on NORMpost l2.
+        if row.distance == "cosine":
+            return ("cosine", row.norm_post == "quantile"), direction_cache
+        return (row.norm_inf, row.distance), local_cache
+
+    local_cache: dict = {}
+    plans: dict = {}
+    for row in rows:
+        if row.agg == "max" and row.distance == "inner_product":
+            continue
+        m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
+        key, cache = neighbour_key(row)
+        plan = plans.setdefault(
+            key,
+            {"cache": cache, "norm_inf": row.norm_inf, "distance": row.distance, "votes": set()},
+        )
+        plan["votes"].add((row.weighting, m))
+    for key, plan in plans.items():
+        depth = max(m for _, m in plan["votes"])
+        entry = plan["cache"].get(key)
+        if entry is None or entry["dist"].shape[1] < depth:
+            t0 = time.perf_counter()
+            dist, idx = nearest_proxies(test[plan["norm_inf"]], proxies, plan["distance"], depth)
+            entry = {
+                "dist": dist,
+                "cls": proxy_class[idx],
+                "seconds": time.perf_counter() - t0,
+                "votes": {},
+            }
+            plan["cache"][key] = entry
+        for weighting in {w for w, _ in plan["votes"]}:
+            todo = sorted(
+                {m for w, m in plan["votes"] if w == weighting and (w, m) not in entry["votes"]}
+            )
+            if todo:
+                t0 = time.perf_counter()
+                preds = vote(entry["cls"], entry["dist"], todo, weighting, n_classes)
+                per_m = (time.perf_counter() - t0) / len(todo)
+                entry["votes"].update({(weighting, m): (p, per_m) for m, p in preds.items()})
+
+    max_ip = None
+    for row in rows:
+        if row.agg == "max" and row.distance == "inner_product":
+            if max_ip is None:  # identical for both NORMinf: argmax ignores a row's scale
+                t0 = time.perf_counter()
+                pred = max_inner_product_predict(test["none"], proxies, proxy_class, n_classes)
+                max_ip = (pred, time.perf_counter() - t0)
+            pred, seconds = max_ip
+        else:
+            m = min(1 if row.agg == "max" else int(row.m), n_proxies)
+            key, cache = neighbour_key(row)
+            entry = cache[key]
+            pred, vote_seconds = entry["votes"][(row.weighting, m)]
+            seconds = entry["seconds"] + vote_seconds
+        res = _result_row(pred, truth, n_classes)
+        res.update(n_proxies=n_proxies, gen_seconds=gen_seconds, inference_seconds=seconds)
+        results[tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))] = res
