@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader
 
 from imprint.data.backbones import build_backbone
 from imprint.data.datasets import ArrayImages
-from imprint.engine.devices import resolve_device
 from imprint.data.extract import _Transformed, extract_embeddings, relative_error
+from imprint.engine.devices import resolve_device
 
 
 def synchronize(device: torch.device) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from imprint.api import evaluate_files
+from imprint.data.selections import imagenet_class_selections
 from imprint.engine.grid import load_grid
 from imprint.io import save_embeddings
-from imprint.planning.plan import resolve_classes
-from imprint.data.selections import imagenet_class_selections
+from imprint.planning.mappings import resolve_classes
 
 
 def write_split(folder: Path, classes: list[int], per_class: int, dim: int, seed: int) -> Path:

@@ -13,13 +13,13 @@ from torch import nn
 
 from imprint.data.backbones import (
     BACKBONES,
-    LS_LAMBDA,
     TimmWeights,
     build_backbone,
     get_spec,
     load_weights,
     resolve_weights,
 )
+from imprint.data.ls_lambda import LS_LAMBDA, registered_ls_lambda
 
 OFFLINE = ["pixels", "resnet18_random"]
 TIMM = ["dinov2_vits14", "clip_vit_b16", "convnextv2_femto"]
@@ -38,6 +38,8 @@ def test_ls_lambda_of_the_paper_backbones():
         "swin_b": 0.05,
     }
     assert set(LS_LAMBDA) == set(BACKBONES)
+    with pytest.raises(ValueError, match="no ls λ registered for backbone 'my_fm'.*resnet18"):
+        registered_ls_lambda("my_fm")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "vit_b_16", "swin_b"])

@@ -8,18 +8,12 @@ import pytest
 import yaml
 from _snakemake import REPO, job_counts, snakemake
 
+from imprint.engine.grid import expand_grid, load_grid
 from imprint.figures.paper import _TABLE1_COMMON, TABLE1_METHODS
-from imprint.engine.grid import GridError, expand_grid, load_grid
-from imprint.planning.plan import (
-    ConfigError,
-    check_config,
-    collapse_groups,
-    expand_mappings,
-    experiment_groups,
-    ls_precision,
-    resolve_classes,
-    section_mappings,
-)
+from imprint.planning.checks import check_config
+from imprint.planning.errors import ConfigError
+from imprint.planning.jobs import collapse_groups, experiment_groups, ls_precision, uses_ls
+from imprint.planning.mappings import expand_mappings, resolve_classes, section_mappings
 
 PAPER = REPO / "workflow/configs/paper.yaml"
 FMS, DIGIT_SETS, TASKS = 4, 3, 4  # backbones; MNIST/FashionMNIST/CIFAR-10; all/even/odd/short
@@ -207,22 +201,6 @@ def test_config_mistakes_name_the_key(paper, change, message):
         check_config(config)
 
 
-def test_ls_precision_is_a_parameter_only_of_grids_with_ls(paper, tmp_path):
-    # Every paper experiment has an ls/kls part; the paper config asks for float32.
-    assert {e: ls_precision(paper, e) for e in paper["experiments"]} == dict.fromkeys(
-        paper["experiments"], "float32"
-    )
-    (tmp_path / "g.yaml").write_text("parts:\n  - {gen: [mean]}\n  - {gen: [kls], k: [2]}\n")
-    config = {
-        "experiments": {
-            "inline": {"grid": {"gen": ["mean", "kmeans"], "k": [3]}},
-            "default_gen": {"grid": {"k": [1]}},
-            "file": {"grid": str(tmp_path / "g.yaml")},
-        }
-    }
-    got = {e: ls_precision(config, e) for e in config["experiments"]}
-    assert got == {"inline": None, "default_gen": None, "file": "float64"}
-    # A missing grid file: check_config has already failed naming it, before any rule.
-    config["experiments"]["missing"] = {"grid": str(tmp_path / "nope.yaml")}
-    with pytest.raises(GridError, match="nope.yaml: no such grid file"):
-        ls_precision(config, "missing")
+def test_every_paper_experiment_has_ls_and_asks_for_float32(paper):
+    assert all(uses_ls(paper, e) for e in paper["experiments"])
+    assert ls_precision(paper) == "float32"

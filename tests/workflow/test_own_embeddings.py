@@ -14,7 +14,8 @@ from _snakemake import REPO, job_counts, snakemake
 from sklearn.datasets import load_digits
 
 from imprint.io import EmbeddingFileError, import_embeddings, load_embeddings, save_embeddings
-from imprint.planning.plan import ConfigError, check_config
+from imprint.planning.checks import check_config
+from imprint.planning.errors import ConfigError
 
 LAMBDA = 50.0  # large enough that ls differs from its small-λ solution on digits
 CONFIG = {

@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from imprint.engine.evaluate import RESULT_COLUMNS, evaluate_grid
-from imprint.engine.grid import expand_grid, load_grid
-from imprint.io import check_table_path, load_embeddings, write_table
-from imprint.engine.vocabulary import JOINT_GEN
+from imprint.data.ls_lambda import registered_ls_lambda
+from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
+from imprint.io import atomic_path, check_table_path, load_embeddings, save_embeddings, write_table
 
 log = logging.getLogger("imprint")
 
@@ -46,16 +45,7 @@ def resolve_ls_lambda(ls_lambda: float | None, backbone: str | None, meta: dict)
     if ls_lambda is not None:
         return float(ls_lambda)
     name = backbone or meta.get("backbone")
-    if name is None:
-        return None
-    from imprint.data.backbones import LS_LAMBDA
-
-    if name not in LS_LAMBDA:
-        raise ValueError(
-            f"no ls λ registered for backbone '{name}' (known: {', '.join(sorted(LS_LAMBDA))}); "
-            "pass it with --ls-lambda"
-        )
-    return LS_LAMBDA[name]
+    return None if name is None else registered_ls_lambda(name)
 
 
 def evaluate_files(
@@ -70,14 +60,21 @@ def evaluate_files(
     device: str | None = None,
     progress: bool = True,
     extra_columns: dict | None = None,
-    ls_precision: str = "float64",
+    ls_precision: str | None = DEFAULT_LS_PRECISION,
 ) -> pd.DataFrame:
     """Evaluate a grid on one task of two embedding files and write the results table.
 
     classes=None: every class of the training file (after the mapping), in ascending order.
+    ls_lambda=None: the registered λ of `backbone` (or of the backbone the files record);
+    ls_precision=None: the default. Only grids with GEN ls/kls read either.
     extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
     tables of several runs can be joined and ranked together.
     """
+    # The engine (torch, scikit-learn) is imported here, not at the top: the workflow's small
+    # jobs (gathers, joins) call this module too and should not pay for it.
+    from imprint.engine.evaluate import RESULT_COLUMNS, evaluate_grid
+    from imprint.engine.grid import expand_grid, load_grid
+
     check_table_path(out)  # before the work, not after it
     clash = sorted(set(extra_columns or ()) & set(RESULT_COLUMNS))
     if clash:
@@ -113,7 +110,7 @@ def evaluate_files(
         ls_lambda=lam,
         device=device,
         progress=progress,
-        ls_precision=ls_precision,
+        ls_precision=ls_precision or DEFAULT_LS_PRECISION,
         data_names=(f"training embeddings {train}", f"test embeddings {test}"),
     )
     for i, (name, value) in enumerate((extra_columns or {}).items()):
@@ -121,3 +118,71 @@ def evaluate_files(
     results.attrs["classes"] = json.dumps(classes)
     write_table(results, out)
     return results
+
+
+def prepare_dataset(
+    source: str, data_dir: str, out: str | Path, download: bool = True, classes=None
+) -> dict:
+    """Download (or find) a registry dataset and write its manifest: images and classes per split."""
+    from imprint.data.datasets import SPLITS, build_dataset, dataset_targets
+
+    manifest = {"dataset": source, "data_dir": data_dir}
+    for split in SPLITS:
+        ds = build_dataset(source, data_dir, split, download=download, classes=classes)
+        labels = dataset_targets(ds)
+        manifest[split] = {"n": int(labels.shape[0]), "classes": sorted({int(v) for v in labels})}
+        log.info(
+            "%s %s: %d images, %d classes",
+            source,
+            split,
+            labels.shape[0],
+            len(manifest[split]["classes"]),
+        )
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def join_embeddings(
+    parts: list[str | Path], out: str | Path, offsets: list[int], dataset: str
+) -> int:
+    """Concatenate the embedding sets of a joined dataset's sources, labels of part j + offsets[j].
+
+    Returns the number of rows written.
+    """
+    import numpy as np
+
+    sets = [load_embeddings(p) for p in parts]
+    dims = {s.dim for s in sets}
+    if len(dims) != 1:
+        raise ValueError(f"sources of {dataset} have different embedding sizes {sorted(dims)}")
+    x = np.concatenate([np.asarray(s.embeddings) for s in sets])
+    y = np.concatenate([s.labels + off for s, off in zip(sets, offsets, strict=True)])
+    meta = {
+        **sets[0].meta,
+        "dataset": dataset,
+        "sources": [s.meta.get("dataset") for s in sets],
+        "label_offsets": list(offsets),
+    }
+    save_embeddings(out, x, y, meta)
+    return int(x.shape[0])
+
+
+def gather_tables(tables: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """Stack per-group results tables into one."""
+    table = pd.concat([pd.read_parquet(t) for t in tables], ignore_index=True)
+    write_table(table, out)
+    return table
+
+
+def gather_collapse(
+    files: list[str | Path], groups: list[tuple[str, str, str]], out: str | Path
+) -> pd.DataFrame:
+    """One row per collapse JSON file, with its (dataset, backbone, mapping) from `groups`."""
+    rows = [
+        {**json.loads(Path(f).read_text()), "dataset": d, "backbone": b, "mapping": m}
+        for f, (d, b, m) in zip(files, groups, strict=True)
+    ]
+    table = pd.DataFrame(rows)
+    write_table(table, out)
+    return table

@@ -8,6 +8,7 @@ import sys
 
 from imprint import __version__
 from imprint.engine.tasks import TASK_SPLITS, parse_classes
+from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, LS_PRECISIONS
 
 
 def _evaluate(args) -> None:
@@ -96,10 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--ls-precision",
-        choices=["float64", "float32"],
-        default="float64",
-        help="ls/kls arithmetic: float64 solve (default) or float32, the reference's explicit "
-        "float32 inverse (to reproduce its numbers)",
+        choices=LS_PRECISIONS,
+        default=DEFAULT_LS_PRECISION,
+        help=f"ls/kls arithmetic: float64 solve or float32, the reference's explicit float32 "
+        f"inverse (to reproduce its numbers); default {DEFAULT_LS_PRECISION}",
     )
     ev.add_argument(
         "--backbone", help="backbone name, to look up λ when the files do not record it"

@@ -3,9 +3,9 @@
 
 rule compute_collapse:
     input:
-        embeddings="results/embeddings/{dataset}/{backbone}/train",
+        embeddings=paths.EMBEDDINGS.replace("{split}", "train"),
     output:
-        "results/collapse/{dataset}/{backbone}/{mapping}.json",
+        paths.COLLAPSE_METRICS,
     log:
         "logs/compute_collapse/{dataset}/{backbone}/{mapping}.log",
     benchmark:
@@ -22,10 +22,12 @@ rule gather_collapse:
     input:
         get_collapse_files,
     output:
-        "results/collapse/collapse.csv",
+        paths.COLLAPSE_TABLE,
     log:
         "logs/gather_collapse.log",
     conda:
         "../../envs/imprint.yaml"
+    params:
+        groups=get_collapse_groups,
     script:
-        "../scripts/gather_tables.py"
+        "../scripts/gather_collapse.py"

@@ -3,19 +3,11 @@ import re
 
 from snakemake.utils import validate
 
-from imprint.planning.plan import (
-    SOURCES_DIR,
-    check_config,
-    collapse_groups,
-    expand_mappings,
-    experiment_groups,
-    imported_embeddings,
-    ls_parameter,
-    ls_precision,
-    resolve_classes,
-    source_embeddings,
-)
 from imprint.data.selections import LABEL_OFFSET
+from imprint.planning import jobs, paths
+from imprint.planning.checks import check_config
+from imprint.planning.jobs import collapse_groups, experiment_groups
+from imprint.planning.mappings import expand_mappings, resolve_classes
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -30,7 +22,7 @@ SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sourc
 IMPORTED = [b for b, spec in config["backbones"].items() if spec.get("embeddings")]
 EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED]
 TABLE1 = config.get("table1", {}).get("experiments", [])
-LS_PRECISION = {e: ls_precision(config, e) for e in config["experiments"]}
+USES_LS = {e: jobs.uses_ls(config, e) for e in config["experiments"]}
 
 
 def alternation(names):
@@ -50,26 +42,24 @@ wildcard_constraints:
     split="train|test",
 
 
-def embedding_dir(dataset, backbone, split):
-    return f"results/embeddings/{dataset}/{backbone}/{split}"
-
-
 def get_embeddings(wildcards):
     return {
-        "train": embedding_dir(wildcards.dataset, wildcards.backbone, "train"),
-        "test": embedding_dir(wildcards.dataset, wildcards.backbone, "test"),
+        split: paths.EMBEDDINGS.format(
+            dataset=wildcards.dataset, backbone=wildcards.backbone, split=split
+        )
+        for split in ("train", "test")
     }
 
 
 def get_source_embeddings(wildcards):
     return [
-        f"results/embeddings/{where}/{wildcards.backbone}/{wildcards.split}"
-        for where in source_embeddings(config, wildcards.dataset)
+        path.format(backbone=wildcards.backbone, split=wildcards.split)
+        for path in jobs.source_embeddings(config, wildcards.dataset)
     ]
 
 
 def get_imported_embeddings(wildcards):
-    return imported_embeddings(
+    return jobs.imported_embeddings(
         config, wildcards.dataset, wildcards.backbone, wildcards.split
     )
 
@@ -82,7 +72,7 @@ def get_extraction_source(wildcards):
 
 
 def get_dataset_manifest(wildcards):
-    return f"results/datasets/{get_extraction_source(wildcards)}.json"
+    return paths.DATASET_MANIFEST.format(source=get_extraction_source(wildcards))
 
 
 def get_download_flag(wildcards):
@@ -153,10 +143,16 @@ def get_nc1_vs_gain_options(wildcards):
     return config["experiments"][wildcards.experiment]["figure_options"]["nc1_vs_gain"]
 
 
+# Only grids with GEN ls/kls carry λ and the precision as parameters, so changing either
+# reruns those jobs alone.
+def get_ls_lambda(wildcards):
+    if USES_LS[wildcards.experiment]:
+        return jobs.ls_lambda(config, wildcards.backbone)
+    return None
+
+
 def get_ls_precision(wildcards):
-    return ls_parameter(
-        LS_PRECISION[wildcards.experiment], config["backbones"][wildcards.backbone]
-    )
+    return jobs.ls_precision(config) if USES_LS[wildcards.experiment] else None
 
 
 def get_grid_file(wildcards):
@@ -170,12 +166,19 @@ def get_experiment_tables(wildcards):
     return [g.path() for g in experiment_groups(config, wildcards.experiment)]
 
 
+def get_collapse_groups(wildcards):
+    return [list(group) for group in collapse_groups(config)]
+
+
 def get_collapse_files(wildcards):
-    return [f"results/collapse/{d}/{b}/{m}.json" for d, b, m in collapse_groups(config)]
+    return [
+        paths.COLLAPSE_METRICS.format(dataset=d, backbone=b, mapping=m)
+        for d, b, m in collapse_groups(config)
+    ]
 
 
 def get_table1_inputs(wildcards):
-    return [f"results/imprint/{name}.parquet" for name in TABLE1]
+    return [paths.EXPERIMENT_TABLE.format(experiment=name) for name in TABLE1]
 
 
 def get_embedding_targets():
@@ -186,7 +189,11 @@ def get_embedding_targets():
         for b in exp["backbones"]
     }
     pairs |= {(d, b) for d, b, _ in collapse_groups(config)}
-    return [embedding_dir(d, b, s) for d, b in sorted(pairs) for s in ("train", "test")]
+    return [
+        paths.EMBEDDINGS.format(dataset=d, backbone=b, split=s)
+        for d, b in sorted(pairs)
+        for s in ("train", "test")
+    ]
 
 
 def get_results_tables():
@@ -196,7 +203,7 @@ def get_results_tables():
         g.path()
         for name in config["experiments"]
         for g in experiment_groups(config, name)
-    ] + [f"results/imprint/{name}.parquet" for name in config["experiments"]]
+    ] + [paths.EXPERIMENT_TABLE.format(experiment=name) for name in config["experiments"]]
 
 
 FIGURE_FILES = {

@@ -3,7 +3,7 @@
 
 rule prepare_dataset:
     output:
-        "results/datasets/{source}.json",
+        paths.DATASET_MANIFEST,
     log:
         "logs/prepare_dataset/{source}.log",
     conda:

@@ -6,7 +6,7 @@ rule imprint_grid:
         unpack(get_embeddings),
         grid_file=get_grid_file,
     output:
-        "results/imprint/{experiment}/{dataset}/{backbone}/{mapping}/{task}.parquet",
+        paths.GROUP_TABLE,
     log:
         "logs/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.log",
     benchmark:
@@ -21,6 +21,7 @@ rule imprint_grid:
         grid=get_grid,
         classes=get_task_classes,
         mapping=get_mapping,
+        ls_lambda=get_ls_lambda,
         ls_precision=get_ls_precision,
     script:
         "../scripts/imprint_grid.py"
@@ -30,10 +31,10 @@ rule gather_results:
     input:
         get_experiment_tables,
     output:
-        "results/imprint/{experiment}.parquet",
+        paths.EXPERIMENT_TABLE,
     log:
         "logs/gather_results/{experiment}.log",
     conda:
         "../../envs/imprint.yaml"
     script:
-        "../scripts/gather_tables.py"
+        "../scripts/gather_results.py"

@@ -11,12 +11,6 @@ with rule_log(snakemake):  # noqa: F821
     torch.set_num_threads(max(1, sm.threads))
     wc = sm.wildcards
     grid = sm.input.grid_file if sm.input.get("grid_file") else sm.params.grid
-    # None: the grid has no ls/kls; a dict where the config sets the backbone's λ (else the
-    # registry's λ is used).
-    ls = sm.params.ls_precision
-    ls_precision, ls_lambda = (
-        (ls["precision"], ls["ls_lambda"]) if isinstance(ls, dict) else (ls, None)
-    )
     evaluate_files(
         sm.input.train,
         sm.input.test,
@@ -24,9 +18,9 @@ with rule_log(snakemake):  # noqa: F821
         sm.output[0],
         classes=list(sm.params.classes),
         mapping=dict(sm.params.mapping) or None,
-        backbone=wc.backbone,
-        ls_lambda=ls_lambda,
-        ls_precision=ls_precision or "float64",
+        # Both None unless the grid has GEN ls/kls (planning resolves λ for the backbone).
+        ls_lambda=sm.params.ls_lambda,
+        ls_precision=sm.params.ls_precision,
         progress=True,
         extra_columns={
             "experiment": wc.experiment,

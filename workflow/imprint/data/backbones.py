@@ -43,12 +43,11 @@ class BackboneSpec:
     for local or no weights, so preprocessing never depends on where the weights came from).
     default_weights: what weights="default" loads (None: random init). image_size: default
     crop size when it differs from the weights' own (offline entries, to keep CPU runs short).
-    ls_lambda: the ridge term of the least-squares (ls) generator for this backbone.
+    GEN ls's ridge λ per backbone lives in imprint.data.ls_lambda (torch-free, for planning).
     """
 
     factory: Callable[[], nn.Module]
     dim: int
-    ls_lambda: float
     head: str | None = None
     transforms_weights: str | None = None
     default_weights: str | TimmWeights | None = None
@@ -56,12 +55,11 @@ class BackboneSpec:
     make_transform: Callable[[nn.Module, int | None], Callable] | None = None
 
 
-def _tv(arch: str, head: str, dim: int, ls_lambda: float, enum: str, **kw) -> BackboneSpec:
+def _tv(arch: str, head: str, dim: int, enum: str, **kw) -> BackboneSpec:
     member = f"{enum}.IMAGENET1K_V1"
     return BackboneSpec(
         factory=lambda: getattr(tvm, arch)(weights=None),
         dim=dim,
-        ls_lambda=ls_lambda,
         head=head,
         transforms_weights=member,
         default_weights=kw.pop("default_weights", member),
@@ -145,7 +143,7 @@ def _timm():
     return timm
 
 
-def _timm_spec(model_name: str, dim: int, ls_lambda: float, **kwargs) -> BackboneSpec:
+def _timm_spec(model_name: str, dim: int, **kwargs) -> BackboneSpec:
     def factory() -> nn.Module:
         # num_classes=0 makes timm build the model without its head (pooled features out).
         return _timm().create_model(model_name, pretrained=False, num_classes=0, **kwargs)
@@ -165,37 +163,33 @@ def _timm_spec(model_name: str, dim: int, ls_lambda: float, **kwargs) -> Backbon
     return BackboneSpec(
         factory=factory,
         dim=dim,
-        ls_lambda=ls_lambda,
         default_weights=TimmWeights(model_name, kwargs),
         make_transform=make_transform,
     )
 
 
-# ls_lambda of the paper's four backbones: the weight decay of their training recipes (SPEC §2).
+# Every name here has its ls λ in imprint.data.ls_lambda (a test holds the two together).
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": _tv("resnet18", "fc", 512, 1e-4, "ResNet18_Weights"),
-    "resnet50": _tv("resnet50", "fc", 2048, 1e-4, "ResNet50_Weights"),
-    "vit_b_16": _tv("vit_b_16", "heads", 768, 0.1, "ViT_B_16_Weights"),
-    "swin_b": _tv("swin_b", "head", 1024, 0.05, "Swin_B_Weights"),
-    # Offline entries for the quickstart and tests; their ls_lambda values are our choice.
+    "resnet18": _tv("resnet18", "fc", 512, "ResNet18_Weights"),
+    "resnet50": _tv("resnet50", "fc", 2048, "ResNet50_Weights"),
+    "vit_b_16": _tv("vit_b_16", "heads", 768, "ViT_B_16_Weights"),
+    "swin_b": _tv("swin_b", "head", 1024, "Swin_B_Weights"),
+    # Offline entries for the quickstart and tests.
     "pixels": BackboneSpec(
         factory=lambda: nn.Flatten(start_dim=1),
         dim=3 * PIXELS_SIZE * PIXELS_SIZE,
-        ls_lambda=1e-3,
         make_transform=_pixels_transform,
     ),
     # ResNet-18 at a seeded random init and 64 px: ResNet-18's own preprocessing scaled down,
     # since 224 px on CPU runs at only ~20 images/s per core.
     "resnet18_random": _tv(
-        "resnet18", "fc", 512, 1e-4, "ResNet18_Weights", default_weights=None, image_size=64
+        "resnet18", "fc", 512, "ResNet18_Weights", default_weights=None, image_size=64
     ),
-    # Optional (needs timm). ls_lambda follows the paper's rule, not validated by it.
-    "dinov2_vits14": _timm_spec("vit_small_patch14_dinov2.lvd142m", 384, 0.04),
-    "clip_vit_b16": _timm_spec("vit_base_patch16_clip_224.openai", 768, 0.2),
-    "convnextv2_femto": _timm_spec("convnextv2_femto.fcmae_ft_in1k", 384, 0.05),
+    # Optional (needs timm).
+    "dinov2_vits14": _timm_spec("vit_small_patch14_dinov2.lvd142m", 384),
+    "clip_vit_b16": _timm_spec("vit_base_patch16_clip_224.openai", 768),
+    "convnextv2_femto": _timm_spec("convnextv2_femto.fcmae_ft_in1k", 384),
 }
-
-LS_LAMBDA: dict[str, float] = {name: spec.ls_lambda for name, spec in BACKBONES.items()}
 
 
 def get_spec(name: str) -> BackboneSpec:

@@ -20,6 +20,7 @@ import torch
 from imprint.engine.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
 from imprint.engine.devices import resolve_device
 from imprint.engine.generate import (
+    DEFAULT_LS_PRECISION,
     JOINT_GEN,
     LS_PRECISIONS,
     RANDOM_GEN,
@@ -107,7 +108,7 @@ def generate(
     ls_lambda: float | None,
     distance_cache: dict | None = None,
     stream_state: torch.Tensor | None = None,
-    ls_precision: str = "float64",
+    ls_precision: str = DEFAULT_LS_PRECISION,
 ) -> list[torch.Tensor]:
     """Proxies per class for one (GEN, k, seed).
 
@@ -172,7 +173,7 @@ def evaluate_grid(
     ls_lambda: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
-    ls_precision: str = "float64",
+    ls_precision: str = DEFAULT_LS_PRECISION,
     data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.

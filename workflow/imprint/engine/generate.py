@@ -13,7 +13,13 @@ from sklearn.cluster import KMeans
 from threadpoolctl import ThreadpoolController
 
 from imprint.engine.kmedoids import kmedoids_indices, pairwise_euclidean
-from imprint.engine.vocabulary import GEN, JOINT_GEN, RANDOM_GEN  # noqa: F401  (re-exported)
+from imprint.engine.vocabulary import (  # noqa: F401  (GEN names re-exported)
+    DEFAULT_LS_PRECISION,
+    GEN,
+    JOINT_GEN,
+    LS_PRECISIONS,
+    RANDOM_GEN,
+)
 
 # Duplicate points can leave fewer distinct clusters than k; the centroids still exist.
 _FEWER_CLUSTERS = "Number of distinct clusters"
@@ -128,7 +134,6 @@ def select_proxies(
     raise ValueError(f"unknown GEN '{gen}'; allowed: {', '.join(GEN)}")
 
 
-LS_PRECISIONS = ("float64", "float32")
 
 
 # Rows per float64 block of the ls statistics: 2^24 elements, 128 MiB.
@@ -154,7 +159,7 @@ def _row_blocks(groups: list[torch.Tensor], rows: int):
 
 
 def least_squares_weights(
-    groups: list[torch.Tensor], ls_lambda: float, precision: str = "float64"
+    groups: list[torch.Tensor], ls_lambda: float, precision: str = DEFAULT_LS_PRECISION
 ) -> torch.Tensor:
     """One least-squares weight vector per group: W = (1/C) Mᵀ (Σ_T + μ_G μ_Gᵀ + λI)⁻¹.
 
@@ -212,7 +217,7 @@ def joint_proxies(
     k: int,
     seed: int,
     ls_lambda: float,
-    ls_precision: str = "float64",
+    ls_precision: str = DEFAULT_LS_PRECISION,
 ) -> list[torch.Tensor]:
     """Proxies of ls (one per class) or kls (k per class), computed over all classes jointly.
 

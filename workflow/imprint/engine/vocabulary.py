@@ -31,3 +31,8 @@ CONFIG_KEYS = (
     "weighting",
     "m",
 )
+
+# Arithmetic of GEN ls/kls: float64 solves the ridge system in double precision; float32 is
+# the reference's (float32 statistics and an explicit float32 inverse).
+LS_PRECISIONS = ("float64", "float32")
+DEFAULT_LS_PRECISION = "float64"

@@ -1,0 +1,136 @@
+"""Cross-checks of a workflow config beyond its schema: every name defined, grids valid.
+
+A typo or an inconsistency fails at planning (`snakemake -n`) with the key's name, not in a
+job after hours of extraction.
+"""
+
+from __future__ import annotations
+
+import string
+
+from imprint.engine.grid import GridError, expand_grid, load_grid
+from imprint.planning.errors import ConfigError
+from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
+from imprint.planning.mappings import expand_mappings, resolve_classes, section_mappings
+from imprint.planning.paths import SOURCES_DIR
+
+
+def check_config(config: dict) -> None:
+    """Every name an experiment, the collapse section or table1 uses must be defined."""
+    defined = {
+        "datasets": set(config["datasets"]),
+        "backbones": set(config["backbones"]),
+        "tasks": set(config["tasks"]),
+    }
+    sections = [(f"experiments.{name}", exp) for name, exp in config["experiments"].items()]
+    sections.append(("collapse", config.get("collapse", {})))
+    for where, section in sections:
+        for key, known in defined.items():
+            for value in section.get(key, []):
+                if value not in known:
+                    raise ConfigError(
+                        f"{where}.{key}: '{value}' is not defined under {key}: (defined: {', '.join(sorted(known))})"
+                    )
+        mappings = section.get("mappings", [])
+        if isinstance(mappings, dict):
+            for dataset in mappings:
+                if dataset not in section.get("datasets", []):
+                    raise ConfigError(
+                        f"{where}.mappings: '{dataset}' is not one of this section's datasets "
+                        f"({', '.join(section.get('datasets', []))})"
+                    )
+        for dataset in section.get("datasets", []):
+            section_mappings(config, section, dataset, where)
+    expand_mappings(config["mappings"])  # two entries may not give the same mapping name
+    for name in config.get("table1", {}).get("experiments", []):
+        if name not in config["experiments"]:
+            raise ConfigError(
+                f"table1.experiments: '{name}' is not defined under experiments: "
+                f"(defined: {', '.join(config['experiments'])})"
+            )
+    for name, exp in config["experiments"].items():
+        # Expanding each grid here makes a typo in a grid key or value fail at planning, not
+        # in its imprint jobs after hours of extraction. The packaged paper grids are expanded
+        # by the test suite; only their names need checking (and planning stays fast).
+        where, grid = f"experiments.{name}.grid", exp["grid"]
+        try:
+            packaged = isinstance(grid, str) and grid.startswith("paper:")
+            if isinstance(grid, str):
+                where += f" ({grid})"
+                grid = load_grid(grid)[1]
+            if not packaged:
+                expand_grid(grid, where=where, with_seeds=False)
+        except GridError as err:
+            message = str(err)
+            raise ConfigError(
+                message if message.startswith(where) else f"{where}: {message}"
+            ) from None
+        if "nc1_vs_gain" in exp.get("figures", []):
+            pairs = set(collapse_groups(config))
+            if not any(
+                (g.dataset, g.backbone, g.mapping) in pairs for g in experiment_groups(config, name)
+            ):
+                raise ConfigError(
+                    f"experiments.{name}.figures: nc1_vs_gain needs the collapse section to cover "
+                    "some of this experiment's (dataset, backbone, mapping)"
+                )
+    for name, ds in config["datasets"].items():
+        if "/" in name or name == SOURCES_DIR:
+            raise ConfigError(
+                f"datasets.{name}: a dataset name may not contain '/' nor be '{SOURCES_DIR}'"
+            )
+        if len(ds.get("sources", [])) > 1 and ds.get("classes"):
+            raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
+        resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
+    _check_imported(config, sections)
+
+
+def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:
+    """Backbones with `embeddings:` and datasets without sources are used consistently.
+
+    `sections`: (where, section) of every experiment and the collapse section, as check_config
+    lists them.
+    """
+    used: dict[str, set[str]] = {}  # backbone -> datasets it is paired with
+    for where, section in sections:
+        for backbone in section.get("backbones", []):
+            used.setdefault(backbone, set()).update(section.get("datasets", []))
+            imported = bool(config["backbones"][backbone].get("embeddings"))
+            for dataset in section.get("datasets", []):
+                if not imported and not config["datasets"][dataset].get("sources"):
+                    raise ConfigError(
+                        f"{where}: dataset '{dataset}' has no sources, so only backbones that "
+                        f"bring their own embeddings can read it; backbones.{backbone} has no "
+                        "'embeddings:' path"
+                    )
+    for name, spec in config["backbones"].items():
+        pattern = spec.get("embeddings")
+        if not pattern:
+            continue
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+        except ValueError as err:  # an unmatched brace
+            raise ConfigError(f"backbones.{name}.embeddings: {pattern!r}: {err}") from None
+        if fields - {"dataset", "split"}:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: unknown placeholder(s) "
+                f"{sorted(fields - {'dataset', 'split'})} in {pattern!r}; allowed: {{dataset}}, {{split}}"
+            )
+        if "split" not in fields:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: {pattern!r} needs a {{split}} placeholder "
+                "(train and test are separate files)"
+            )
+        if "dataset" not in fields and len(used.get(name, ())) > 1:
+            raise ConfigError(
+                f"backbones.{name}.embeddings: {pattern!r} has no {{dataset}} placeholder but the "
+                f"backbone is used on {len(used[name])} datasets ({', '.join(sorted(used[name]))})"
+            )
+        if spec.get("ls_lambda") is None:
+            for experiment, exp in config["experiments"].items():
+                if name in exp["backbones"] and uses_ls(config, experiment):
+                    raise ConfigError(
+                        f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
+                        f"this backbone's ridge λ: set backbones.{name}.ls_lambda (the paper uses "
+                        "the weight decay the model was trained with)"
+                    )
