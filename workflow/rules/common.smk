@@ -78,7 +78,7 @@ def get_dataset_manifest(wildcards):
 def get_download_flag(wildcards):
     """Download a source unless every dataset that uses it says download: false."""
     return any(
-        spec.get("download", True)
+        spec["download"]
         for spec in config["datasets"].values()
         if wildcards.source in spec["sources"]
     )
@@ -86,7 +86,7 @@ def get_download_flag(wildcards):
 
 def get_dataset_classes(wildcards):
     if "dataset" in wildcards.keys():
-        return resolve_classes(config["datasets"][wildcards.dataset].get("classes"))
+        return resolve_classes(config["datasets"][wildcards.dataset]["classes"])
     return None
 
 
@@ -98,7 +98,7 @@ def get_source_classes(wildcards):
     wanted = set()
     for spec in config["datasets"].values():
         if wildcards.source in spec["sources"]:
-            classes = resolve_classes(spec.get("classes"))
+            classes = resolve_classes(spec["classes"])
             if classes is None:
                 return None
             wanted |= set(classes)
@@ -115,7 +115,7 @@ def get_backbone_options(wildcards):
 def get_extraction_options(wildcards):
     # batch_size sets speed, not results: the script reads it from the config, so changing it
     # (a smaller GPU) does not rerun every extraction as a changed parameter would.
-    return {k: v for k, v in config.get("extraction", {}).items() if k != "batch_size"}
+    return {k: v for k, v in config["extraction"].items() if k != "batch_size"}
 
 
 def get_mapping(wildcards):

@@ -9,7 +9,7 @@ rule prepare_dataset:
     conda:
         "../../envs/imprint.yaml"
     params:
-        data_dir=config.get("data_dir", "data"),
+        data_dir=config["data_dir"],
         download=get_download_flag,
         classes=get_source_classes,
     script:

@@ -25,7 +25,7 @@ rule extract_embeddings:
         classes=get_dataset_classes,
         backbone=get_backbone_options,
         extraction=get_extraction_options,
-        data_dir=config.get("data_dir", "data"),
+        data_dir=config["data_dir"],
     script:
         "../scripts/extract_embeddings.py"
 

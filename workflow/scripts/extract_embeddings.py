@@ -13,12 +13,13 @@ with rule_log(snakemake):  # noqa: F821
         sm.wildcards.split,
         root=sm.params.data_dir,
         out_path=sm.output[0],
-        weights=opts.get("weights", "default"),
-        image_size=opts.get("image_size"),
-        batch_size=sm.config.get("extraction", {}).get("batch_size", 256),  # not a param
-        limit_per_class=extraction.get("limit_per_class"),
-        precision=extraction.get("precision", "auto"),
-        batched=extraction.get("batched"),
+        # The validated config has every default filled in (the schema holds them).
+        weights=opts["weights"],
+        image_size=opts["image_size"],
+        batch_size=sm.config["extraction"]["batch_size"],  # not a param: a speed setting
+        limit_per_class=extraction["limit_per_class"],
+        precision=extraction["precision"],
+        batched=extraction["batched"],
         classes=sm.params.classes,
         download=False,  # prepare_dataset has fetched it
         num_workers=max(0, sm.threads - 1),
