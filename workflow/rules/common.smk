@@ -203,7 +203,9 @@ def get_results_tables():
         g.path()
         for name in config["experiments"]
         for g in experiment_groups(config, name)
-    ] + [paths.EXPERIMENT_TABLE.format(experiment=name) for name in config["experiments"]]
+    ] + [
+        paths.EXPERIMENT_TABLE.format(experiment=name) for name in config["experiments"]
+    ]
 
 
 FIGURE_FILES = {
