@@ -13,7 +13,6 @@ import scikit_posthocs
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
-from imprint.figures.cd_diagram import _bars, plot_cd_diagram
 from imprint.analysis.stats import (
     best_per_value,
     critical_difference,
@@ -24,6 +23,7 @@ from imprint.analysis.stats import (
     pairwise_wilcoxon,
     wilcoxon_pratt_pvalue,
 )
+from imprint.figures.cd_diagram import _bars, plot_cd_diagram
 
 
 def long_table(scores: np.ndarray, names: list[str]) -> pd.DataFrame:

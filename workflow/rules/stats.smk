@@ -1,30 +1,23 @@
-# Statistics: seed medians, ranks per group, Friedman, pairwise Wilcoxon-Holm, cliques.
+# Statistics over the results tables: the paper's Table 1 (seed medians of five named methods).
+# The critical-difference statistics (rule rank_configurations) are the cd_diagram figure kind,
+# made with the other kinds in figures.smk.
 
 
-rule rank_configurations:
+rule summarise_table1:
     input:
-        "results/imprint/{experiment}.parquet",
+        get_table1_inputs,
     output:
-        ranks="results/stats/{experiment}/ranks.csv",
-        pvalues="results/stats/{experiment}/pvalues.csv",
-        summary="results/stats/{experiment}/summary.txt",
-        pdf=report(
-            "results/figures/{experiment}/cd_diagram.pdf",
-            caption="../report/cd_diagram.rst",
-            category="Critical differences",
-            labels={"experiment": "{experiment}", "format": "pdf"},
+        csv=report(
+            paths.TABLE1.format(ext="csv"),
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table 1"},
         ),
-        png=report(
-            "results/figures/{experiment}/cd_diagram.png",
-            caption="../report/cd_diagram.rst",
-            category="Critical differences",
-            labels={"experiment": "{experiment}", "format": "png"},
-        ),
+        md=paths.TABLE1.format(ext="md"),
+        tex=paths.TABLE1.format(ext="tex"),
     log:
-        "logs/rank_configurations/{experiment}.log",
+        "logs/summarise_table1.log",
     conda:
         "../../envs/imprint.yaml"
-    params:
-        options=get_cd_diagram_options,
     script:
-        "../scripts/rank_configurations.py"
+        "../scripts/summarise_table1.py"

@@ -26,6 +26,7 @@ __all__ = [
     "critical_difference",
     "describe_cliques",
     "describe_friedman",
+    "format_p",
     "friedman",
     "holm_correction",
     "maximal_cliques",
@@ -117,6 +118,7 @@ def score_matrix(
 
     # Several rows per cell without a seed column usually means a group column was forgotten;
     # averaging them silently would hide that.
+    # (tables.seed_medians drops repeats instead: Table 1 pools experiments that repeat runs.)
     cell = [method_col, *group_cols] + ([seed_col] if seed_col else [])
     dup = df.duplicated(cell, keep=False)
     if dup.any():
@@ -351,7 +353,8 @@ def maximal_cliques(adjacency) -> list[list]:
 # --------------------------------------------------------------------------- main entry
 
 
-def _fmt_p(p: float) -> str:
+def format_p(p: float) -> str:
+    """A p-value in three significant digits, or in scientific notation below 0.001."""
     return f"{p:.3g}" if p >= 1e-3 else f"{p:.2e}"
 
 
@@ -390,7 +393,7 @@ def describe_friedman(statistic: float, pvalue: float, alpha: float = 0.05) -> s
     significant = pvalue < alpha
     verdict = "significant" if significant else "NOT significant"
     return (
-        f"Friedman test {verdict}: chi2 = {statistic:.3f}, p = {_fmt_p(pvalue)} "
+        f"Friedman test {verdict}: chi2 = {statistic:.3f}, p = {format_p(pvalue)} "
         f"{'<' if significant else '>='} alpha = {alpha:g}."
     )
 
@@ -400,8 +403,9 @@ def critical_difference(
     method_col: str,
     score_col: str,
     group_cols: str | Sequence[str],
-    seed_col: str | None = None,
+    *,
     alpha: float = 0.05,
+    seed_col: str | None = None,
 ) -> CDResult:
     """Friedman test + pairwise Wilcoxon/Holm post-hoc tests over a long-format table.
 
@@ -422,16 +426,8 @@ def critical_difference(
     k, n = len(order), len(scores)
 
     raw = pairwise_wilcoxon(scores)
-    iu = np.triu_indices(k, 1)
-    adjusted_flat, reject_flat = holm_correction(raw.to_numpy()[iu], alpha)
-    adjusted = np.ones((k, k))
-    reject = np.zeros((k, k), dtype=bool)
-    adjusted[iu] = adjusted_flat
-    reject[iu] = reject_flat
-    adjusted = np.minimum(adjusted, adjusted.T)
-    reject = reject | reject.T
+    adjusted, reject = _holm_pairs(raw.to_numpy(), alpha)
     frame = {"index": pd.Index(order, name="method"), "columns": order}
-    pvalues = pd.DataFrame(adjusted, **frame)
 
     friedman_tested = k >= 3
     lines = [f"{k} methods compared over {n} complete groups"]
@@ -447,42 +443,62 @@ def critical_difference(
         )
     else:
         lines.append(describe_friedman(stat, fp, alpha))
-    friedman_significant = friedman_tested and gate
-    significant = pd.DataFrame(reject & gate, **frame)
-
-    n_pairs = len(adjusted_flat)
-    n_sig = int(reject_flat.sum())
-    if gate:
-        edges = ~reject
-        cliques = [c for c in maximal_cliques(pd.DataFrame(edges, **frame)) if len(c) >= 2]
-        lines.append(
-            f"Wilcoxon signed-rank (Pratt) with Holm correction: {n_sig} of {n_pairs} pairs "
-            f"differ significantly at alpha = {alpha:g}; {len(cliques)} group(s) of "
-            "indistinguishable methods."
-        )
-    else:
-        cliques = [order]
-        lines.append(
-            "The methods cannot be told apart, so no pairwise difference is claimed and all "
-            f"methods form one group (Holm-corrected Wilcoxon would reject {n_sig} of "
-            f"{n_pairs} pairs, but the omnibus test does not license that)."
-        )
+    cliques, verdict = _cliques(pd.DataFrame(~reject, **frame), reject, gate, alpha)
+    lines.append(verdict)
     lines.append(f"Best average rank: {order[0]} ({ranks['average_rank'].iloc[0]:.2f}).")
 
     return CDResult(
         ranks=ranks,
         rank_matrix=rank_matrix,
-        pvalues=pvalues,
+        pvalues=pd.DataFrame(adjusted, **frame),
         raw_pvalues=raw,
         friedman_statistic=stat,
         friedman_pvalue=fp,
-        friedman_significant=bool(friedman_significant),
+        friedman_significant=bool(friedman_tested and gate),
         alpha=float(alpha),
         n_groups=n,
         cliques=[list(c) for c in cliques],
         summary=" ".join(lines),
         score_matrix=scores,
-        significant=significant,
+        significant=pd.DataFrame(reject & gate, **frame),
         friedman_tested=friedman_tested,
         n_dropped_groups=n_dropped,
+    )
+
+
+def _holm_pairs(raw: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted p-values and rejections of every pair, as symmetric matrices (diagonal 1
+    and False), from the methods x methods raw p-values."""
+    k = raw.shape[0]
+    iu = np.triu_indices(k, 1)
+    adjusted_flat, reject_flat = holm_correction(raw[iu], alpha)
+    adjusted = np.ones((k, k))
+    reject = np.zeros((k, k), dtype=bool)
+    adjusted[iu] = adjusted_flat
+    reject[iu] = reject_flat
+    return np.minimum(adjusted, adjusted.T), reject | reject.T
+
+
+def _cliques(
+    inseparable: pd.DataFrame, reject: np.ndarray, gate: bool, alpha: float
+) -> tuple[list[list[str]], str]:
+    """The groups of inseparable methods and a sentence on the pairwise tests.
+
+    `inseparable`: methods x methods, True where Holm keeps a pair; `gate`: whether the
+    Friedman test (or, with two methods, nothing) allows declaring pairs different.
+    """
+    order = list(inseparable.columns)
+    n_pairs = len(order) * (len(order) - 1) // 2
+    n_sig = int(np.triu(reject, 1).sum())
+    if gate:
+        cliques = [c for c in maximal_cliques(inseparable) if len(c) >= 2]
+        return cliques, (
+            f"Wilcoxon signed-rank (Pratt) with Holm correction: {n_sig} of {n_pairs} pairs "
+            f"differ significantly at alpha = {alpha:g}; {len(cliques)} group(s) of "
+            "indistinguishable methods."
+        )
+    return [order], (
+        "The methods cannot be told apart, so no pairwise difference is claimed and all "
+        f"methods form one group (Holm-corrected Wilcoxon would reject {n_sig} of "
+        f"{n_pairs} pairs, but the omnibus test does not license that)."
     )
