@@ -1,9 +1,12 @@
 """Running the real Snakemake on this repository's Snakefile from tests."""
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -38,21 +41,22 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
-# A small offline config: digits through the pixels backbone, two GENs, two tasks, one seed.
-SMALL_CONFIG = {
-    "data_dir": "data",
-    "datasets": {"digits": {"sources": ["digits"]}},
-    "backbones": {"pixels": {}},
-    "extraction": {"limit_per_class": 20},
-    "mappings": {"none": {}},
-    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
-    "experiments": {
-        "small": {
-            "grid": {"seeds": [1], "gen": ["mean", "kmeans"], "k": [1, 2]},
-            "datasets": ["digits"],
-            "backbones": ["pixels"],
-            "mappings": ["none"],
-            "tasks": ["short", "binary"],
-        }
-    },
-}
+# Workflow configs the tests run, one folder each as in the Snakemake catalog's workflows; their
+# headers say what each exercises and how to run it by hand.
+CONFIGS = REPO / ".test"
+
+
+def config_path(name: str) -> Path:
+    """.test/<name>/config.yaml."""
+    return CONFIGS / name / "config.yaml"
+
+
+def load_config(name: str) -> dict:
+    """The config of .test/<name>/config.yaml as a dict (a fresh one on every call)."""
+    return yaml.safe_load(config_path(name).read_text())
+
+
+def install_config(name: str, workdir: Path) -> Path:
+    """Copy .test/<name>/config.yaml to `workdir`/config.yaml, which the Snakefile reads when no
+    --configfile is given; relative paths in it resolve against `workdir`."""
+    return Path(shutil.copyfile(config_path(name), Path(workdir) / "config.yaml"))

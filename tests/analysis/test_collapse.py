@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from imprint.analysis.collapse import (
-    class_statistics,
-    collapse_metrics,
+from imprint.analysis.collapse import class_statistics, collapse_metrics, global_mean
+from imprint.analysis.collapse_classifier import (
     evaluate_collapse,
-    global_mean,
+    mean_classifier_metrics,
     ncc_agreement,
     ood_orthogonality,
     self_duality,
@@ -408,6 +407,76 @@ def test_ncc_agreement_perfect_when_weights_are_centres_on_the_sphere():
     centres = rng.normal(size=(5, 8))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     assert ncc_agreement(rng.normal(size=(200, 8)), centres, centres) == 1.0
+
+
+def direct_mean_classifier(x, labels, classes, normalise):
+    """NC3 and NC4 of the mean-imprinted classifier straight from their definitions, with loops:
+    weights = class means, prediction = the first class of largest inner product."""
+    keep = np.isin(labels, classes)
+    x, labels = np.asarray(x[keep], dtype=np.float64), labels[keep]
+    if normalise:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    means = np.array([x[labels == c].mean(axis=0) for c in classes])
+    centred = means - x.mean(axis=0)
+    nc3 = np.sum((means / np.linalg.norm(means) - centred / np.linalg.norm(centred)) ** 2)
+    hits = 0
+    for row in x:
+        imprinted = max(range(len(classes)), key=lambda c: means[c] @ row)
+        nearest = min(range(len(classes)), key=lambda c: np.linalg.norm(row - means[c]))
+        hits += imprinted == nearest
+    return nc3, hits / len(x)
+
+
+def test_mean_classifier_hand_worked():
+    # After L2 normalisation: class 0 = {(1, 0), (1, 0)}, mean (1, 0); class 1 =
+    # {(0.6, 0.8), (0.6, -0.8)}, mean (0.6, 0); mu_G = (0.8, 0), centred means (±0.2, 0).
+    # NC3 = ||W/||W|| - M~/||M~||||^2 = 2 - 2 <W, M~> / (||W|| ||M~||),
+    # <W, M~> = 0.2 - 0.12 = 0.08, ||W||^2 = 1.36, ||M~||^2 = 0.08.
+    # NC4: (1, 0) scores 1 vs 0.6 and is nearest its own mean: agree. (0.6, ±0.8) scores
+    # 0.6 for class 0 but 0.36 for class 1, yet lies nearer class 1's mean (0.64 < 0.8): the
+    # imprinted classifier and the nearest centre disagree on half the samples.
+    x = np.array([[2.0, 0.0], [3.0, 0.0], [3.0, 4.0], [3.0, -4.0]])
+    y = np.array([0, 0, 1, 1])
+    got = evaluate_collapse(x, y)
+    assert got["nc3_self_duality"] == pytest.approx(2 - 2 * 0.08 / math.sqrt(1.36 * 0.08))
+    assert got["nc4_ncc_agreement"] == 0.5
+    nc3, nc4 = direct_mean_classifier(x, y, [0, 1], normalise=True)
+    assert got["nc3_self_duality"] == pytest.approx(nc3, rel=REL) and nc4 == 0.5
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 65536])
+@pytest.mark.parametrize("normalise", [False, True])
+def test_mean_classifier_matches_direct_computation(normalise, chunk_rows):
+    # Unequal spreads give class means of unequal norms, where the two classifiers part.
+    x, y = make_data([20, 35, 15, 30, 25], 4, seed=22, spread=0.6)
+    x[y == 1] *= 3.0
+    classes = [4, 1, 0, 3]  # class 2's rows are skipped
+    stats = class_statistics(x, y, l2_normalise=normalise, classes=classes, chunk_rows=chunk_rows)
+    got = mean_classifier_metrics(x, y, stats, chunk_rows=chunk_rows)
+    nc3, nc4 = direct_mean_classifier(x, y, classes, normalise)
+    assert got["nc3_self_duality"] == pytest.approx(nc3, rel=REL)
+    assert got["nc4_ncc_agreement"] == pytest.approx(nc4, rel=1e-15)
+    assert 0 < got["nc4_ncc_agreement"] < 1
+    with pytest.raises(
+        ValueError, match="hold 90 samples of the classes, but the statistics count 110"
+    ):
+        mean_classifier_metrics(x, np.where(y == 0, 2, y), stats)
+
+
+def test_collapse_file_holds_nc3_and_nc4_of_the_mapped_labels(tmp_path):
+    from imprint.api import collapse_file
+    from imprint.io import save_embeddings
+
+    x, y = make_data([20, 35, 15, 30], 5, seed=23, spread=0.8)
+    save_embeddings(tmp_path / "e.npz", x, y)
+    mapping = {0: 0, 1: 1, 3: 1}  # class 2 dropped, 1 and 3 merged
+    got = collapse_file(str(tmp_path / "e.npz"), mapping=mapping)
+    mapped = np.array([mapping.get(int(v), -1) for v in y])
+    stored = x.astype(np.float32)
+    nc3, nc4 = direct_mean_classifier(stored, mapped, [0, 1], normalise=True)
+    assert got["nc3_self_duality"] == pytest.approx(nc3, rel=REL)
+    assert got["nc4_ncc_agreement"] == pytest.approx(nc4, rel=1e-15)
+    assert got == evaluate_collapse(stored[mapped >= 0], mapped[mapped >= 0])
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from imprint.engine.aggregate import (
     smallest_stable,
     vote,
 )
+from imprint.engine.evaluate import generate
 from imprint.engine.generate import (
     covariance_row_sums,
     joint_proxies,
@@ -46,15 +47,28 @@ def blobs():
 
 def test_mean_is_class_mean(blobs):
     x, y = blobs
-    p = select_proxies(torch.from_numpy(x[y == 2]), "mean", 7, 0, gen())
+    p = select_proxies(torch.from_numpy(x[y == 2]), "mean", 7, gen())
     np.testing.assert_allclose(p.numpy(), x[y == 2].mean(axis=0, keepdims=True), rtol=1e-6)
 
 
 def test_kmeans_equals_sklearn(blobs):
-    x, _ = blobs
-    p = select_proxies(torch.from_numpy(x), "kmeans", 5, 123, gen())
-    ref = KMeans(n_clusters=5, random_state=123).fit(x).cluster_centers_
-    np.testing.assert_array_equal(p.numpy(), ref.astype(np.float32))
+    # Through the path the workflow runs: evaluate.generate fits the classes in parallel
+    # threads (kmeans_fit_many), each fit still sklearn's KMeans(n_clusters=k, random_state=seed).
+    x, y = blobs
+    classes = [x, *(x[y == c] for c in range(4))]
+    proxies = generate([torch.from_numpy(c) for c in classes], "kmeans", 5, 123, None)
+    for got, c in zip(proxies, classes, strict=True):
+        ref = KMeans(n_clusters=5, random_state=123).fit(c).cluster_centers_
+        np.testing.assert_array_equal(got.numpy(), ref.astype(np.float32))
+
+
+def test_gens_fitted_over_all_classes_are_not_per_class():
+    x = torch.zeros(6, 2)
+    with pytest.raises(ValueError, match="kmeans_fit_many"):
+        select_proxies(x, "kmeans", 2, gen())
+    for method in ("ls", "kls"):
+        with pytest.raises(ValueError, match="joint_proxies"):
+            select_proxies(x, method, 2, gen())
 
 
 def _kmedoids_reference(x, k, max_iter=300):
@@ -122,7 +136,7 @@ def test_fps_hand_example():
     x = torch.tensor([[0.0], [4.0], [5.0], [6.0], [10.0]])
     g = torch.Generator().manual_seed(0)
     first = int(torch.randint(5, (1,), generator=torch.Generator().manual_seed(0)))
-    p = select_proxies(x, "fps", 3, 0, g)
+    p = select_proxies(x, "fps", 3, g)
     assert p[0, 0] == x[first, 0]
     if first == 0:
         assert p[:, 0].tolist() == [0.0, 10.0, 5.0]
@@ -136,7 +150,7 @@ def test_fps_equals_direct_loop(blobs):
         d = np.min(np.linalg.norm(x[:, None, :] - x[chosen][None], axis=2), axis=1)
         d[chosen] = -1
         chosen.append(int(np.argmax(d)))
-    p = select_proxies(torch.from_numpy(x), "fps", 6, 0, gen())
+    p = select_proxies(torch.from_numpy(x), "fps", 6, gen())
     np.testing.assert_array_equal(p.numpy(), x[chosen])
 
 
@@ -146,20 +160,20 @@ def test_cov_max_equals_numpy_covariance(blobs):
     np.testing.assert_allclose(
         covariance_row_sums(torch.from_numpy(x)).numpy(), sums, rtol=1e-9, atol=1e-9
     )
-    p = select_proxies(torch.from_numpy(x), "cov_max", 4, 0, gen())
+    p = select_proxies(torch.from_numpy(x), "cov_max", 4, gen())
     np.testing.assert_array_equal(p.numpy(), x[np.argsort(-sums, kind="stable")[:4]])
 
 
 def test_random_draws_distinct_rows(blobs):
     x, _ = blobs
-    p = select_proxies(torch.from_numpy(x), "random", 9, 0, gen()).numpy()
+    p = select_proxies(torch.from_numpy(x), "random", 9, gen()).numpy()
     rows = {tuple(r) for r in x}
     assert len({tuple(r) for r in p}) == 9 and all(tuple(r) in rows for r in p)
 
 
 def test_none_is_xavier_uniform():
     x = torch.zeros(50, 30)
-    p = select_proxies(x, "none", 20, 0, gen())
+    p = select_proxies(x, "none", 20, gen())
     bound = np.sqrt(6.0 / (20 + 30))
     assert p.shape == (20, 30) and float(p.abs().max()) <= bound and float(p.std()) > bound / 3
 
@@ -167,8 +181,8 @@ def test_none_is_xavier_uniform():
 @pytest.mark.parametrize("method", ["kmeans", "kmedoids", "fps", "random", "cov_max"])
 def test_fewer_samples_than_k_gives_every_sample(method):
     x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
-    assert torch.equal(select_proxies(x, method, 5, 0, gen()), x)
-    assert torch.equal(select_proxies(x, method, -1, 0, gen()), x)
+    assert torch.equal(generate([x], method, 5, 0, None)[0], x)
+    assert torch.equal(generate([x], method, -1, 0, None)[0], x)
 
 
 def test_ls_equals_closed_form(blobs):
@@ -511,5 +525,5 @@ def test_float32_norms_and_means_are_the_float64_results_rounded_once(monkeypatc
     np.testing.assert_array_equal(
         imprint.engine.normalize.l2_normalize(torch.from_numpy(x)).numpy(), expected
     )
-    mean = select_proxies(torch.from_numpy(x), "mean", 1, 0, gen()).numpy()
+    mean = select_proxies(torch.from_numpy(x), "mean", 1, gen()).numpy()
     np.testing.assert_array_equal(mean, xd.mean(axis=0, keepdims=True).astype(np.float32))

@@ -1,9 +1,9 @@
 """workflow/profiles/kubernetes against a real S3 server (moto, on 127.0.0.1).
 
-Pods share no file system, so that profile puts every file in S3 storage. Here: the profile's
-keys load with the real kubernetes executor and s3 storage plugins (a dry run that checks
-storage), and the workflow runs for real with its files in S3, jobs run locally (a cluster
-cannot be had here).
+Pods share no file system, so that profile puts every file in S3 storage. Here, on .test/small:
+the profile's keys load with the real kubernetes executor and s3 storage plugins (a dry run that
+checks storage), and the workflow runs for real with its files in S3, jobs run locally (a
+cluster cannot be had here).
 """
 
 import io
@@ -12,7 +12,7 @@ import socket
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, SMALL_CONFIG, job_counts, snakemake
+from _snakemake import REPO, install_config, job_counts, snakemake
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -65,7 +65,7 @@ def profile_for(tmp_path, url, executor):
 
 
 def test_kubernetes_profile_plans_with_the_real_plugins(tmp_path, s3):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
+    install_config("small", tmp_path)
     profile = profile_for(tmp_path, s3[0], "kubernetes")
     dry = snakemake(tmp_path, "-n", "--workflow-profile", str(profile))
     plan = job_counts(dry.stdout + dry.stderr)
@@ -75,7 +75,7 @@ def test_kubernetes_profile_plans_with_the_real_plugins(tmp_path, s3):
 
 def test_workflow_runs_with_every_file_in_s3(tmp_path, s3):
     url, client = s3
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
+    install_config("small", tmp_path)
     profile = profile_for(tmp_path, url, "local")
     snakemake(tmp_path, "--workflow-profile", str(profile))
     prefix = f"{tmp_path.name}/results/"

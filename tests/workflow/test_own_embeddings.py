@@ -1,4 +1,5 @@
-"""Bring your own embeddings: a backbone with `embeddings:` goes through the whole workflow.
+"""Bring your own embeddings (.test/own_embeddings): a backbone with `embeddings:` goes through
+the whole workflow.
 
 Nothing is downloaded or extracted for it: the files are checked, copied into results/ and
 imprinted like extracted ones, and the config's ls_lambda reaches GEN ls.
@@ -9,32 +10,15 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from _snakemake import REPO, job_counts, snakemake
+from _snakemake import REPO, install_config, job_counts, load_config, snakemake
 from sklearn.datasets import load_digits
 
 from imprint.io import EmbeddingFileError, import_embeddings, load_embeddings, save_embeddings
 from imprint.planning.checks import check_config
 from imprint.planning.errors import ConfigError
 
-LAMBDA = 50.0  # large enough that ls differs from its small-λ solution on digits
-CONFIG = {
-    "datasets": {"mydigits": {"classes": [0, 1, 2, 3, 4, 5]}},  # no sources: nothing to fetch
-    "backbones": {"my_fm": {"embeddings": "emb/{dataset}/{split}.npz", "ls_lambda": LAMBDA}},
-    "mappings": {"none": {}},
-    "tasks": {"first3": [0, 1, 2], "six": [0, 1, 2, 3, 4, 5]},
-    "experiments": {
-        "own": {
-            "grid": {"seeds": [1], "gen": ["mean", "ls"]},
-            "datasets": ["mydigits"],
-            "backbones": ["my_fm"],
-            "mappings": ["none"],
-            "tasks": ["first3", "six"],
-            "figures": ["accuracy_overview"],
-        }
-    },
-    "collapse": {"datasets": ["mydigits"], "backbones": ["my_fm"], "mappings": ["none"]},
-}
+CONFIG = load_config("own_embeddings")  # .test/own_embeddings/config.yaml
+LAMBDA = CONFIG["backbones"]["my_fm"]["ls_lambda"]  # 50: ls differs from its small-λ solution
 
 
 def _digits_files(folder):
@@ -62,7 +46,7 @@ def _direct_predictions(xtr, ytr, xte, classes, lam=None):
 
 @pytest.mark.slow
 def test_own_embeddings_run_through_the_workflow(tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    install_config("own_embeddings", tmp_path)
     missing = snakemake(tmp_path, "-n", check=False)
     assert missing.returncode != 0 and "emb/mydigits/train.npz" in missing.stdout + missing.stderr
 

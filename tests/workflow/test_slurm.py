@@ -1,10 +1,9 @@
-"""The workflow submitted to a real one-node SLURM cluster through workflow/profiles/slurm.
+""".test/small submitted to a real one-node SLURM cluster through workflow/profiles/slurm.
 
 Needs a running SLURM (`.ci/slurm-single-node` starts one as root; CI runs it). Skipped where
 `sinfo` finds none, unless IMPRINT_REQUIRE_SLURM=1 (set by CI) makes that a failure.
 """
 
-import copy
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, SMALL_CONFIG, snakemake
+from _snakemake import REPO, install_config, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +66,7 @@ def test_workflow_runs_on_slurm_with_the_shipped_profile(tmp_path, partition):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
 
-    config = copy.deepcopy(SMALL_CONFIG)
-    config["experiments"]["small"]["figures"] = ["accuracy_overview"]
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    install_config("small", tmp_path)
     run = snakemake(tmp_path, "--workflow-profile", str(tmp_path / "profile"))
     log = run.stdout + run.stderr
     # Every job but the local target went through sbatch: dataset, 2 extractions, 2

@@ -1,4 +1,4 @@
-"""The real Snakemake workflow on a tiny offline config: outputs, caching, reruns, lint."""
+"""The real Snakemake workflow on .test/tiny: outputs, caching, reruns, config errors, lint."""
 
 import json
 import re
@@ -7,83 +7,15 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, job_counts, snakemake
+from _snakemake import REPO, install_config, job_counts, load_config, snakemake
 
-TINY = {
-    "datasets": {"digits": {"sources": ["digits"]}},
-    "backbones": {"pixels": {}, "resnet18_random": {"image_size": 16}},
-    "extraction": {"batch_size": 64, "limit_per_class": 30},
-    "engine": {"ls_precision": "float32"},
-    "mappings": {
-        "none": {},
-        "halves": {d: int(d >= 5) for d in range(10)},
-        # Remappings named as ImageNet's map{i}-{j}: i = 5 classes per label, variations j.
-        "map5-0": {d: int(d >= 5) for d in range(10)},
-        "map5-1": {d: d % 2 for d in range(10)},
-    },
-    "tasks": {"short": [0, 1, 2], "binary": [0, 1]},
-    "experiments": {
-        "tiny": {
-            "grid": {
-                "parts": [
-                    {
-                        "seeds": [1, 2],
-                        "norm_pre": ["none", "l2"],
-                        "norm_inf": ["none", "l2"],
-                        "gen": ["mean", "kmeans", "all", "ls"],
-                        "k": [1, 3],
-                        "norm_post": ["none", "l2", "quantile"],
-                    },
-                    {
-                        "seeds": [1, 2],
-                        "gen": ["mean"],
-                        "agg": ["mnn"],
-                        "distance": ["cosine", "euclidean"],
-                        "weighting": ["uniform", "weighted_by_distance"],
-                        "m": [1, 3],
-                    },
-                    {"seeds": [1, 2], "gen": ["kmeans"], "k": [2], "fewshot": [-1, 2, 5]},
-                ]
-            },
-            "datasets": ["digits"],
-            "backbones": ["pixels", "resnet18_random"],
-            "mappings": ["none"],
-            "tasks": ["short", "binary"],
-            "figures": [
-                "cd_diagram",
-                "accuracy_overview",
-                "accuracy_vs_proxies",
-                "fewshot_curves",
-            ],
-            "figure_options": {"cd_diagram": {"highlight": ["gen"]}},
-        },
-        "merged": {
-            "grid": {
-                "seeds": [1],
-                "norm_inf": ["l2"],
-                "norm_pre": ["l2"],
-                "norm_post": ["l2"],
-                "gen": ["kmeans"],
-                "k": [1, 2, 4],
-            },
-            "datasets": ["digits"],
-            "backbones": ["pixels"],
-            "mappings": ["none", "halves", "map5-0", "map5-1"],
-            "tasks": ["binary"],
-            "figures": ["multimodal", "nc1_vs_gain"],
-            "figure_options": {"nc1_vs_gain": {"gain_k": 4}},
-        },
-    },
-    "table1": {"experiments": ["tiny"]},
-    "collapse": {"datasets": ["digits"], "backbones": ["pixels"], "mappings": ["none", "halves"]},
-}
+TINY = load_config("tiny")  # .test/tiny/config.yaml: the fixture runs that file as it is
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("wf")
-    config = dict(TINY, data_dir=str(d / "data"))
-    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    install_config("tiny", d)
     snakemake(d)
     return d
 
@@ -196,19 +128,13 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
     again = snakemake(workdir, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # The batch size sets speed, not results: changing it reruns nothing.
-    smaller = dict(
-        TINY, data_dir=str(workdir / "data"), extraction={**TINY["extraction"], "batch_size": 16}
-    )
+    smaller = dict(TINY, extraction={**TINY["extraction"], "batch_size": 16})
     (workdir / "smaller.yaml").write_text(yaml.safe_dump(smaller, sort_keys=False))
     again = snakemake(workdir, "-n", "--configfile", str(workdir / "smaller.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr
     # A configured λ reruns the jobs whose grid has ls or kls on that backbone, nothing else:
     # not its extractions, not the experiment without ls ("merged"), not the other backbone.
-    lam = dict(
-        TINY,
-        data_dir=str(workdir / "data"),
-        backbones={**TINY["backbones"], "pixels": {"ls_lambda": 0.5}},
-    )
+    lam = dict(TINY, backbones={**TINY["backbones"], "pixels": {"ls_lambda": 0.5}})
     (workdir / "lambda.yaml").write_text(yaml.safe_dump(lam, sort_keys=False))
     dry = snakemake(workdir, "-n", "--configfile", str(workdir / "lambda.yaml"))
     plan = job_counts(dry.stdout + dry.stderr)
@@ -227,7 +153,10 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
         "gather_results",
         "rank_configurations",
         "summarise_table1",
-        "plot_results",
+        # tiny's figures of its results table (its cd_diagram is rank_configurations')
+        "plot_accuracy_overview",
+        "plot_accuracy_vs_proxies",
+        "plot_fewshot_curves",
         "all",
     }
     snakemake(workdir)
@@ -236,11 +165,11 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
 
 
 def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
-    bad = dict(TINY, data_dir=str(tmp_path), experimnts={})
+    bad = dict(TINY, experimnts={})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0 and "experimnts" in proc.stdout + proc.stderr
-    bad = dict(TINY, data_dir=str(tmp_path))
+    bad = dict(TINY)
     bad["experiments"] = {"x": dict(TINY["experiments"]["merged"], backbones=["resnet19"])}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
     proc = snakemake(tmp_path, "-n", check=False)
@@ -248,7 +177,7 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
         proc.returncode != 0
         and "'resnet19' is not defined under backbones" in proc.stdout + proc.stderr
     )
-    bad = dict(TINY, data_dir=str(tmp_path))
+    bad = dict(TINY)
     bad["experiments"] = dict(
         TINY["experiments"], merged=dict(TINY["experiments"]["merged"], grid={"norm_pree": ["l2"]})
     )
@@ -259,7 +188,7 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
         and "experiments.merged.grid: unknown grid key(s) ['norm_pree']"
         in proc.stdout + proc.stderr
     )
-    bad = dict(TINY, data_dir=str(tmp_path), engine={"ls_precision": "float16"})
+    bad = dict(TINY, engine={"ls_precision": "float16"})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0 and "float16" in proc.stdout + proc.stderr

@@ -1,11 +1,10 @@
-"""A joined dataset and ImageNet's paper classes through the real workflow (its own file so
-that a parallel worker runs it beside tests/workflow/test_workflow.py)."""
+"""A joined dataset and ImageNet's paper classes through the real workflow, on .test/joined (its
+own file so that a parallel worker runs it beside tests/workflow/test_workflow.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from _snakemake import snakemake
+from _snakemake import install_config, snakemake
 from PIL import Image
 
 from imprint.io import load_embeddings
@@ -60,45 +59,7 @@ def test_combidigits_join_and_the_papers_imagenet_selection_run_end_to_end(tmp_p
             for k in range(n):
                 pixels = np.clip(colour + rng.normal(0, 8, (16, 16, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnids[c]}_{k}.JPEG")
-    per_dataset = {
-        "combo": ["combidigits"],
-        "ImageNet": ["map1-0", "map10-0", "imagenet50-0"],
-    }
-    config = {
-        "data_dir": "data",
-        "datasets": {
-            "combo": {"sources": ["digits", "digits"]},
-            "ImageNet": {"sources": ["ImageNet"], "classes": "imagenet_paper", "download": False},
-        },
-        "backbones": {"pixels": {}},
-        "extraction": {"limit_per_class": 20},
-        "mappings": {"combidigits": "combidigits", "imagenet": "imagenet100", "rand": "imagenet50"},
-        "tasks": {"all": list(range(10))},
-        "experiments": {
-            "multimodal": {
-                "grid": {
-                    "seeds": [1],
-                    "norm_pre": ["l2"],
-                    "norm_post": ["l2"],
-                    "norm_inf": ["l2"],
-                    "gen": ["mean", "kmeans"],
-                    "k": [1, 2],
-                },
-                "datasets": ["combo", "ImageNet"],
-                "backbones": ["pixels"],
-                "mappings": per_dataset,
-                "tasks": ["all"],
-                "figures": ["multimodal", "nc1_vs_gain"],
-                "figure_options": {"nc1_vs_gain": {"gain_k": 2, "pool_variations": True}},
-            }
-        },
-        "collapse": {
-            "datasets": ["combo", "ImageNet"],
-            "backbones": ["pixels"],
-            "mappings": per_dataset,
-        },
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    install_config("joined", tmp_path)
     snakemake(tmp_path)
 
     emb = tmp_path / "results/embeddings"

@@ -1,7 +1,8 @@
 """Neural-collapse metrics of an embedding set, computed from per-class sufficient statistics.
 
 The paper relates imprinting accuracy to how collapsed a backbone's training embeddings are
-(NC1 and VCI per backbone, dataset and label remapping). Everything here streams over classes
+(NC1 and VCI per backbone, dataset and label remapping); NC3-NC5, which set a classifier or
+out-of-distribution data against the class means, are in collapse_classifier. Everything here streams over classes
 and row chunks in float64, so a memory-mapped ImageNet-sized set (1.3M x 2048) is read piecewise
 and only a few D x D matrices are ever held. Pure functions: arrays in, dataclass and dicts out.
 
@@ -18,16 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "ClassStatistics",
-    "class_statistics",
-    "collapse_metrics",
-    "evaluate_collapse",
-    "global_mean",
-    "ncc_agreement",
-    "ood_orthogonality",
-    "self_duality",
-]
+__all__ = ["ClassStatistics", "class_statistics", "collapse_metrics", "global_mean"]
 
 _EPS = np.finfo(np.float64).eps
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -166,73 +158,23 @@ def class_statistics(
     ``2 * chunk_rows * D * 8`` bytes plus three D x D float64 matrices.
     """
     x_all = _as_2d(embeddings)
-    n, d = x_all.shape
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match embeddings, got {labels.shape}")
-    if int(chunk_rows) < 1:
-        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    chunk_rows = int(chunk_rows)
+    labels = _as_labels(labels, x_all.shape[0])
+    chunk_rows = _chunk_rows(chunk_rows)
+    classes = _checked_classes(labels, classes)
+    rows_of = _rows_by_class(labels, classes)
 
-    if classes is None:
-        classes = np.unique(labels)
-    else:
-        classes = np.asarray(classes)
-        if classes.ndim != 1:
-            raise ValueError(f"classes must be 1-D, got shape {classes.shape}")
-        if np.unique(classes).size != classes.size:
-            raise ValueError("classes contains duplicate labels")
-    if classes.size < 2:
-        raise ValueError(f"neural-collapse metrics need at least 2 classes, got {classes.size}")
-
-    # One stable sort gives every class's rows in file order, instead of C scans of the labels.
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    starts = np.searchsorted(sorted_labels, classes, side="left")
-    stops = np.searchsorted(sorted_labels, classes, side="right")
-    empty = classes[starts == stops]
-    if empty.size:
-        shown = ", ".join(repr(c) for c in empty[:10].tolist())
-        more = f" and {empty.size - 10} more" if empty.size > 10 else ""
-        raise ValueError(f"class(es) with no samples: {shown}{more}")
-
-    n_cls = classes.size
-    counts = (stops - starts).astype(np.int64)
-    means = np.zeros((n_cls, d))
-    mean_sq = np.zeros(n_cls)
-    pooled = _PooledScatter(d, min(chunk_rows, int(counts.sum())))
-
-    for k in range(n_cls):
-        start, stop = int(starts[k]), int(stops[k])
+    counts = np.array([rows.size for rows in rows_of], dtype=np.int64)
+    means = np.zeros((classes.size, x_all.shape[1]))
+    mean_sq = np.zeros(classes.size)
+    pooled = _PooledScatter(x_all.shape[1], min(chunk_rows, int(counts.sum())))
+    for k, rows in enumerate(rows_of):
         what = f"class {classes[k]!r}"
-        if stop - start <= chunk_rows:
-            x = _prepare(_read_rows(x_all, order[start:stop]), l2_normalise, what)
-            means[k] = x.mean(axis=0)
-            x -= means[k]
-            mean_sq[k] = float(np.vdot(x, x)) / x.shape[0]
-            pooled.add_centred(x)
-            continue
-        # A class too big for one chunk: merge chunks with Chan et al.'s pairwise update
-        # (scatter about each chunk's mean plus a rank-one correction), one read of its rows.
-        seen = 0
-        mean = np.zeros(d)
-        scatter = np.zeros((d, d))
-        for lo in range(start, stop, chunk_rows):
-            x = _prepare(
-                _read_rows(x_all, order[lo : min(lo + chunk_rows, stop)]), l2_normalise, what
+        if rows.size <= chunk_rows:
+            means[k], mean_sq[k] = _add_whole_class(x_all, rows, l2_normalise, what, pooled)
+        else:
+            means[k], mean_sq[k] = _add_chunked_class(
+                x_all, rows, chunk_rows, l2_normalise, what, pooled
             )
-            m = x.shape[0]
-            chunk_mean = x.mean(axis=0)
-            x -= chunk_mean
-            scatter += x.T @ x
-            total = seen + m
-            delta = chunk_mean - mean
-            scatter += np.outer(delta, delta) * (seen * m / total)
-            mean += delta * (m / total)
-            seen = total
-        means[k] = mean
-        mean_sq[k] = float(np.trace(scatter)) / seen
-        pooled.add_scatter(scatter, seen)
     pooled.flush()
 
     return ClassStatistics(
@@ -244,6 +186,84 @@ def class_statistics(
         mean_sq_dist=mean_sq,
         l2_normalised=bool(l2_normalise),
     )
+
+
+def _as_labels(labels, n: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match embeddings, got {labels.shape}")
+    return labels
+
+
+def _chunk_rows(chunk_rows) -> int:
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    return int(chunk_rows)
+
+
+def _checked_classes(labels: np.ndarray, classes) -> np.ndarray:
+    """The classes to include: every label present (sorted) by default, else `classes` as
+    given, which must be 1-D and free of duplicates; at least two either way."""
+    if classes is None:
+        classes = np.unique(labels)
+    else:
+        classes = np.asarray(classes)
+        if classes.ndim != 1:
+            raise ValueError(f"classes must be 1-D, got shape {classes.shape}")
+        if np.unique(classes).size != classes.size:
+            raise ValueError("classes contains duplicate labels")
+    if classes.size < 2:
+        raise ValueError(f"neural-collapse metrics need at least 2 classes, got {classes.size}")
+    return classes
+
+
+def _rows_by_class(labels: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each class, in file order; raises naming the classes with none."""
+    # One stable sort gives every class's rows in file order, instead of C scans of the labels.
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.searchsorted(sorted_labels, classes, side="left")
+    stops = np.searchsorted(sorted_labels, classes, side="right")
+    empty = classes[starts == stops]
+    if empty.size:
+        shown = ", ".join(repr(c) for c in empty[:10].tolist())
+        more = f" and {empty.size - 10} more" if empty.size > 10 else ""
+        raise ValueError(f"class(es) with no samples: {shown}{more}")
+    return [order[start:stop] for start, stop in zip(starts.tolist(), stops.tolist())]
+
+
+def _add_whole_class(x_all, rows, l2_normalise, what, pooled: _PooledScatter):
+    """A class read in one piece: its mean and mean squared distance to it; the centred rows
+    go to `pooled`."""
+    x = _prepare(_read_rows(x_all, rows), l2_normalise, what)
+    mean = x.mean(axis=0)
+    x -= mean
+    pooled.add_centred(x)
+    return mean, float(np.vdot(x, x)) / x.shape[0]
+
+
+def _add_chunked_class(x_all, rows, chunk_rows, l2_normalise, what, pooled: _PooledScatter):
+    """A class too big for one chunk, read once: chunks merged with Chan et al.'s pairwise
+    update (scatter about each chunk's mean plus a rank-one correction). Returns its mean and
+    mean squared distance to it; its scatter goes to `pooled`."""
+    d = x_all.shape[1]
+    seen = 0
+    mean = np.zeros(d)
+    scatter = np.zeros((d, d))
+    for lo in range(0, rows.size, chunk_rows):
+        x = _prepare(_read_rows(x_all, rows[lo : lo + chunk_rows]), l2_normalise, what)
+        m = x.shape[0]
+        chunk_mean = x.mean(axis=0)
+        x -= chunk_mean
+        scatter += x.T @ x
+        total = seen + m
+        delta = chunk_mean - mean
+        scatter += np.outer(delta, delta) * (seen * m / total)
+        mean += delta * (m / total)
+        seen = total
+    mean_sq = float(np.trace(scatter)) / seen
+    pooled.add_scatter(scatter, seen)  # scales `scatter` in place: after its trace is read
+    return mean, mean_sq
 
 
 def _kept(eigvals: np.ndarray, dim: int, eps: float = _EPS) -> np.ndarray:
@@ -326,9 +346,36 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     sigma_w = stats.class_cov_sum / n_cls
     sigma_w_pooled = stats.within_scatter / n
     sigma_b = centred.T @ centred / n_cls
+    lam, vt = _between_eigenpairs(stats, centred)
+    rank_b = int(_kept(lam, d).sum())
+    rank_b32 = int(_kept(lam, d, _EPS32).sum())  # the reference's rank (see _nc1_variants)
+    sigma_w_ref = sigma_w + np.outer(mu_g, mu_g)
+    trace_b = float(np.trace(sigma_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = float(np.trace(sigma_w) / np.float64(trace_b))
+    return {
+        "n_classes": n_cls,
+        "n_samples": n,
+        "dim": d,
+        **_nc1_variants(sigma_w, sigma_w_pooled, mu_g, lam, vt, n_cls),
+        "nc1_quotient": quotient,
+        "vci": _vci(sigma_w, sigma_b, centred, rank_b),
+        "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
+        "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b32, _EPS32),
+        "cdnv": _cdnv(centred, stats.mean_sq_dist),
+        **_nc2_metrics(centred),
+        "rank_between": rank_b,
+        "trace_within": float(np.trace(sigma_w)),
+        "trace_between": trace_b,
+    }
 
-    # Sigma_B's eigenpairs from the thin SVD of M~: cheaper than a D x D eigh when C < D, and
-    # its null directions come out exact instead of as rounding noise.
+
+def _between_eigenpairs(stats: ClassStatistics, centred: np.ndarray):
+    """Sigma_B's eigenvalues (descending, those that are rounding noise set to 0) and
+    eigenvectors (rows of vt), from the thin SVD of the centred means M~."""
+    # Cheaper than a D x D eigh when C < D, and the null directions come out exact instead of
+    # as rounding noise.
+    n_cls, d = stats.n_classes, stats.dim
     _, sing, vt = np.linalg.svd(centred, full_matrices=False)
     lam = sing**2 / n_cls
     # Rounding leaves coinciding class means a noise Sigma_B whose own lambda_max would pass
@@ -338,17 +385,20 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     floor = float((stats.mean_sq_dist + (stats.means**2).sum(axis=1)).max()) * (d * _EPS) ** 2
     real = lam > floor
     real[n_cls - 1 :] = False
-    lam = np.where(real, lam, 0.0)
-    keep = _kept(lam, d)
-    rank_b = int(keep.sum())
-    vecs, vals = vt[keep].T, lam[keep]
+    return np.where(real, lam, 0.0), vt
 
+
+def _nc1_variants(sigma_w, sigma_w_pooled, mu_g, lam, vt, n_cls: int) -> dict:
+    """nc1, nc1_sample_weighted, nc1_reference_centring and nc1_svd (see collapse_metrics)
+    from Sigma_W, its sample-weighted form, mu_G and Sigma_B's eigenpairs (lam, vt)."""
+    d = vt.shape[1]
+    keep = _kept(lam, d)
+    vecs, vals = vt[keep].T, lam[keep]
     # The reference inverts a float32 Sigma_B with torch.linalg.pinv: its cut-off uses
     # float32's eps, so directions float64 keeps may be dropped there.
     keep32 = _kept(lam, d, _EPS32)
-    rank_b32 = int(keep32.sum())
     vecs32, vals32 = vt[keep32].T, lam[keep32]
-    if rank_b == 0:
+    if not keep.any():
         nc1 = nc1_pooled = nc1_ref = nc1_svd = math.inf
     else:
         nc1 = _trace_times_pinv(sigma_w, vecs, vals) / n_cls
@@ -364,53 +414,47 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
             nc1_svd = _trace_times_pinv(sigma_w, vt[:top].T, lam[:top]) / n_cls
         else:
             nc1_svd = math.inf
+    return {
+        "nc1": nc1,
+        "nc1_sample_weighted": nc1_pooled,
+        "nc1_reference_centring": nc1_ref,
+        "nc1_svd": nc1_svd,
+    }
 
-    sigma_w_ref = sigma_w + np.outer(mu_g, mu_g)
-    trace_b = float(np.trace(sigma_b))
 
+def _cdnv(centred: np.ndarray, var: np.ndarray) -> float:
+    """Mean over class pairs of (var_c + var_c') / (2 ||mu_c - mu_c'||^2)."""
+    n_cls = centred.shape[0]
+    total = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(n_cls - 1):
+            # From the differences, not |a|^2 + |b|^2 - 2ab, which cancels for close means.
+            dist2 = ((centred[i] - centred[i + 1 :]) ** 2).sum(axis=1)
+            total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
+    return total / (n_cls * (n_cls - 1) / 2)
+
+
+def _nc2_metrics(centred: np.ndarray) -> dict:
+    """The NC2 family (see collapse_metrics) from the centred class means."""
+    n_cls = centred.shape[0]
     gram = centred @ centred.T
-    sq_norms = np.diag(gram).copy()
-    norms = np.sqrt(sq_norms)
+    norms = np.sqrt(np.diag(gram).copy())
     off = ~np.eye(n_cls, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         cosines = (gram / np.outer(norms, norms))[off]
         ideal = (np.eye(n_cls) - 1.0 / n_cls) / math.sqrt(n_cls - 1)
         etf_error = float(np.linalg.norm(gram / np.linalg.norm(gram) - ideal))
         equinorm = float(norms.std() / norms.mean())
-        quotient = float(np.trace(sigma_w) / np.float64(trace_b))
-        cdnv_total = 0.0
-        var = stats.mean_sq_dist
-        for i in range(n_cls - 1):
-            # From the differences, not |a|^2 + |b|^2 - 2ab, which cancels for close means.
-            dist2 = ((centred[i] - centred[i + 1 :]) ** 2).sum(axis=1)
-            cdnv_total += float(((var[i] + var[i + 1 :]) / (2.0 * dist2)).sum())
-    cdnv = cdnv_total / (n_cls * (n_cls - 1) / 2)
     pair_dist = _unit_pair_distances(gram, norms)
     with np.errstate(divide="ignore", invalid="ignore"):  # coinciding directions: NaN
         nc2g_log = float((-np.log(pair_dist)).var())
-
     return {
-        "n_classes": n_cls,
-        "n_samples": n,
-        "dim": d,
-        "nc1": nc1,
-        "nc1_sample_weighted": nc1_pooled,
-        "nc1_reference_centring": nc1_ref,
-        "nc1_svd": nc1_svd,
-        "nc1_quotient": quotient,
-        "vci": _vci(sigma_w, sigma_b, centred, rank_b),
-        "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
-        "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b32, _EPS32),
-        "cdnv": cdnv,
         "nc2_equinorm": equinorm,
         "nc2_equiangular": float(cosines.std()),
         "nc2_max_angle": float(np.abs(cosines + 1.0 / (n_cls - 1)).mean()),
         "nc2_etf_error": etf_error,
         "nc2g_dist": float(pair_dist.var()),
         "nc2g_log": nc2g_log,
-        "rank_between": rank_b,
-        "trace_within": float(np.trace(sigma_w)),
-        "trace_between": trace_b,
     }
 
 
@@ -427,118 +471,9 @@ def _unit_pair_distances(gram: np.ndarray, norms: np.ndarray) -> np.ndarray:
 def global_mean(embeddings, l2_normalise: bool = True, chunk_rows: int = 65536) -> np.ndarray:
     """Mean of every row (each scaled to unit length first with ``l2_normalise``), streamed."""
     x_all = _as_2d(embeddings)
-    if int(chunk_rows) < 1:
-        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    chunk_rows = _chunk_rows(chunk_rows)
     total = np.zeros(x_all.shape[1])
-    for lo in range(0, x_all.shape[0], int(chunk_rows)):
-        chunk = np.array(x_all[lo : lo + int(chunk_rows)], dtype=np.float64)
+    for lo in range(0, x_all.shape[0], chunk_rows):
+        chunk = np.array(x_all[lo : lo + chunk_rows], dtype=np.float64)
         total += _prepare(chunk, l2_normalise, f"rows from {lo}").sum(axis=0)
     return total / x_all.shape[0]
-
-
-def ood_orthogonality(class_means, ood_mean) -> float:
-    """NC5: mean over classes of |cos(mu_c, mu_OOD)|, mu_OOD the global mean of
-    out-of-distribution embeddings (Ammar et al. 2024; the neural-collapse package's
-    ``orthogonality_deviation``, uncentred class means as there). 0 = every class mean is
-    orthogonal to the OOD mean."""
-    means = _as_matrix(class_means, "class_means")
-    ood = np.asarray(ood_mean, dtype=np.float64).reshape(-1)
-    if ood.shape[0] != means.shape[1]:
-        raise ValueError(f"ood_mean has {ood.shape[0]} dimensions, class_means {means.shape[1]}")
-    norms = np.linalg.norm(means, axis=1) * np.linalg.norm(ood)
-    if not (norms > 0).all():
-        raise ValueError("a zero class mean or OOD mean has no direction")
-    return float(np.abs(means @ ood / norms).mean())
-
-
-def evaluate_collapse(
-    embeddings,
-    labels,
-    l2_normalise: bool = True,
-    classes=None,
-    chunk_rows: int = 65536,
-) -> dict:
-    """``collapse_metrics(class_statistics(...))`` in one call; see both for details."""
-    return collapse_metrics(
-        class_statistics(
-            embeddings, labels, l2_normalise=l2_normalise, classes=classes, chunk_rows=chunk_rows
-        )
-    )
-
-
-def _as_matrix(a, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [C, D], got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return a
-
-
-def self_duality(weights, class_means, global_mean, kind: str = "papyan") -> float:
-    """NC3: how far the classifier rows are from the centred class means.
-
-    ``kind="papyan"`` (default, Papyan et al. 2020):
-    || W/||W||_F - M~/||M~||_F ||_F^2, rows of W [C, D] and M~ = class_means - global_mean
-    matched by class; 0 when W is a positive multiple of M~.
-
-    ``kind="etf"`` (Kothapalli 2023, the neural-collapse package's ``self_duality_error``):
-    || W M~^T / ||W M~^T||_F - (I - 11^T/C)/sqrt(C-1) ||_F, i.e. how far the classifier/mean
-    cross-similarities are from a simplex ETF.
-    """
-    w = _as_matrix(weights, "weights")
-    centred = _as_matrix(class_means, "class_means") - np.asarray(global_mean, dtype=np.float64)
-    if w.shape != centred.shape:
-        raise ValueError(f"weights {w.shape} and class_means {centred.shape} differ in shape")
-    n_cls = w.shape[0]
-    if n_cls < 2:
-        raise ValueError(f"self-duality needs at least 2 classes, got {n_cls}")
-    if kind == "papyan":
-        diff = w / np.linalg.norm(w) - centred / np.linalg.norm(centred)
-        return float((diff * diff).sum())
-    if kind == "etf":
-        cross = w @ centred.T
-        ideal = (np.eye(n_cls) - 1.0 / n_cls) / math.sqrt(n_cls - 1)
-        return float(np.linalg.norm(cross / np.linalg.norm(cross) - ideal))
-    raise ValueError(f"unknown self-duality kind {kind!r}; use 'papyan' or 'etf'")
-
-
-def ncc_agreement(
-    embeddings,
-    weights,
-    class_means,
-    l2_normalise: bool = True,
-    chunk_rows: int = 65536,
-) -> float:
-    """NC4: fraction of samples on which the linear classifier and nearest class centre agree.
-
-    The linear decision is argmax_c w_c . x (no bias); the NCC decision is
-    argmin_c ||x - mu_c||_2. Every sample counts once (so large classes weigh more), as in the
-    neural-collapse package's default. ``l2_normalise`` must match how ``class_means`` were
-    computed; it does not change the linear decision.
-    """
-    x_all = _as_2d(embeddings)
-    w = _as_matrix(weights, "weights")
-    means = _as_matrix(class_means, "class_means")
-    if w.shape != means.shape or w.shape[1] != x_all.shape[1]:
-        raise ValueError(
-            f"weights {w.shape}, class_means {means.shape} and embeddings "
-            f"(D = {x_all.shape[1]}) must share [C, D]"
-        )
-    if int(chunk_rows) < 1:
-        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    chunk_rows = int(chunk_rows)
-    sq_means = (means * means).sum(axis=1)
-    n = x_all.shape[0]
-    agree = 0
-    for lo in range(0, n, chunk_rows):
-        x = _prepare(
-            np.array(x_all[lo : lo + chunk_rows], dtype=np.float64),
-            l2_normalise,
-            f"rows {lo}..{min(lo + chunk_rows, n) - 1}",
-        )
-        linear = (x @ w.T).argmax(axis=1)
-        # ||x||^2 is the same for every centre, so it drops out of the argmin.
-        nearest = (sq_means - 2.0 * (x @ means.T)).argmin(axis=1)
-        agree += int((linear == nearest).sum())
-    return agree / n

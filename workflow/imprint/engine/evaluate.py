@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,12 +30,12 @@ from imprint.engine.generate import (
     select_proxies,
 )
 from imprint.engine.grid import CONFIG_KEYS, config_id
-from imprint.io import progress_bar
 from imprint.engine.kmedoids import pairwise_euclidean
 from imprint.engine.metrics import accuracy_percent, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
 from imprint.engine.tasks import task_rows
+from imprint.io import progress_bar
 
 # k-medoids keeps each class's n × n distances for the next k while they fit in this budget
 # (a paper grid on MNIST: 10 × 144 MB); larger classes are recomputed per k instead.
@@ -149,7 +150,7 @@ def generate(
                 held = sum(t.numel() * t.element_size() for t in distance_cache.values())
                 if held + d.numel() * d.element_size() <= KMEDOIDS_CACHE_BYTES:
                     distance_cache[c] = d
-        out.append(select_proxies(x, gen, k, seed, generator, distances=d))
+        out.append(select_proxies(x, gen, k, generator, distances=d))
     return out
 
 
@@ -194,7 +195,45 @@ def evaluate_grid(
     missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
     if missing:
         raise ValueError(f"configuration table lacks column(s) {missing}")
-    n_classes = len(classes)
+    task = _task_tensors(
+        (train_embeddings, train_labels),
+        (test_embeddings, test_labels),
+        classes,
+        mapping,
+        device,
+        data_names,
+    )
+    work = _with_draw_seeds(configs)
+    unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
+
+    results: dict[tuple, dict] = {}
+    bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
+    for sample_key, by_sample in _group(unique, SAMPLE_KEYS).items():
+        # One presampled training set at a time: the call frees it before the next is made.
+        _run_presampled(task, sample_key, by_sample, ls_lambda, ls_precision, results, bar)
+    bar.close()
+    return _results_table(configs, work, results)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One task's data on the device: training rows per class, test rows, true test classes."""
+
+    classes: Sequence[int]
+    train: list[torch.Tensor]
+    test: dict[str, torch.Tensor]  # by NORMinf: "none" (as stored) and "l2"
+    truth: torch.Tensor  # class index (task order) of each test row
+    device: torch.device
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def _task_tensors(train, test, classes, mapping, device, data_names) -> _Task:
+    """The task's rows of `train` and `test`, each (embeddings, labels), checked, as float32
+    tensors on the device."""
+    (train_embeddings, train_labels), (test_embeddings, test_labels) = train, test
     train_rows, train_index = task_rows(train_labels, classes, mapping, where=data_names[0])
     test_rows, test_index = task_rows(test_labels, classes, mapping, where=data_names[1])
     if train_embeddings.shape[1] != test_embeddings.shape[1]:
@@ -202,72 +241,76 @@ def evaluate_grid(
             f"{data_names[0]} have dimension {train_embeddings.shape[1]} but {data_names[1]} "
             f"{test_embeddings.shape[1]}: they must come from the same backbone"
         )
-
-    def to_tensor(a):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
-
-    train = rows_by_class(train_embeddings, train_rows, train_index, n_classes, device)
+    by_class = rows_by_class(train_embeddings, train_rows, train_index, len(classes), device)
     test_order = np.argsort(test_rows)
-    test_raw = to_tensor(test_embeddings[test_rows[test_order]])
+    test_raw = torch.from_numpy(
+        np.ascontiguousarray(test_embeddings[test_rows[test_order]], dtype=np.float32)
+    ).to(device)
     truth = torch.from_numpy(test_index[test_order]).to(device)
-    test = {"none": test_raw, "l2": apply_norm(test_raw, "l2")}
+    test_by_norm = {"none": test_raw, "l2": apply_norm(test_raw, "l2")}
+    return _Task(classes, by_class, test_by_norm, truth, device)
 
+
+def _with_draw_seeds(configs: pd.DataFrame) -> pd.DataFrame:
+    """The configuration columns plus the seeds GEN (`gen_seed`) and few-shot sampling
+    (`sample_seed`) draw from: -1 where nothing is drawn, so one run serves every seed."""
     work = configs[[*CONFIG_KEYS, "seed"]].copy()
-    # Seeds matter only where something is drawn at random; elsewhere one run serves all seeds.
     random_draw = work["gen"].isin(RANDOM_GEN + ("kmeans", "kls")) | (work["fewshot"] != -1)
     work["gen_seed"] = np.where(random_draw, work["seed"], -1)
     work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
-    unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
+    return work
 
-    results: dict[tuple, dict] = {}
-    bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
-    for sample_key, by_sample in _group(unique, SAMPLE_KEYS).items():
-        norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
+
+def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, results, bar) -> None:
+    """Every configuration of one presampled training set into `results`: presampling once,
+    GEN once per (gen, k, seed), NORMpost once per proxies, then inference."""
+    norm_pre, presampling, q_lo, q_hi, fewshot, sample_seed = sample_key
+    t0 = time.perf_counter()
+    # With few-shot sampling, sample_seed == gen_seed == the row's seed (one stream).
+    samples, stream_state = presample_classes(
+        task.train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), task.classes
+    )
+    presample_seconds = time.perf_counter() - t0
+    distance_cache: dict = {}
+    for (gen, k, gen_seed), by_proxies in _group(rows, ["gen", "k", "gen_seed"]).items():
         t0 = time.perf_counter()
-        # With few-shot sampling, sample_seed == gen_seed == the row's seed (one stream).
-        samples, stream_state = presample_classes(
-            train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), classes
+        raw = generate(
+            samples,
+            gen,
+            int(k),
+            max(int(gen_seed), 0),
+            ls_lambda,
+            distance_cache,
+            stream_state,
+            ls_precision,
         )
-        presample_seconds = time.perf_counter() - t0
-        distance_cache: dict = {}
-        for (gen, k, gen_seed), by_proxies in _group(by_sample, ["gen", "k", "gen_seed"]).items():
+        raw_seconds = presample_seconds + time.perf_counter() - t0
+        direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
+        for (norm_post,), by_norm in _group(by_proxies, ["norm_post"]).items():
             t0 = time.perf_counter()
-            raw = generate(
-                samples,
-                gen,
-                int(k),
-                max(int(gen_seed), 0),
-                ls_lambda,
-                distance_cache,
-                stream_state,
-                ls_precision,
+            per_class = apply_norm_post(raw, norm_post)
+            proxies = torch.cat(per_class)
+            proxy_class = torch.repeat_interleave(
+                torch.arange(task.n_classes, device=task.device),
+                torch.tensor([p.shape[0] for p in per_class], device=task.device),
             )
-            raw_seconds = presample_seconds + time.perf_counter() - t0
-            direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
-            for (norm_post,), by_norm in _group(by_proxies, ["norm_post"]).items():
-                t0 = time.perf_counter()
-                per_class = apply_norm_post(raw, norm_post)
-                proxies = torch.cat(per_class)
-                proxy_class = torch.repeat_interleave(
-                    torch.arange(n_classes, device=device),
-                    torch.tensor([p.shape[0] for p in per_class], device=device),
-                )
-                gen_seconds = raw_seconds + time.perf_counter() - t0
-                _infer(
-                    by_norm,
-                    proxies,
-                    proxy_class,
-                    test,
-                    truth,
-                    n_classes,
-                    gen_seconds,
-                    results,
-                    direction_cache,
-                )
-                bar.update(len(by_norm))
-        del samples, distance_cache  # before the next presampled set is made: one at a time
-    bar.close()
+            gen_seconds = raw_seconds + time.perf_counter() - t0
+            _infer(
+                by_norm,
+                proxies,
+                proxy_class,
+                task.test,
+                task.truth,
+                task.n_classes,
+                gen_seconds,
+                results,
+                direction_cache,
+            )
+            bar.update(len(by_norm))
 
+
+def _results_table(configs: pd.DataFrame, work: pd.DataFrame, results: dict) -> pd.DataFrame:
+    """One row per configuration × seed, in input order, with the columns RESULT_COLUMNS."""
     keys = [*CONFIG_KEYS, "gen_seed", "sample_seed"]
     rows = [results[tuple(r)] for r in work[keys].itertuples(index=False, name=None)]
     out = pd.concat(

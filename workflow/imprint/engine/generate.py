@@ -7,7 +7,6 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from threadpoolctl import ThreadpoolController
@@ -29,13 +28,6 @@ def _kmeans(x: torch.Tensor, k: int, seed: int) -> KMeans:
     return KMeans(n_clusters=k, random_state=seed).fit(x.detach().to("cpu", torch.float32).numpy())
 
 
-def kmeans_fit(x: torch.Tensor, k: int, seed: int) -> KMeans:
-    """scikit-learn's KMeans(n_clusters=k, random_state=seed) with its defaults, on float32."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_FEWER_CLUSTERS)
-        return _kmeans(x, k, seed)
-
-
 @functools.cache
 def _threadpools() -> ThreadpoolController:
     # Finding the loaded thread-pool libraries is slow (milliseconds); do it once.
@@ -43,11 +35,12 @@ def _threadpools() -> ThreadpoolController:
 
 
 def kmeans_fit_many(xs: list[torch.Tensor], k: int, seed: int) -> list[KMeans]:
-    """kmeans_fit for several classes at once: one single-threaded fit per worker thread.
+    """GEN kmeans for several classes: scikit-learn's KMeans(n_clusters=k, random_state=seed)
+    with its defaults, on float32 (SPEC §2), one single-threaded fit per worker thread.
 
     torch and scikit-learn ship separate OpenMP runtimes whose idle threads spin against each
     other; one OpenMP thread per fit and classes in parallel is several times faster here,
-    and every fit is still exactly KMeans(n_clusters=k, random_state=seed).
+    and every fit is still exactly that KMeans.
     """
     if not xs:
         return []
@@ -95,16 +88,21 @@ def select_proxies(
     x: torch.Tensor,
     gen: str,
     k: int,
-    seed: int,
     generator: torch.Generator,
     distances: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Proxies [k', D] of one class under a per-class GEN (every GEN except ls and kls).
+    """Proxies [k', D] of one class under a per-class GEN (every GEN but kmeans, ls and kls).
 
     k = -1, gen 'all', or a class with fewer samples than k: every sample is a proxy.
     `distances`, if given, is this class's pairwise Euclidean matrix (k-medoids reuses it
-    across k). Draws for random, fps and none come from `generator`.
+    across k). Draws for random, fps and none come from `generator`. kmeans, ls and kls are
+    fitted over a task's classes together (evaluate.generate sends them to kmeans_fit_many and
+    joint_proxies).
     """
+    if gen == "kmeans":
+        raise ValueError("GEN 'kmeans' fits every class at once: use kmeans_fit_many")
+    if gen in JOINT_GEN:
+        raise ValueError(f"GEN '{gen}' needs every class at once: use joint_proxies")
     n = x.shape[0]
     if gen == "all" or k == -1 or n < k:
         return x
@@ -116,11 +114,6 @@ def select_proxies(
         return (x.sum(dim=0, keepdim=True, dtype=torch.float64) / n).to(x.dtype)
     if gen == "random":
         return x[torch.randperm(n, generator=generator)[:k].to(x.device)]
-    if gen == "kmeans":
-        centres = kmeans_fit(x, k, seed).cluster_centers_
-        return torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32)).to(
-            x.device, x.dtype
-        )
     if gen == "kmedoids":
         d = pairwise_euclidean(x) if distances is None else distances
         return x[kmedoids_indices(d, k).to(x.device)]
@@ -129,11 +122,7 @@ def select_proxies(
     if gen == "cov_max":
         order = torch.argsort(covariance_row_sums(x), descending=True, stable=True)
         return x[order[:k]]
-    if gen in JOINT_GEN:
-        raise ValueError(f"GEN '{gen}' needs every class at once: use joint_proxies")
     raise ValueError(f"unknown GEN '{gen}'; allowed: {', '.join(GEN)}")
-
-
 
 
 # Rows per float64 block of the ls statistics: 2^24 elements, 128 MiB.
