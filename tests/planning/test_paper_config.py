@@ -8,8 +8,8 @@ import pytest
 import yaml
 from _snakemake import REPO, job_counts, snakemake
 
+from imprint.analysis.tables import TABLE1_COMMON, TABLE1_METHODS
 from imprint.engine.grid import expand_grid, load_grid
-from imprint.figures.paper import _TABLE1_COMMON, TABLE1_METHODS
 from imprint.planning.checks import check_config
 from imprint.planning.errors import ConfigError
 from imprint.planning.jobs import collapse_groups, experiment_groups, ls_precision, uses_ls
@@ -47,7 +47,9 @@ EXPECTED_JOBS = {
     "compute_collapse": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,
     "gather_collapse": 1,
     "rank_configurations": 2,  # aggfixed, aggfocus
-    "plot_results": 4,  # two accuracy overviews, Figure 6, few-shot curves
+    "plot_accuracy_overview": 2,  # aggfixed, aggfocus
+    "plot_accuracy_vs_proxies": 1,  # Figure 6
+    "plot_fewshot_curves": 1,
     "plot_multimodal": 1,
     "plot_nc1_vs_gain": 1,
     "summarise_table1": 1,
@@ -137,7 +139,7 @@ def test_every_table1_method_is_in_the_pooled_experiments(paper):
     )
     for method in TABLE1_METHODS:
         mask = pd.Series(True, index=pooled.index)
-        for col, value in (_TABLE1_COMMON | dict(method.filters)).items():
+        for col, value in (TABLE1_COMMON | dict(method.filters)).items():
             mask &= pooled[col] == value
         assert mask.sum() >= 3, method.method  # the three seeds
 

@@ -120,6 +120,45 @@ def evaluate_files(
     return results
 
 
+def collapse_file(
+    embeddings: str,
+    out: str | None = None,
+    mapping=None,
+    classes=None,
+    l2_normalise=True,
+    ood: str | None = None,
+) -> dict:
+    """NC metrics of one embedding file (after an optional label mapping); JSON to `out`.
+
+    `ood`: an embedding file of out-of-distribution data, for NC5 (``nc5_ood_orthogonality``).
+    """
+    import numpy as np
+
+    from imprint.analysis.collapse import class_statistics, collapse_metrics, global_mean
+    from imprint.analysis.collapse_classifier import mean_classifier_metrics, ood_orthogonality
+    from imprint.engine.tasks import remap_labels
+
+    data = load_embeddings(embeddings)
+    rows, mapped = remap_labels(data.labels, load_mapping(mapping))
+    labels = mapped
+    if rows.shape[0] < data.labels.shape[0]:
+        # Dropped rows get a label no class uses instead of being copied out of the memmap
+        # (an ImageNet remapping would copy ~1 GB): the metrics read only the listed classes.
+        labels = np.full(data.labels.shape[0], mapped.min(initial=0) - 1, dtype=np.int64)
+        labels[rows] = mapped
+        classes = np.unique(mapped) if classes is None else classes
+    stats = class_statistics(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
+    metrics = collapse_metrics(stats) | mean_classifier_metrics(data.embeddings, labels, stats)
+    if ood:
+        ood_mean = global_mean(load_embeddings(ood).embeddings, l2_normalise=l2_normalise)
+        metrics["nc5_ood_orthogonality"] = ood_orthogonality(stats.means, ood_mean)
+    metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
+    if out:
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
 def prepare_dataset(
     source: str, data_dir: str, out: str | Path, download: bool = True, classes=None
 ) -> dict:
@@ -186,3 +225,122 @@ def gather_collapse(
     table = pd.DataFrame(rows)
     write_table(table, out)
     return table
+
+
+# --------------------------------------------------------------------------- figures and tables
+
+
+def draw_figure(
+    kind: str,
+    inputs: dict,
+    outputs: dict,
+    options: dict | None = None,
+    experiment: str | None = None,
+) -> dict:
+    """Draw a registered figure kind (imprint.figures.registry) and write all it makes.
+
+    inputs: the kind's tables by name, each a path (read as a table) or a list of paths (read
+    as (path, table) pairs, stacked by the kind). outputs: a path per output name (see
+    write_outputs). options: the kind's figure_options. Returns what was made, by name, including
+    what no output names (the CD diagram's CDResult).
+    """
+    from imprint.figures.registry import FIGURE_KINDS
+
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"unknown figure kind '{kind}' (known: {', '.join(FIGURE_KINDS)})")
+    draw = FIGURE_KINDS[kind].draw_function()
+    made = draw(**_read_tables(inputs), experiment=experiment, **dict(options or {}))
+    write_outputs(made, outputs)
+    return made
+
+
+def critical_difference_files(
+    tables,
+    out_prefix: str,
+    method_col: str = "config_id",
+    score_col: str = "accuracy",
+    group_cols: list[str] | None = None,
+    seed_col: str | None = None,
+    alpha: float = 0.05,
+    title: str | None = None,
+    max_methods: int | None = None,
+):
+    """CD statistics and diagram of long-format tables: <prefix>_ranks.csv, _pvalues.csv,
+    _summary.txt, .pdf and .png; returns the CDResult.
+
+    Several tables are stacked (e.g. one `imprint evaluate --tag dataset=...` table per
+    dataset). group_cols=None: those of the default voters (analysis.tables.GROUP_COLUMNS) the
+    tables have. max_methods: test and draw only the best by average rank over every method.
+    The workflow's rule rank_configurations draws the same kind (cd_diagram).
+    """
+    import os
+
+    tables = [tables] if isinstance(tables, str | os.PathLike) else list(tables)
+    outputs = {
+        "ranks": f"{out_prefix}_ranks.csv",
+        "pvalues": f"{out_prefix}_pvalues.csv",
+        "cd_diagram_pdf": f"{out_prefix}.pdf",
+        "cd_diagram_png": f"{out_prefix}.png",
+        "summary": f"{out_prefix}_summary.txt",
+    }
+    options = {
+        "method": method_col,
+        "score": score_col,
+        "groups": group_cols,
+        "seed": seed_col,
+        "alpha": alpha,
+        "title": title,
+        "max_methods": max_methods,
+    }
+    return draw_figure("cd_diagram", {"results": tables}, outputs, options)["result"]
+
+
+def summarise_table1(tables: list[str | Path], outputs: dict) -> pd.DataFrame:
+    """The paper's Table 1 over the pooled results tables: outputs csv, md and tex."""
+    from imprint.figures import table1
+
+    made = table1.draw(**_read_tables({"results": list(tables)}))
+    write_outputs(made, outputs)
+    return made["csv"]
+
+
+def plot_collapse(collapse: str | Path, outputs: dict) -> None:
+    """NC1 and VCI of the collapse table: outputs nc1_pdf and nc1_png."""
+    from imprint.figures import collapse as figure
+
+    write_outputs(figure.draw(**_read_tables({"collapse": collapse})), outputs)
+
+
+def _read_tables(inputs: dict) -> dict:
+    from imprint.io import read_table
+
+    return {
+        name: read_table(value)
+        if isinstance(value, str | Path)
+        else [(str(p), read_table(p)) for p in value]
+        for name, value in inputs.items()
+    }
+
+
+def write_outputs(made: dict, outputs: dict) -> None:
+    """Write each output, atomically, from what was made under its name: a table as CSV or
+    Parquet, a text as it is; a Figure made as X is written to outputs X_pdf and X_png (200 dpi).
+    A made "message" is logged."""
+    if "message" in made:
+        log.info("%s", made["message"])
+    for name, path in outputs.items():
+        stem, _, ext = name.rpartition("_")
+        if name in made:
+            thing = made[name]
+        elif ext in ("pdf", "png") and stem in made:
+            thing = made[stem]
+        else:
+            raise ValueError(f"output '{name}' ({path}): nothing was made under that name")
+        if isinstance(thing, pd.DataFrame):
+            write_table(thing, path)
+        elif isinstance(thing, str):
+            with atomic_path(path) as tmp:
+                tmp.write_text(thing)
+        else:  # a matplotlib Figure
+            with atomic_path(path) as tmp:
+                thing.savefig(tmp, format=Path(path).suffix[1:], dpi=200, bbox_inches="tight")

@@ -1,14 +1,18 @@
-"""The `imprint` command: evaluate grids, count configurations, measure collapse, rank methods."""
+"""The `imprint` command: evaluate grids, count configurations, measure collapse, rank methods.
+
+Argument parsing only: every command calls one imprint.api function.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
 from imprint import __version__
 from imprint.engine.tasks import TASK_SPLITS, parse_classes
-from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, LS_PRECISIONS
+from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, GROUP_COLUMNS, LS_PRECISIONS
 
 
 def _evaluate(args) -> None:
@@ -61,6 +65,42 @@ def _grid(args) -> None:
 
         write_table(configs, args.out)
         print(f"wrote {args.out}")
+
+
+def _collapse(args) -> None:
+    from imprint.api import collapse_file
+    from imprint.engine.tasks import parse_classes
+
+    metrics = collapse_file(
+        args.embeddings,
+        out=args.out,
+        mapping=args.mapping,
+        classes=parse_classes(args.classes) if args.classes else None,
+        l2_normalise=not args.no_l2,
+        ood=args.ood,
+    )
+    if not args.out:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print(f"wrote {args.out}")
+
+
+def _cd(args) -> None:
+    from imprint.api import critical_difference_files
+
+    result = critical_difference_files(
+        args.tables,
+        args.out_prefix,
+        method_col=args.method,
+        score_col=args.score,
+        group_cols=args.groups.split(",") if args.groups is not None else None,
+        seed_col=args.seed,
+        alpha=args.alpha,
+        title=args.title,
+        max_methods=args.max_methods,
+    )
+    print(result.summary)
+    print(f"wrote {args.out_prefix}_ranks.csv, _pvalues.csv, _summary.txt, .pdf, .png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,10 +161,64 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--out", help="also write the configuration table (.csv or .parquet)")
     gr.set_defaults(func=_grid)
 
-    from imprint import cli_analysis
-
-    cli_analysis.add_commands(sub)
+    _add_collapse(sub)
+    _add_cd(sub)
     return parser
+
+
+def _add_collapse(sub) -> None:
+    co = sub.add_parser(
+        "collapse",
+        help="neural-collapse metrics (NC1, VCI, NC2, NC2g, CDNV; NC5 with --ood) of an embedding file",
+    )
+    co.add_argument("embeddings", help="embedding file (.npz or directory)")
+    co.add_argument("--out", help="write the metrics as JSON here (default: print)")
+    co.add_argument(
+        "--mapping", help="YAML/JSON label mapping applied first (unmapped labels dropped)"
+    )
+    co.add_argument("--classes", help="only these classes (comma-separated, after mapping)")
+    co.add_argument(
+        "--no-l2",
+        action="store_true",
+        help="skip the per-sample L2 normalisation (the paper uses it)",
+    )
+    co.add_argument(
+        "--ood",
+        help="embedding file of out-of-distribution data: adds NC5 (nc5_ood_orthogonality)",
+    )
+    co.set_defaults(func=_collapse)
+
+
+def _add_cd(sub) -> None:
+    cd = sub.add_parser(
+        "cd", help="critical-difference statistics and diagram from a long-format table"
+    )
+    cd.add_argument(
+        "tables", nargs="+", metavar="table", help="results tables (.csv or .parquet), stacked"
+    )
+    cd.add_argument("--out-prefix", required=True, help="prefix of the output files")
+    cd.add_argument(
+        "--method", default="config_id", help="column naming the method (default: config_id)"
+    )
+    cd.add_argument(
+        "--score", default="accuracy", help="score column, higher is better (default: accuracy)"
+    )
+    cd.add_argument(
+        "--groups",
+        help="comma-separated columns whose value combinations are the voters (default: those "
+        f"of {','.join(GROUP_COLUMNS)} the tables have)",
+    )
+    cd.add_argument(
+        "--seed", default=None, help="seed column: seeds are aggregated by the median first"
+    )
+    cd.add_argument("--alpha", type=float, default=0.05)
+    cd.add_argument("--title")
+    cd.add_argument(
+        "--max-methods",
+        type=int,
+        help="test and draw only the best N methods by average rank (pairwise tests grow as N²)",
+    )
+    cd.set_defaults(func=_cd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ import re
 from snakemake.utils import validate
 
 from imprint.data.selections import LABEL_OFFSET
+from imprint.figures.registry import FIGURE_KINDS
 from imprint.planning import jobs, paths
 from imprint.planning.checks import check_config
 from imprint.planning.jobs import collapse_groups, experiment_groups
@@ -135,14 +136,6 @@ def get_grid(wildcards):
     return config["experiments"][wildcards.experiment]["grid"]
 
 
-def get_cd_diagram_options(wildcards):
-    return config["experiments"][wildcards.experiment]["figure_options"]["cd_diagram"]
-
-
-def get_nc1_vs_gain_options(wildcards):
-    return config["experiments"][wildcards.experiment]["figure_options"]["nc1_vs_gain"]
-
-
 # Only grids with GEN ls/kls carry λ and the precision as parameters, so changing either
 # reruns those jobs alone.
 def get_ls_lambda(wildcards):
@@ -208,55 +201,19 @@ def get_results_tables():
     ]
 
 
-FIGURE_FILES = {
-    "cd_diagram": [
-        "results/figures/{e}/cd_diagram.pdf",
-        "results/figures/{e}/cd_diagram.png",
-        "results/stats/{e}/ranks.csv",
-    ],
-    "accuracy_overview": [
-        "results/figures/{e}/accuracy_overview.pdf",
-        "results/figures/{e}/accuracy_overview.png",
-    ],
-    "accuracy_vs_proxies": [
-        "results/figures/{e}/accuracy_vs_proxies.pdf",
-        "results/figures/{e}/accuracy_vs_proxies.png",
-    ],
-    "fewshot_curves": [
-        "results/figures/{e}/fewshot_curves.pdf",
-        "results/figures/{e}/fewshot_curves.png",
-    ],
-    "multimodal": [
-        "results/figures/{e}/multimodal.pdf",
-        "results/figures/{e}/multimodal.png",
-        "results/tables/{e}/best_k.csv",
-        "results/figures/{e}/accuracy_vs_merged.pdf",
-        "results/figures/{e}/accuracy_vs_merged.png",
-        "results/tables/{e}/accuracy_vs_merged.csv",
-    ],
-    "nc1_vs_gain": [
-        "results/figures/{e}/nc1_vs_gain.pdf",
-        "results/figures/{e}/nc1_vs_gain.png",
-        "results/tables/{e}/nc1_vs_gain.csv",
-    ],
-}
-
-
 def get_figure_targets():
+    # Each kind's files come from the figure registry (which also makes the figure rules).
     targets = [
-        path.format(e=name)
+        out.path.format(experiment=name)
         for name, exp in config["experiments"].items()
-        for kind in exp.get("figures", [])
-        for path in FIGURE_FILES[kind]
+        for kind in exp["figures"]
+        for out in FIGURE_KINDS[kind].outputs.values()
     ]
     if TABLE1:
-        targets += [f"results/tables/table1.{ext}" for ext in ("csv", "md", "tex")]
-    if get_collapse_files(None):
-        targets += [
-            "results/figures/collapse/nc1.pdf",
-            "results/figures/collapse/nc1.png",
-            "results/collapse/collapse.csv",
-        ]
+        targets += [paths.TABLE1.format(ext=ext) for ext in ("csv", "md", "tex")]
+    if collapse_groups(config):
+        targets += [paths.COLLAPSE_FIGURE.format(ext=ext) for ext in ("pdf", "png")]
+        targets.append(paths.COLLAPSE_TABLE)
     return targets
 
 

@@ -1,4 +1,4 @@
-"""Shared by the rule scripts: send output to the rule's log, save figures atomically."""
+"""Shared by the rule scripts: send their output to the rule's log."""
 
 from __future__ import annotations
 
@@ -32,11 +32,3 @@ def rule_log(snakemake):
         finally:
             fh.flush()
     sys.stderr.flush()
-
-
-def save_figure(fig, pdf: str, png: str) -> None:
-    from imprint.io import atomic_path
-
-    for path, fmt in ((pdf, "pdf"), (png, "png")):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.cli_analysis import collapse_file
+from imprint.api import collapse_file
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

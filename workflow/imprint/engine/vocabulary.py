@@ -15,6 +15,10 @@ AGG = ("max", "mnn")
 DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
 WEIGHTINGS = ("uniform", "weighted_by_distance")
 
+# The columns whose values make a group, one "voter" of the statistics: a results table per
+# (backbone, dataset, label mapping, task).
+GROUP_COLUMNS = ("backbone", "dataset", "mapping", "task")
+
 # The columns that identify a configuration (the seed excluded), in results-table order.
 CONFIG_KEYS = (
     "norm_pre",

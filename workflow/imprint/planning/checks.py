@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
+from imprint.figures.registry import check_figure_kinds
 from imprint.planning.errors import ConfigError
 from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
 from imprint.planning.mappings import expand_mappings, resolve_classes, section_mappings
@@ -82,6 +83,7 @@ def check_config(config: dict) -> None:
         if len(ds.get("sources", [])) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
         resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
+    check_figure_kinds(config)
     _check_imported(config, sections)
 
 
