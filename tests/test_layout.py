@@ -1,7 +1,6 @@
 """The library's layout stays readable: short modules and functions, import-free packages."""
 
 import ast
-from pathlib import Path
 
 from _snakemake import REPO
 
