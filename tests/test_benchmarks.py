@@ -103,3 +103,29 @@ def test_bench_memory_runs(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "peak" in done.stdout.lower()
+
+
+def test_bench_distances_runs_and_the_chosen_path_is_exact():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_distances.py",
+            "--scale",
+            "0.005",
+            "--dim",
+            "16",
+            "--methods",
+            "reference",
+            "numba",
+            "chosen",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    chosen = [line for line in done.stdout.splitlines() if " chosen " in f" {line} "]
+    assert chosen and all("bit-equal" in line and " rows" not in line for line in chosen), (
+        done.stdout
+    )

@@ -6,6 +6,7 @@ import warnings
 
 import torch
 
+from imprint.engine.distances import P_NORMS, nearest_lp, smallest_stable
 from imprint.engine.vocabulary import AGG, DISTANCES, WEIGHTINGS  # noqa: F401  (re-exported)
 
 MAHALANOBIS_RIDGE = 1e-6
@@ -90,10 +91,8 @@ def distance_block(x: torch.Tensor, w: torch.Tensor, distance: str) -> torch.Ten
         return 1.0 - xn @ wn.T
     if distance in ("euclidean", "mahalanobis"):
         return torch.cdist(x, w, p=2.0)
-    if distance == "manhattan":
-        return torch.cdist(x, w, p=1.0)
-    if distance == "chebyshev":
-        return torch.cdist(x, w, p=float("inf"))
+    if distance in P_NORMS:  # manhattan, chebyshev
+        return torch.cdist(x, w, p=P_NORMS[distance])
     raise ValueError(f"unknown distance '{distance}'; allowed for mNN: {', '.join(DISTANCES[1:])}")
 
 
@@ -107,15 +106,20 @@ def nearest_proxies(
     """The m nearest proxies of every test row: (distances [n, m], indices [n, m]), nearest first.
 
     Computed once per (proxies, distance) for the largest m any configuration needs; every
-    smaller m and every weighting is then a prefix of this list.
+    smaller m and every weighting is then a prefix of this list. Manhattan and Chebyshev go
+    through `distances.nearest_lp`: a float32 pass picks candidates, the same float64
+    torch.cdist values decide, so the result is that of `distance_block` at a fraction of its cost.
     """
     x = test.to(dtype)
-    w, expand = unique_rows(proxies)  # duplicates: one distance, ties by index
-    w = w.to(dtype)  # casting is exact, so rows distinct before are distinct after
+    distinct, expand = unique_rows(proxies)  # duplicates: one distance, ties by index
+    w = distinct.to(dtype)  # casting is exact, so rows distinct before are distinct after
     if distance == "mahalanobis":
         t = mahalanobis_transform(proxies).to(dtype)  # the covariance of every proxy
         x, w = x @ t, w @ t
     m = min(m, proxies.shape[0])
+    if distance in P_NORMS and m > 0:
+        float32 = test.dtype == proxies.dtype == torch.float32
+        return nearest_lp(x, w, expand, distance, m, (test, distinct) if float32 else None)
     dists = torch.empty(x.shape[0], m, dtype=dtype, device=x.device)
     idx = torch.empty(x.shape[0], m, dtype=torch.int64, device=x.device)
     for rows in _chunks(x.shape[0], proxies.shape[0]):
@@ -124,25 +128,6 @@ def nearest_proxies(
             block = block[:, expand]
         dists[rows], idx[rows] = smallest_stable(block, m)
     return dists, idx
-
-
-def smallest_stable(block: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The m smallest values of every row and their columns, ties to the lower column.
-
-    torch.topk leaves the order of equal values unspecified (and it differs between CPU and
-    CUDA); duplicate proxies make such ties real. Rows whose m-th value is tied with a value
-    topk left out are redone with a stable sort; every row is then ordered by (value, column).
-    """
-    d, i = torch.topk(block, m, dim=1, largest=False, sorted=True)
-    boundary = d[:, -1:]
-    ambiguous = (block == boundary).sum(dim=1) > (d == boundary).sum(dim=1)
-    if bool(ambiguous.any()):
-        sd, si = torch.sort(block[ambiguous], dim=1, stable=True)
-        d[ambiguous], i[ambiguous] = sd[:, :m], si[:, :m]
-    by_column = torch.argsort(i, dim=1)
-    d, i = torch.gather(d, 1, by_column), torch.gather(i, 1, by_column)
-    by_value = torch.argsort(d, dim=1, stable=True)
-    return torch.gather(d, 1, by_value), torch.gather(i, 1, by_value)
 
 
 def clip_m(m: int, n_proxies: int) -> int:
