@@ -7,6 +7,7 @@ have a GPU to run them on.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,4 +129,23 @@ def test_bench_distances_runs_and_the_chosen_path_is_exact():
     chosen = [line for line in done.stdout.splitlines() if " chosen " in f" {line} "]
     assert chosen and all("bit-equal" in line and " rows" not in line for line in chosen), (
         done.stdout
+    )
+
+
+def test_bench_engine_mixed_grid_reports_gemm_equivalents():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_engine.py",
+            *("--grids", "mixed264", "--scale", "0.01", "--dim", "8", "--naive-sample", "0"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "= 1 GEMM-equivalent" in done.stdout
+    assert re.search(
+        r"mixed264: 264 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", done.stdout
     )
