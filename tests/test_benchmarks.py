@@ -82,70 +82,33 @@ def test_gpu_check_refuses_a_machine_without_cuda(tmp_path):
     assert not (tmp_path / "pytest_gpu.log").exists()
 
 
-def test_bench_memory_runs(tmp_path):
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    """A benchmark script at toy size, reading the library from workflow/; it must succeed."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_memory.py",
-            "--dim",
-            "8",
-            "--train-per-class",
-            "6",
-            "--test-per-class",
-            "2",
-            "--k",
-            "1",
-            "2",
-        ],
+        [sys.executable, f"benchmarks/{script}", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "peak" in done.stdout.lower()
+    return done
+
+
+def test_bench_memory_runs():
+    args = ("--dim", "8", "--train-per-class", "6", "--test-per-class", "2", "--k", "1", "2")
+    assert "peak" in run_benchmark("bench_memory.py", *args).stdout.lower()
 
 
 def test_bench_distances_runs_and_the_chosen_path_is_exact():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_distances.py",
-            "--scale",
-            "0.005",
-            "--dim",
-            "16",
-            "--methods",
-            "reference",
-            "numba",
-            "chosen",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    chosen = [line for line in done.stdout.splitlines() if " chosen " in f" {line} "]
-    assert chosen and all("bit-equal" in line and " rows" not in line for line in chosen), (
-        done.stdout
-    )
+    args = ("--scale", "0.005", "--dim", "16", "--methods", "reference", "numba", "chosen")
+    out = run_benchmark("bench_distances.py", *args).stdout
+    chosen = [line for line in out.splitlines() if " chosen " in f" {line} "]
+    assert chosen and all("bit-equal" in line and " rows" not in line for line in chosen), out
 
 
 def test_bench_engine_mixed_grid_reports_gemm_equivalents():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_engine.py",
-            *("--grids", "mixed264", "--scale", "0.01", "--dim", "8", "--naive-sample", "0"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "= 1 GEMM-equivalent" in done.stdout
-    assert re.search(
-        r"mixed264: 264 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", done.stdout
-    )
+    args = ("--grids", "mixed264", "--scale", "0.01", "--dim", "8", "--naive-sample", "0")
+    out = run_benchmark("bench_engine.py", *args).stdout
+    assert "= 1 GEMM-equivalent" in out
+    assert re.search(r"mixed264: 264 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", out)
