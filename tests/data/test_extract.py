@@ -180,17 +180,20 @@ def test_empty_dataset_is_an_error(digits):
 
 
 def test_extract_to_file_writes_embeddings_and_meta(tmp_path):
-    out = extract_to_file(
-        "pixels",
-        "digits",
-        "test",
-        tmp_path / "data",
-        tmp_path / "emb" / "digits_pixels_test",
-        limit_per_class=4,
-        classes=[0, 1, 2],
-        device="cpu",
-        progress=False,
-    )
+    def extract(name):
+        return extract_to_file(
+            "pixels",
+            "digits",
+            "test",
+            tmp_path / "data",
+            tmp_path / "emb" / name,
+            limit_per_class=4,
+            classes=[0, 1, 2],
+            device="cpu",
+            progress=False,
+        )
+
+    out = extract("digits_pixels_test")
     loaded = load_embeddings(out)
     assert loaded.embeddings.shape == (12, 768) and loaded.embeddings.dtype == np.float32
     assert np.bincount(loaded.labels).tolist() == [4, 4, 4]
@@ -202,17 +205,7 @@ def test_extract_to_file_writes_embeddings_and_meta(tmp_path):
     assert meta["path"] == "batched" and meta["precision"] == "float32"
     assert meta["torch"] == torch.__version__ and meta["torchvision"] == torchvision.__version__
     # The same call writes the same numbers.
-    out2 = extract_to_file(
-        "pixels",
-        "digits",
-        "test",
-        tmp_path / "data",
-        tmp_path / "emb" / "again",
-        limit_per_class=4,
-        classes=[0, 1, 2],
-        device="cpu",
-        progress=False,
-    )
+    out2 = extract("again")
     np.testing.assert_array_equal(load_embeddings(out2).embeddings, loaded.embeddings)
 
 
