@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from imprint.engine.distances import P_NORMS, nearest_lp, smallest_stable
+from imprint.engine.scores import Request, family_scores
 from imprint.engine.vocabulary import AGG, DISTANCES, WEIGHTINGS  # noqa: F401  (re-exported)
 
 MAHALANOBIS_RIDGE = 1e-6
@@ -38,30 +39,17 @@ def unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def max_inner_product_predict(
-    test: torch.Tensor,
-    proxies: torch.Tensor,
-    proxy_class: torch.Tensor,
-    n_classes: int,
-    dtype: torch.dtype = torch.float64,
+    test: torch.Tensor, proxies: torch.Tensor, proxy_class: torch.Tensor, n_classes: int
 ) -> torch.Tensor:
     """Class = argmax over classes of the largest inner product with any of its proxies.
 
-    Ties go to the lowest class index (torch.argmax returns the first maximum).
+    Float64 inner products decide (see imprint.engine.scores); ties go to the lowest class.
     """
-    w, expand = unique_rows(proxies)  # before the cast: the same rows, half the memory
-    w = w.to(dtype)
-    index = proxy_class.to(test.device)
-    preds = torch.empty(test.shape[0], dtype=torch.int64, device=test.device)
-    for rows in _chunks(test.shape[0], proxies.shape[0]):
-        scores = test[rows].to(dtype) @ w.T
-        if expand is not None:
-            scores = scores[:, expand]
-        per_class = torch.full(
-            (scores.shape[0], n_classes), -torch.inf, dtype=dtype, device=test.device
-        )
-        per_class.scatter_reduce_(1, index.expand_as(scores), scores, reduce="amax")
-        preds[rows] = torch.argmax(per_class, dim=1)
-    return preds
+    proxy_class = proxy_class.to(proxies.device)
+    order = torch.argsort(proxy_class, stable=True)  # the scorer wants classes contiguous
+    sizes = torch.bincount(proxy_class, minlength=n_classes).tolist()
+    request = Request("max", "inner_product")
+    return family_scores({"none": test}, {"base": proxies[order]}, sizes, [request])[request]
 
 
 def mahalanobis_transform(proxies: torch.Tensor) -> torch.Tensor:
@@ -106,10 +94,15 @@ def nearest_proxies(
     """The m nearest proxies of every test row: (distances [n, m], indices [n, m]), nearest first.
 
     Computed once per (proxies, distance) for the largest m any configuration needs; every
-    smaller m and every weighting is then a prefix of this list. Manhattan and Chebyshev go
+    smaller m and every weighting is then a prefix of this list. Cosine and Euclidean go
+    through `scores.family_scores` (a float32 product picks candidates, float64 values of the
+    pairs decide, ties to the lower proxy); Manhattan and Chebyshev go
     through `distances.nearest_lp`: a float32 pass picks candidates, the same float64
     torch.cdist values decide, so the result is that of `distance_block` at a fraction of its cost.
     """
+    if distance in ("cosine", "euclidean"):
+        request = Request("nearest", distance, depth=m)
+        return family_scores({"none": test}, {"base": proxies}, [len(proxies)], [request])[request]
     x = test.to(dtype)
     distinct, expand = unique_rows(proxies)  # duplicates: one distance, ties by index
     w = distinct.to(dtype)  # casting is exact, so rows distinct before are distinct after

@@ -2,23 +2,25 @@
 
 Work is shared, never repeated: presampled training sets per (NORMpre, presampling,
 few-shot draw); proxies per (GEN, k, seed) — once for all seeds when GEN draws nothing at
-random; normalised proxies per NORMpost; max-inner-product predictions once for both NORMinf
-(a positive rescaling of a test row cannot change its argmax); nearest-proxy lists once per
-(proxies, NORMinf, distance) for the largest m, from which every m and weighting is read.
+random; normalised proxies per NORMpost; one matrix product per family of proxies (as
+generated, read by NORMpost none and l2 and both NORMinf; quantile-normalised), from which
+imprint.engine.scores derives every max-inner-product, cosine and Euclidean answer; nearest-proxy
+lists once per (proxies, NORMinf, distance) for the largest m, from which every m and
+weighting is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from imprint.engine.aggregate import clip_m, max_inner_product_predict, nearest_proxies, vote
+from imprint.engine.aggregate import clip_m, nearest_proxies, vote
 from imprint.engine.devices import resolve_device
 from imprint.engine.generate import (
     DEFAULT_LS_PRECISION,
@@ -34,6 +36,7 @@ from imprint.engine.kmedoids import pairwise_euclidean
 from imprint.engine.metrics import accuracy_percent, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
+from imprint.engine.scores import Request, family_scores
 from imprint.engine.tasks import task_rows
 from imprint.io import progress_bar
 
@@ -215,7 +218,7 @@ def evaluate_grid(
     return _results_table(configs, work, results)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Task:
     """One task's data on the device: training rows per class, test rows, true test classes."""
 
@@ -285,28 +288,8 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             ls_precision,
         )
         raw_seconds = presample_seconds + time.perf_counter() - t0
-        direction_cache: dict = {}  # cosine neighbours ignore NORMpost l2 and NORMinf
-        for (norm_post,), by_norm in _group(by_proxies, ["norm_post"]).items():
-            t0 = time.perf_counter()
-            per_class = apply_norm_post(raw, norm_post)
-            proxies = torch.cat(per_class)
-            proxy_class = torch.repeat_interleave(
-                torch.arange(task.n_classes, device=task.device),
-                torch.tensor([p.shape[0] for p in per_class], device=task.device),
-            )
-            gen_seconds = raw_seconds + time.perf_counter() - t0
-            _infer(
-                by_norm,
-                proxies,
-                proxy_class,
-                task.test,
-                task.truth,
-                task.n_classes,
-                gen_seconds,
-                results,
-                direction_cache,
-            )
-            bar.update(len(by_norm))
+        _infer(task, raw, by_proxies, raw_seconds, results)
+        bar.update(len(by_proxies))
 
 
 def _results_table(configs: pd.DataFrame, work: pd.DataFrame, results: dict) -> pd.DataFrame:
@@ -332,67 +315,93 @@ def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
     return groups
 
 
-def _infer(
-    rows, proxies, proxy_class, test, truth, n_classes, gen_seconds, results, direction_cache
-):
-    """Predictions for every configuration that shares one set of normalised proxies."""
-    n_proxies = int(proxies.shape[0])
+def _infer(task: _Task, raw: list[torch.Tensor], rows, raw_seconds: float, results) -> None:
+    """Predictions for every configuration of one set of generated proxies.
 
-    def neighbour_key(row):
-        # Cosine neighbours depend only on directions: not on NORMinf, nor on NORMpost l2.
-        if row.distance == "cosine":
-            return ("cosine", row.norm_post == "quantile"), direction_cache
-        return (row.norm_inf, row.distance), local_cache
-
-    local_cache: dict = {}
-    plans: dict = {}
+    One product per family of proxies (scores.family_scores): the proxies as generated,
+    read by NORMpost none and l2 (a row scaling) and by both NORMinf; the quantile-normalised
+    ones. Every AGG reads its family's product; Manhattan, Chebyshev and Mahalanobis lists
+    are computed per (NORMpost, NORMinf, distance). Each list is made once, for the largest m
+    any configuration needs, and every m and weighting reads a prefix of it.
+    """
+    proxies, gen_seconds = {}, {}
+    for (norm_post,) in _group(rows, ["norm_post"]):
+        t0 = time.perf_counter()
+        proxies[norm_post] = torch.cat(apply_norm_post(raw, norm_post))
+        gen_seconds[norm_post] = raw_seconds + time.perf_counter() - t0
+    sizes = [int(p.shape[0]) for p in raw]
+    n_proxies = sum(sizes)
+    proxy_class = torch.repeat_interleave(
+        torch.arange(task.n_classes, device=task.device), torch.tensor(sizes, device=task.device)
+    )
+    plan = {_answer_key(row): 0 for row in rows}
     for row in rows:
-        if row.agg == "max" and row.distance == "inner_product":
-            continue
-        m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
-        key, cache = neighbour_key(row)
-        plan = plans.setdefault(
-            key,
-            {"cache": cache, "norm_inf": row.norm_inf, "distance": row.distance, "votes": set()},
-        )
-        plan["votes"].add((row.weighting, m))
-    for key, plan in plans.items():
-        depth = max(m for _, m in plan["votes"])
-        entry = plan["cache"].get(key)
-        if entry is None or entry["dist"].shape[1] < depth:
-            t0 = time.perf_counter()
-            dist, idx = nearest_proxies(test[plan["norm_inf"]], proxies, plan["distance"], depth)
-            entry = {
-                "dist": dist,
-                "cls": proxy_class[idx],
-                "seconds": time.perf_counter() - t0,
-                "votes": {},
-            }
-            plan["cache"][key] = entry
-        for weighting in {w for w, _ in plan["votes"]}:
-            todo = sorted(
-                {m for w, m in plan["votes"] if w == weighting and (w, m) not in entry["votes"]}
-            )
-            if todo:
-                t0 = time.perf_counter()
-                preds = vote(entry["cls"], entry["dist"], todo, weighting, n_classes)
-                per_m = (time.perf_counter() - t0) / len(todo)
-                entry["votes"].update({(weighting, m): (p, per_m) for m, p in preds.items()})
+        if row.agg == "mnn" or row.distance != "inner_product":
+            key = _answer_key(row)
+            m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
+            plan[key] = max(plan[key], m)
+    answers = _answers(task, raw, proxies, sizes, plan)
 
-    max_ip = None
+    votes: dict = {}
     for row in rows:
+        key = _answer_key(row)
+        answer, seconds = answers[key]
         if row.agg == "max" and row.distance == "inner_product":
-            if max_ip is None:  # identical for both NORMinf: argmax ignores a row's scale
-                t0 = time.perf_counter()
-                pred = max_inner_product_predict(test["none"], proxies, proxy_class, n_classes)
-                max_ip = (pred, time.perf_counter() - t0)
-            pred, seconds = max_ip
+            pred = answer
         else:
             m = min(1 if row.agg == "max" else int(row.m), n_proxies)
-            key, cache = neighbour_key(row)
-            entry = cache[key]
-            pred, vote_seconds = entry["votes"][(row.weighting, m)]
-            seconds = entry["seconds"] + vote_seconds
-        res = _result_row(pred, truth, n_classes)
-        res.update(n_proxies=n_proxies, gen_seconds=gen_seconds, inference_seconds=seconds)
+            if (key, row.weighting, m) not in votes:
+                dist, idx = answer
+                t0 = time.perf_counter()
+                pred = vote(
+                    proxy_class[idx[:, :m]], dist[:, :m], [m], row.weighting, task.n_classes
+                )
+                votes[key, row.weighting, m] = (pred[m], time.perf_counter() - t0)
+            pred, vote_seconds = votes[key, row.weighting, m]
+            seconds += vote_seconds
+        res = _result_row(pred, task.truth, task.n_classes)
+        res.update(
+            n_proxies=n_proxies,
+            gen_seconds=gen_seconds[row.norm_post],
+            inference_seconds=seconds,
+        )
         results[tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))] = res
+
+
+def _answer_key(row) -> tuple:
+    """What a configuration reads: (family, scores.Request without depth) for the AGGs one
+    product serves, ("list", NORMpost, NORMinf, distance) for the others."""
+    family = "quantile" if row.norm_post == "quantile" else "generated"
+    view = "l2" if row.norm_post == "l2" else "base"
+    if row.agg == "max" and row.distance == "inner_product":
+        return (family, Request("max", "inner_product", view))
+    if row.distance == "cosine":  # directions: NORMinf and NORMpost l2 do not change them
+        return (family, Request("nearest", "cosine", depth=0))
+    if row.distance == "euclidean":
+        return (family, Request("nearest", "euclidean", view, row.norm_inf, depth=0))
+    return ("list", row.norm_post, row.norm_inf, row.distance)
+
+
+def _answers(task: _Task, raw, proxies: dict, sizes: list[int], plan: dict) -> dict:
+    """{answer key: (answer, seconds)} for every key of `plan` (key → depth of its list)."""
+    answers = {}
+    for family in ("generated", "quantile"):
+        keys = [k for k in plan if k[0] == family]
+        if not keys:
+            continue
+        t0 = time.perf_counter()
+        if family == "quantile":
+            views = {"base": proxies["quantile"]}
+        else:
+            base = proxies["none"] if "none" in proxies else torch.cat(raw)
+            views = {"base": base, **({"l2": proxies["l2"]} if "l2" in proxies else {})}
+        requests = [dataclasses.replace(k[1], depth=plan[k]) for k in keys]
+        out = family_scores(task.test, views, sizes, requests)
+        seconds = time.perf_counter() - t0
+        answers.update({k: (out[r], seconds) for k, r in zip(keys, requests)})
+    for key in [k for k in plan if k[0] == "list"]:
+        _, norm_post, norm_inf, distance = key
+        t0 = time.perf_counter()
+        answer = nearest_proxies(task.test[norm_inf], proxies[norm_post], distance, plan[key])
+        answers[key] = (answer, time.perf_counter() - t0)
+    return answers
