@@ -324,6 +324,23 @@ def test_quantile_maps_onto_pool_quantiles():
         pool.append(expected.ravel().astype(np.float64))  # the pool grows by mapped classes
 
 
+def test_quantile_pool_with_ties_over_many_classes_equals_numpy():
+    # Small integers: pool values of the first class and of mapped classes tie everywhere,
+    # and a class may have more rows than the pool has values.
+    rng = np.random.default_rng(4)
+    classes = [rng.integers(0, 4, size=(n, 5)).astype(np.float32) for n in (2, 7, 1, 3, 9, 2)]
+    out = quantile_normalize_sequential([torch.from_numpy(c) for c in classes])
+    levels = (np.arange(5) + 0.5) / 5
+    pool = [classes[0].ravel().astype(np.float64)]
+    for c in range(1, len(classes)):
+        target = np.quantile(np.concatenate(pool), levels)
+        expected = np.empty_like(classes[c])
+        for r, row in enumerate(classes[c]):
+            expected[r, np.argsort(row, kind="stable")] = target
+        np.testing.assert_allclose(out[c].numpy(), expected, rtol=1e-6)
+        pool.append(out[c].numpy().ravel().astype(np.float64))
+
+
 def test_quantile_depends_on_class_order():
     a = torch.tensor([[0.0, 1.0, 2.0]])
     b = torch.tensor([[10.0, 30.0, 20.0]])

@@ -103,6 +103,43 @@ def test_every_request_equals_the_direct_computation(offset):
     _check(test, proxies, [30, 20, 40])
 
 
+def test_unit_proxies_share_one_score_for_every_request():
+    # NORMpre l2 with GEN all: the proxies are unit rows, so Euclidean, cosine and the
+    # NORMpost l2 view all rank by the product itself (one sort serves them all).
+    rng = np.random.default_rng(6)
+    proxies = _l2((rng.normal(size=(80, 32)) + 2).astype(np.float32))
+    test = (rng.normal(size=(120, 32)) + 2).astype(np.float32)
+    tests = {"none": torch.from_numpy(test), "l2": torch.from_numpy(_l2(test))}
+    views = {"base": torch.from_numpy(proxies), "l2": torch.from_numpy(_l2(proxies))}
+    family = scores._Family.build(tests, views, [40, 40])
+    names = {family._score(r, slice(0, 120))[0] for r in REQUESTS}
+    assert names == {("scaled", "base")}
+    _check(test, proxies, [40, 40], rounding_ties=True)
+
+
+def test_a_view_normalised_twice_is_served_from_the_same_product():
+    # NORMpre l2 then NORMpost l2 over GEN all: the proxies are l2(l2(rows)), another view of
+    # the raw rows; its answers are those of its stored values.
+    rng = np.random.default_rng(7)
+    raw = (rng.normal(size=(70, 24)) + 1).astype(np.float32)
+    test = (rng.normal(size=(90, 24)) + 1).astype(np.float32)
+    twice = _l2(_l2(raw))
+    tests = {"none": torch.from_numpy(test), "l2": torch.from_numpy(_l2(test))}
+    views = {"base": torch.from_numpy(raw), "twice": torch.from_numpy(twice)}
+    requests = [
+        Request("max", "inner_product", "twice"),
+        *[Request("nearest", "euclidean", "twice", n, depth=4) for n in ("none", "l2")],
+    ]
+    out = family_scores(tests, views, [30, 40], requests)
+    values = _reference(test, twice, "inner_product")
+    np.testing.assert_array_equal(
+        out[requests[0]].numpy(), _max_class(values, np.repeat([0, 1], [30, 40]), 2)
+    )
+    for request, t in zip(requests[1:], (test, _l2(test))):
+        dist, _ = _nearest(_reference(t, twice, "euclidean"), 4)
+        np.testing.assert_allclose(out[request][0].numpy(), dist, rtol=1e-14, atol=1e-14)
+
+
 def test_blocks_of_test_rows_give_the_same_answer(monkeypatch):
     rng = np.random.default_rng(1)
     proxies = np.abs(rng.normal(size=(60, 16))).astype(np.float32)

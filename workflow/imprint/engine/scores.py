@@ -62,7 +62,7 @@ class Request:
 
     agg: str
     distance: str
-    view: str = "base"  # proxies: "base" or "l2" (the base rows L2-normalised)
+    view: str = "base"  # proxies: "base" or the name of another view
     norm_inf: str = "none"
     depth: int = 1
 
@@ -78,8 +78,10 @@ def family_scores(
 
     tests["none"] are the test rows as stored; tests["l2"], where present, their L2
     normalisation (imprint.engine.normalize.l2_normalize). views["base"] are the proxies,
-    class by class (class_sizes rows each); views["l2"], where present, their L2
-    normalisation. A view or test variant a request names must be given.
+    class by class (class_sizes rows each); every other view holds the same rows, each scaled
+    by a positive factor and rounded (an L2 normalisation, or two), which the bound covers: a
+    view that is not such a scaling of the base gives wrong answers. A view or test variant
+    a request names must be given.
     """
     family = _Family.build(tests, views, class_sizes)
     out: dict = {}
@@ -132,7 +134,8 @@ class _Family:
     starts: list[int]  # first proxy of each class, and the end
     dtype: torch.dtype  # of the approximate product
     test_norm: torch.Tensor  # float64 ‖x_i‖ of the stored test rows
-    view_scale: dict[str, torch.Tensor]  # float64 β_j: view row j = β_j·b_j (rounded)
+    view_scale: dict[str, torch.Tensor]  # float64 β_j: view row j = β_j·b_j (rounded);
+    # "unit" (no stored view): β_j = 1/‖b_j‖, the scale of the base's directions
     view_sq_norm: dict[str, torch.Tensor]  # float64 ‖p_j‖² of each view's stored rows
     base_norm: torch.Tensor  # float64 ‖b_j‖
     unit_test: torch.Tensor | None = None  # float64 x/‖x‖, made on first use
@@ -142,7 +145,11 @@ class _Family:
         base = views["base"]
         dtype = approximate_dtype(tests["none"], base)
         b64 = torch.linalg.vector_norm(base.to(torch.float64), dim=1)
-        scale = {"base": torch.ones_like(b64), "l2": 1.0 / b64.clamp_min(NORM_EPS)}
+        scale = {"base": torch.ones_like(b64), "unit": 1.0 / b64.clamp_min(NORM_EPS)}
+        for name, v in views.items():
+            if name != "base":  # ‖v_j‖/‖b_j‖; a zero row stays zero under any scaling
+                v64 = torch.linalg.vector_norm(v.to(torch.float64), dim=1)
+                scale[name] = torch.where(b64 > 0, v64 / b64.clamp_min(NORM_EPS), 1.0)
         sq = {
             name: torch.linalg.vector_norm(v.to(torch.float64), dim=1) ** 2
             for name, v in views.items()
@@ -198,17 +205,17 @@ class _Family:
         """(the score's name, the per-row bound E on |score - reference| in score units)."""
         d = self.views["base"].shape[1]
         u = torch.finfo(self.dtype).eps / 2
-        rel = BOUND_MARGIN * (_gamma(d, self.dtype) + 8 * u + 3 * _gamma(d + 4, torch.float64))
+        rel = BOUND_MARGIN * (_gamma(d, self.dtype) + 12 * u + 3 * _gamma(d + 4, torch.float64))
         tiny = 8 * d * torch.finfo(self.dtype).tiny
         nx = self.test_norm[rows]
         if request.distance == "cosine":
             # score G/‖b‖: cosine distance = 1 - score/‖x‖.
-            return ("scaled", "l2"), rel * nx + tiny * self._reach("l2")
+            return self._scaled("unit", rel * nx + tiny * self._reach("unit"), nx)
         view = request.view
         scaled_reach = float((self.view_scale[view] * self.base_norm).max())
         dot_bound = rel * nx * scaled_reach + tiny * self._reach(view)
         if request.distance == "inner_product":
-            return ("scaled", view), dot_bound
+            return self._scaled(view, dot_bound, nx)
         # euclidean: d² = ‖t‖² - 2α·(β·G - h·‖p‖²), h = 1/(2α); score = β·G - h·‖p‖².
         h = self._half_inverse_alpha(request.norm_inf, rows)
         sq = self.view_sq_norm[view]
@@ -222,8 +229,21 @@ class _Family:
         spread = float(sq.max() - sq.min())
         if bool((h * spread <= 0.25 * bound).all()):
             # ‖p_j‖² all but constant (unit proxies): the inner product's score ranks alike.
-            return ("scaled", view), bound + h * spread
+            return self._scaled(view, bound + h * spread, nx)
         return ("euclidean", view, request.norm_inf), bound
+
+    def _scaled(self, view: str, bound: torch.Tensor, nx: torch.Tensor) -> tuple:
+        """("scaled", view) and its bound, or the score of the base or of its directions
+        where their scales differ from the view's by rounding only (an L2-normalised view of
+        unit rows; an L2 normalisation of an L2 normalisation), with what that adds."""
+        for other in ("base", "unit"):
+            if other == view:
+                break
+            gap = (self.view_scale[view] - self.view_scale[other]).abs() * self.base_norm
+            offset = float(gap.max())
+            if bool((nx * offset <= 0.25 * bound).all()):
+                return ("scaled", other), bound + nx * offset
+        return ("scaled", view), bound
 
     def _reach(self, view: str) -> float:
         return 1.0 + float(self.view_scale[view].max())
