@@ -14,8 +14,9 @@ from _reference import ls_closed_form
 from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
+import imprint.engine.evaluate as evaluate_module
 from imprint.cli import main
-from imprint.engine.evaluate import RESULT_COLUMNS, evaluate_grid
+from imprint.engine.evaluate import RESULT_COLUMNS, SAMPLE_KEYS, evaluate_grid
 from imprint.engine.grid import expand_grid
 from imprint.io import EmbeddingFileError, load_embeddings, save_embeddings
 
@@ -99,6 +100,44 @@ def test_shared_work_gives_the_same_numbers_as_one_by_one(digits):
             xtr, ytr, xte, yte, configs.loc[[i]], classes=[1, 2, 3, 4], ls_lambda=1e-3
         )
         assert alone.accuracy[0] == pytest.approx(together.accuracy[i], abs=1e-9), row.to_dict()
+
+
+def test_gen_all_shares_one_product_across_normpre_and_equals_one_by_one(digits, monkeypatch):
+    # GEN all's NORMpre l2 proxies are read as a view of the NORMpre none product, also after
+    # few-shot draws; every configuration must equal its evaluation alone.
+    aggs = [
+        {"agg": ["max"], "distance": ["inner_product", "euclidean"]},
+        {"agg": ["mnn"], "distance": ["cosine"], "m": [3]},
+        {
+            "agg": ["mnn"],
+            "distance": ["euclidean"],
+            "m": [4],
+            "weighting": ["weighted_by_distance"],
+        },
+    ]
+    parts = [
+        {
+            "seeds": [3],
+            "gen": ["all"],
+            "fewshot": [-1, 5],
+            "norm_pre": [pre],
+            "norm_inf": ["l2"] if pre == "l2" else ["none", "l2"],
+            "norm_post": ["none", "l2", "quantile"],
+            **agg,
+        }
+        for pre in ("none", "l2")
+        for agg in aggs
+    ]
+    configs = expand_grid(parts)
+    xtr, ytr, xte, yte = digits
+    together = evaluate_grid(xtr, ytr, xte, yte, configs, classes=[0, 3, 5, 8])
+    # Alone, each NORMpre presamples its own set and computes its own product.
+    monkeypatch.setattr(
+        evaluate_module, "_sample_groups", lambda rows: evaluate_module._group(rows, SAMPLE_KEYS)
+    )
+    for i in range(len(configs)):
+        alone = evaluate_grid(xtr, ytr, xte, yte, configs.iloc[[i]], classes=[0, 3, 5, 8])
+        assert alone.f1_per_class[0] == together.f1_per_class[i], configs.iloc[i].to_dict()
 
 
 def test_same_seed_same_table_and_seeds_matter_only_where_random(digits):

@@ -316,14 +316,14 @@ def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
 
 
 def _sample_groups(rows: list) -> dict[tuple, list]:
-    """Rows by presampled training set. GEN all with NORMpre l2 and no Weibull filter joins
+    """Rows by presampled training set. GEN all with NORMpre l2 and presampling all joins
     the NORMpre none set: its proxies are those rows L2-normalised, a view of the same
     product (scores.family_scores), so both NORMpre share one (few-shot draws pick the same
     rows either way: they depend on the class sizes only)."""
     groups: dict[tuple, list] = {}
     for row in rows:
         key = tuple(getattr(row, f) for f in SAMPLE_KEYS)
-        if row.gen == "all" and row.norm_pre == "l2" and row.presampling == "none":
+        if row.gen == "all" and row.norm_pre == "l2" and row.presampling == "all":
             key = ("none", *key[1:])
         groups.setdefault(key, []).append(row)
     return groups

@@ -13,7 +13,7 @@ import torch
 
 from imprint.engine.aggregate import unique_rows
 
-ROWS_PER_BLOCK = 2048
+ROWS_PER_BLOCK = 512  # rows s..s+512 against rows s..n: faster than 2048 here (cache)
 
 
 def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,7 @@ def family_scores(
     a request names must be given.
     """
     family = _Family.build(tests, views, class_sizes)
+    requests = list(dict.fromkeys(requests))  # configurations that read the same answer
     out: dict = {}
     for request in requests:
         if (request.distance, request.agg) not in SERVED:
