@@ -95,11 +95,14 @@ def _check(test, proxies, sizes, requests=REQUESTS, rounding_ties=False):
         np.testing.assert_array_equal(got_i.numpy(), idx, err_msg=str(request))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offset", [0.0, 5.0])
-def test_every_request_equals_the_direct_computation(offset):
+def test_every_request_equals_the_direct_computation(offset, dtype):
+    # float64 inputs are rounded to float32 for the product; their own values decide.
     rng = np.random.default_rng(0)
-    proxies = (rng.normal(size=(90, 48)) + offset).astype(np.float32)
-    test = (rng.normal(size=(200, 48)) + offset).astype(np.float32)
+    proxies = (rng.normal(size=(90, 48)) + offset).astype(dtype)
+    test = (rng.normal(size=(200, 48)) + offset).astype(dtype)
+    assert scores.approximate_dtype(torch.from_numpy(test)) == torch.float32
     _check(test, proxies, [30, 20, 40])
 
 

@@ -94,15 +94,22 @@ def nearest_proxies(
     """The m nearest proxies of every test row: (distances [n, m], indices [n, m]), nearest first.
 
     Computed once per (proxies, distance) for the largest m any configuration needs; every
-    smaller m and every weighting is then a prefix of this list. Cosine and Euclidean go
-    through `scores.family_scores` (a float32 product picks candidates, float64 values of the
-    pairs decide, ties to the lower proxy); Manhattan and Chebyshev go
+    smaller m and every weighting is then a prefix of this list. Cosine, Euclidean and
+    Mahalanobis (Euclidean after `mahalanobis_transform`, in float64) go through
+    `scores.family_scores` (a float32 product picks candidates, float64 values of the pairs
+    decide, ties to the lower proxy); Manhattan and Chebyshev go
     through `distances.nearest_lp`: a float32 pass picks candidates, the same float64
     torch.cdist values decide, so the result is that of `distance_block` at a fraction of its cost.
     """
-    if distance in ("cosine", "euclidean"):
-        request = Request("nearest", distance, depth=m)
-        return family_scores({"none": test}, {"base": proxies}, [len(proxies)], [request])[request]
+    if distance in ("cosine", "euclidean", "mahalanobis"):
+        tests, base = {"none": test}, proxies
+        if distance == "mahalanobis":  # Euclidean after the whitening map
+            t = mahalanobis_transform(proxies)
+            tests, base = {"none": test.to(torch.float64) @ t}, proxies.to(torch.float64) @ t
+        request = Request(
+            "nearest", "euclidean" if distance == "mahalanobis" else distance, depth=m
+        )
+        return family_scores(tests, {"base": base}, [len(proxies)], [request])[request]
     x = test.to(dtype)
     distinct, expand = unique_rows(proxies)  # duplicates: one distance, ties by index
     w = distinct.to(dtype)  # casting is exact, so rows distinct before are distinct after

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imprint.engine.aggregate import clip_m, nearest_proxies, vote
+from imprint.engine.aggregate import clip_m, mahalanobis_transform, nearest_proxies, vote
 from imprint.engine.devices import resolve_device
 from imprint.engine.generate import (
     DEFAULT_LS_PRECISION,
@@ -358,7 +358,7 @@ def _infer(task: _Task, raw, sample_norm_pre: str, rows, raw_seconds: float, res
             plan[key] = max(plan[key], m)
     answers = _answers(task, raw, sample_norm_pre, proxies, sizes, plan)
 
-    votes: dict = {}
+    votes = _votes(rows, answers, proxy_class, task.n_classes, n_proxies)
     for row in rows:
         key = _answer_key(row)
         answer, seconds = answers[key]
@@ -366,14 +366,7 @@ def _infer(task: _Task, raw, sample_norm_pre: str, rows, raw_seconds: float, res
             pred = answer
         else:
             m = min(1 if row.agg == "max" else int(row.m), n_proxies)
-            if (key, row.weighting, m) not in votes:
-                dist, idx = answer
-                t0 = time.perf_counter()
-                pred = vote(
-                    proxy_class[idx[:, :m]], dist[:, :m], [m], row.weighting, task.n_classes
-                )
-                votes[key, row.weighting, m] = (pred[m], time.perf_counter() - t0)
-            pred, vote_seconds = votes[key, row.weighting, m]
+            pred, vote_seconds = votes[key, row.weighting][m]
             seconds += vote_seconds
         res = _result_row(pred, task.truth, task.n_classes)
         res.update(
@@ -382,6 +375,25 @@ def _infer(task: _Task, raw, sample_norm_pre: str, rows, raw_seconds: float, res
             inference_seconds=seconds,
         )
         results[tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))] = res
+
+
+def _votes(rows, answers: dict, proxy_class, n_classes: int, n_proxies: int) -> dict:
+    """{(answer key, weighting): {m: (predictions, seconds)}}: one running vote per
+    neighbour list and weighting serves every m (aggregate.vote)."""
+    wanted: dict = {}
+    for row in rows:
+        if not (row.agg == "max" and row.distance == "inner_product"):
+            m = min(1 if row.agg == "max" else int(row.m), n_proxies)
+            wanted.setdefault((_answer_key(row), row.weighting), set()).add(m)
+    votes = {}
+    for (key, weighting), ms in wanted.items():
+        dist, idx = answers[key][0]
+        depth = max(ms)
+        t0 = time.perf_counter()
+        preds = vote(proxy_class[idx[:, :depth]], dist[:, :depth], sorted(ms), weighting, n_classes)
+        per_m = (time.perf_counter() - t0) / len(ms)
+        votes[key, weighting] = {m: (p, per_m) for m, p in preds.items()}
+    return votes
 
 
 def _answer_key(row) -> tuple:
@@ -396,6 +408,9 @@ def _answer_key(row) -> tuple:
         return (family, Request("nearest", "cosine", depth=0))
     if row.distance == "euclidean":
         return (family, Request("nearest", "euclidean", view, row.norm_inf, depth=0))
+    if row.distance == "mahalanobis":  # Euclidean after a whitening map of these proxies
+        family = ("mahalanobis", row.norm_pre, row.norm_post)
+        return (family, Request("nearest", "euclidean", "base", row.norm_inf, depth=0))
     return ("list", row.norm_pre, row.norm_post, row.norm_inf, row.distance)
 
 
@@ -405,7 +420,10 @@ def _answers(task: _Task, raw, sample_norm_pre, proxies: dict, sizes: list, plan
     for family in dict.fromkeys(k[0] for k in plan if k[0] != "list"):
         keys = [k for k in plan if k[0] == family]
         t0 = time.perf_counter()
-        if family[0] == "quantile":
+        tests = task.test
+        if family[0] == "mahalanobis":
+            tests, base = _whitened(task.test, proxies[family[1:]], {k[1].norm_inf for k in keys})
+        elif family[0] == "quantile":
             base = proxies[family[1], "quantile"]
         else:
             base = proxies.get((sample_norm_pre, "none"))
@@ -415,14 +433,15 @@ def _answers(task: _Task, raw, sample_norm_pre, proxies: dict, sizes: list, plan
         requests = []
         for key in keys:
             request = dataclasses.replace(key[1], depth=plan[key])
-            name = _view_name(request.view, family, sample_norm_pre)
+            name = "base" if family[0] == "mahalanobis" else request.view
+            name = _view_name(name, family, sample_norm_pre)
             if name != "base":
                 stored = proxies[tuple(name.split("/"))]
                 # NORMpre l2 of GEN all and NORMpost l2 are the same rows: one view.
                 name = next((n for n, v in views.items() if v is stored or _same(v, stored)), name)
                 views.setdefault(name, stored)
             requests.append(dataclasses.replace(request, view=name))
-        out = family_scores(task.test, views, sizes, requests)
+        out = family_scores(tests, views, sizes, requests)
         seconds = time.perf_counter() - t0
         answers.update({k: (out[r], seconds) for k, r in zip(keys, requests)})
     for key in [k for k in plan if k[0] == "list"]:
@@ -433,6 +452,13 @@ def _answers(task: _Task, raw, sample_norm_pre, proxies: dict, sizes: list, plan
         )
         answers[key] = (answer, time.perf_counter() - t0)
     return answers
+
+
+def _whitened(test: dict, proxies: torch.Tensor, norm_infs: set) -> tuple[dict, torch.Tensor]:
+    """Test variants and proxies mapped by the proxies' Mahalanobis transform (float64)."""
+    t = mahalanobis_transform(proxies)
+    tests = {v: test[v].to(torch.float64) @ t for v in {"none", *norm_infs}}
+    return tests, proxies.to(torch.float64) @ t
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

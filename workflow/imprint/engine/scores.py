@@ -52,7 +52,8 @@ FIRST_EXTRA = 32
 # On top of every bound: covers the float64 arithmetic that evaluates the bound itself.
 BOUND_MARGIN = 1.05
 SERVED = {("inner_product", "max"), ("cosine", "nearest"), ("euclidean", "nearest")}
-NORM_EPS = 1e-12  # torch.nn.functional.normalize's: a zero row has no direction
+NORM_EPS = 1e-12
+DIRECT = "donot_use_mm_for_euclid_dist"  # cdist pair by pair: no matrix-product rounding  # torch.nn.functional.normalize's: a zero row has no direction
 
 
 @dataclass(frozen=True)
@@ -107,19 +108,24 @@ def family_scores(
 
 
 def approximate_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """float32 where every input is float32 and its products stay far inside float32's range
-    and are computed in float32 proper; float64 otherwise (the bounds then use its roundoff)."""
-    if any(t.dtype != torch.float32 for t in tensors):
+    """float32 where the inputs (float32, or float64 rounded to float32: the bound covers the
+    rounding) and their products stay far inside float32's range and the device computes
+    float32 products in float32 proper; float64 otherwise (the bounds then use its roundoff)."""
+    if any(t.dtype not in (torch.float32, torch.float64) for t in tensors):
         return torch.float64
     device = tensors[0].device
     if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
         return torch.float64
     if device.type == "cpu" and torch.get_float32_matmul_precision() != "highest":
         return torch.float64
-    reach = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors)
-    dim = tensors[0].shape[1]
-    if not math.isfinite(reach) or reach * reach * dim * 16 > torch.finfo(torch.float32).max:
+    # Largest possible row norm R: products reach R², Euclidean scores R³ (‖x‖·‖b‖²).
+    norm = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors)
+    norm *= math.sqrt(tensors[0].shape[1])
+    tiny = torch.finfo(torch.float32).tiny
+    if not math.isfinite(norm) or 16 * max(norm**2, norm**3) > torch.finfo(torch.float32).max:
         return torch.float64
+    if any(t.dtype == torch.float64 and bool(((t != 0) & (t.abs() < tiny)).any()) for t in tensors):
+        return torch.float64  # values float32 cannot hold at all
     return torch.float32
 
 
@@ -135,6 +141,8 @@ class _Family:
     starts: list[int]  # first proxy of each class, and the end
     dtype: torch.dtype  # of the approximate product
     test_norm: torch.Tensor  # float64 ‖x_i‖ of the stored test rows
+    test_scale: dict[str, torch.Tensor]  # float64 α_i: tests[v] row i = α_i·x_i (rounded)
+    test_view_norm: dict[str, torch.Tensor]  # float64 ‖t_i‖ of each test variant
     view_scale: dict[str, torch.Tensor]  # float64 β_j: view row j = β_j·b_j (rounded);
     # "unit" (no stored view): β_j = 1/‖b_j‖, the scale of the base's directions
     view_sq_norm: dict[str, torch.Tensor]  # float64 ‖p_j‖² of each view's stored rows
@@ -160,8 +168,10 @@ class _Family:
             starts.append(starts[-1] + int(size))
         if starts[-1] != base.shape[0]:
             raise ValueError(f"class sizes {class_sizes} do not add up to {base.shape[0]} proxies")
-        test_norm = torch.linalg.vector_norm(tests["none"].to(torch.float64), dim=1)
-        return cls(tests, views, starts, dtype, test_norm, scale, sq, b64)
+        norms = {v: torch.linalg.vector_norm(t.to(torch.float64), dim=1) for v, t in tests.items()}
+        nx = norms["none"]
+        alpha = {v: torch.where(nx > 0, n / nx.clamp_min(NORM_EPS), 1.0) for v, n in norms.items()}
+        return cls(tests, views, starts, dtype, nx, alpha, norms, scale, sq, b64)
 
     @property
     def n_test(self) -> int:
@@ -206,7 +216,9 @@ class _Family:
         """(the score's name, the per-row bound E on |score - reference| in score units)."""
         d = self.views["base"].shape[1]
         u = torch.finfo(self.dtype).eps / 2
-        rel = BOUND_MARGIN * (_gamma(d, self.dtype) + 12 * u + 3 * _gamma(d + 4, torch.float64))
+        # u terms: the test view's rounding (2u), the proxy view's (3u), the score's arithmetic
+        # (3u), float64 inputs rounded for the product (2u), spare; float64 reference: 3γ.
+        rel = BOUND_MARGIN * (_gamma(d, self.dtype) + 16 * u + 3 * _gamma(d + 4, torch.float64))
         tiny = 8 * d * torch.finfo(self.dtype).tiny
         nx = self.test_norm[rows]
         if request.distance == "cosine":
@@ -220,7 +232,7 @@ class _Family:
         # euclidean: d² = ‖t‖² - 2α·(β·G - h·‖p‖²), h = 1/(2α); score = β·G - h·‖p‖².
         h = self._half_inverse_alpha(request.norm_inf, rows)
         sq = self.view_sq_norm[view]
-        nt = self._test_view_norm(request.norm_inf, rows)
+        nt = self.test_view_norm[request.norm_inf][rows]
         reach_p = float(sq.max().sqrt())
         bound = (
             dot_bound
@@ -250,14 +262,7 @@ class _Family:
         return 1.0 + float(self.view_scale[view].max())
 
     def _half_inverse_alpha(self, norm_inf: str, rows: slice) -> torch.Tensor:
-        if norm_inf == "none":
-            return torch.full_like(self.test_norm[rows], 0.5)
-        return self.test_norm[rows] / 2  # α = 1/‖x‖
-
-    def _test_view_norm(self, norm_inf: str, rows: slice) -> torch.Tensor:
-        if norm_inf == "none":
-            return self.test_norm[rows]
-        return torch.ones_like(self.test_norm[rows])
+        return 0.5 / self.test_scale[norm_inf][rows].clamp_min(NORM_EPS)  # h = 1/(2α)
 
     def _score_block(self, name: tuple, g: torch.Tensor, rows: slice, in_place: bool):
         """The named score of one block from its product g (overwritten when in_place)."""
@@ -320,16 +325,22 @@ class _Family:
         return self.test_norm[rows] <= NORM_EPS
 
     def _reference_all(self, test_rows, proxies, request):
-        """Reference values of test_rows against every proxy in `proxies`, in bounded pieces."""
+        """Reference values of test_rows against every proxy in `proxies` (ascending indices),
+        in bounded pieces; the same kernels as _reference, broadcast instead of gathered."""
         d = self.views["base"].shape[1]
         cols = max(1, min(len(proxies), RERANK_ELEMENTS // d))
         per = max(1, RERANK_ELEMENTS // (cols * d))
         out = torch.empty(len(test_rows), len(proxies), dtype=torch.float64, device=proxies.device)
-        for r in range(0, len(test_rows), per):
-            some = test_rows[r : r + per]
-            for c in range(0, len(proxies), cols):
-                piece = proxies[c : c + cols].expand(len(some), -1)
-                out[r : r + per, c : c + cols] = self._reference(some, piece, request)
+        for c in range(0, len(proxies), cols):
+            piece = proxies[c : c + cols]
+            if request.distance == "euclidean":  # cdist's direct kernel needs no broadcast
+                p = self.views[request.view][piece].to(torch.float64)
+                t = self.tests[request.norm_inf][test_rows].to(torch.float64)
+                out[:, c : c + cols] = torch.cdist(t, p, compute_mode=DIRECT)
+                continue
+            for r in range(0, len(test_rows), per):
+                some = test_rows[r : r + per]
+                out[r : r + per, c : c + cols] = self._reference(some, piece[None, :], request)
         return out
 
     def _reference(self, test_rows: torch.Tensor, proxies: torch.Tensor, request: Request):
@@ -348,7 +359,7 @@ class _Family:
         if request.distance == "inner_product":
             return torch.linalg.vecdot(self.tests["none"][test_rows].to(f64)[:, None, :], p)
         t = self.tests[request.norm_inf][test_rows].to(f64)[:, None, :]
-        return torch.cdist(t, p, compute_mode="donot_use_mm_for_euclid_dist")[:, 0, :]
+        return torch.cdist(t, p, compute_mode=DIRECT)[:, 0, :]
 
     def _unit_test(self) -> torch.Tensor:
         if self.unit_test is None:
