@@ -118,9 +118,11 @@ def approximate_dtype(*tensors: torch.Tensor) -> torch.dtype:
         return torch.float64
     if device.type == "cpu" and torch.get_float32_matmul_precision() != "highest":
         return torch.float64
+    dim = tensors[0].shape[1]
+    if dim * torch.finfo(torch.float32).eps > 0.01:  # γ_D would be no bound (D in the 100,000s)
+        return torch.float64
     # Largest possible row norm R: products reach R², Euclidean scores R³ (‖x‖·‖b‖²).
-    norm = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors)
-    norm *= math.sqrt(tensors[0].shape[1])
+    norm = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors) * math.sqrt(dim)
     tiny = torch.finfo(torch.float32).tiny
     if not math.isfinite(norm) or 16 * max(norm**2, norm**3) > torch.finfo(torch.float32).max:
         return torch.float64
