@@ -112,3 +112,20 @@ def test_bench_engine_mixed_grid_reports_gemm_equivalents():
     out = run_benchmark("bench_engine.py", *args).stdout
     assert "= 1 GEMM-equivalent" in out
     assert re.search(r"mixed264: 264 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", out)
+
+
+def test_bench_paper_prints_the_cost_table():
+    # The paper's oracle experiment (GEN ls, its representative 2048-d) at a tiny scale: the
+    # group count the planning code gives, one table row, the total and the largest cost.
+    import yaml
+
+    from imprint.planning.jobs import experiment_groups
+
+    config = yaml.safe_load((ROOT / "workflow/configs/paper.yaml").read_text())
+    groups = len(experiment_groups(config, "oracle"))
+    args = ("--experiments", "oracle", "--scale", "0.002", "--seeds", "1", "--repeats", "1")
+    out = run_benchmark("bench_paper.py", *args).stdout
+    assert "oracle: MNIST/resnet50/none/all, synthetic 120 train × 20 test × 2048-d" in out, out
+    assert re.search(rf"^ *oracle +{groups} +1×3 +1 +[\d,.]+ +[\d,.]+ +[\d,.]+ +[\d,.]+", out, re.M)
+    assert re.search(r"^total: [\d,.]+ h \(seconds per group × groups\)", out, re.M), out
+    assert "largest cost: oracle" in out

@@ -1,5 +1,11 @@
 """Each IMPRINT component against an independent computation written here."""
 
+import json
+import os
+import resource
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -544,3 +550,39 @@ def test_float32_norms_and_means_are_the_float64_results_rounded_once(monkeypatc
     )
     mean = select_proxies(torch.from_numpy(x), "mean", 1, gen()).numpy()
     np.testing.assert_array_equal(mean, xd.mean(axis=0, keepdims=True).astype(np.float32))
+
+
+KEEP_FREED_MEMORY = """
+import ctypes, resource, sys
+from imprint.engine.devices import keep_freed_memory
+print(keep_freed_memory())
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+faults = []
+for _ in range(3):  # 64 MiB, above glibc's largest mmap threshold
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    p = libc.malloc(2**26)
+    ctypes.memset(p, 1, 2**26)
+    libc.free(p)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(faults[1:])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_keep_freed_memory_reuses_large_blocks_without_page_faults(setting):
+    env = {**os.environ, "IMPRINT_KEEP_FREED_MEMORY": setting}
+    out = subprocess.run(
+        [sys.executable, "-c", KEEP_FREED_MEMORY],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split("\n")
+    pages = 2**26 // resource.getpagesize()
+    faults = json.loads(out[1])
+    if setting == "1":  # the block stays mapped: touching it again faults (almost) nothing
+        assert out[0] == "True" and max(faults) < pages // 100, out
+    else:  # glibc's default: every 64 MiB block is a fresh mapping, faulted page by page
+        assert out[0] == "False" and min(faults) >= pages, out

@@ -191,9 +191,9 @@ def test_ls_precision_reaches_the_solver_and_is_checked(digits, monkeypatch):
     solve = imprint.engine.generate.least_squares_weights
     asked = []
 
-    def recording(groups, ls_lambda, precision="float64"):
+    def recording(groups, ls_lambda, precision="float64", system=None):
         asked.append(precision)
-        return solve(groups, ls_lambda, precision)
+        return solve(groups, ls_lambda, precision, system)
 
     monkeypatch.setattr(imprint.engine.generate, "least_squares_weights", recording)
     xtr, ytr, xte, yte = digits
@@ -219,6 +219,39 @@ def test_ls_precision_reaches_the_solver_and_is_checked(digits, monkeypatch):
         ValueError, match="unknown ls_precision 'double'; allowed: float64, float32"
     ):
         run(digits, {"gen": ["mean"], "seeds": [0]}, classes, ls_precision="double")
+
+
+def test_kmeans_kls_and_ls_share_fits_and_the_system_and_equal_the_references(digits, monkeypatch):
+    from sklearn.cluster import KMeans
+
+    import imprint.engine.generate as generate_module
+
+    fits, systems = [], []
+    fit, system = generate_module._kmeans, generate_module.ls_system
+    monkeypatch.setattr(
+        generate_module, "_kmeans", lambda x, k, seed: fits.append(k) or fit(x, k, seed)
+    )
+    monkeypatch.setattr(
+        generate_module, "ls_system", lambda rows, lam: systems.append(lam) or system(rows, lam)
+    )
+    xtr, ytr, xte, yte = digits
+    classes = [0, 3, 8]
+    grid = {"gen": ["kmeans", "kls", "ls"], "k": [3], "seeds": [5]}
+    res = run(digits, grid, classes)
+    # One k-means fit per class for GEN kmeans and kls together; one ls system for ls and kls.
+    assert fits == [3, 3, 3] and systems == [1e-3]
+    # kls: sklearn's clusters as classes of numpy's closed form; scored by the max inner
+    # product. The shared system is A over all rows, whatever the grouping.
+    task = np.isin(yte, classes)
+    groups, owner = [], []
+    for i, c in enumerate(classes):
+        labels = KMeans(n_clusters=3, random_state=5).fit(xtr[ytr == c]).labels_
+        groups += [xtr[ytr == c][labels == j] for j in range(3)]
+        owner += [i] * 3
+    w = ls_closed_form(groups, 1e-3)
+    pred = np.asarray(classes)[np.asarray(owner)[np.argmax(xte[task] @ w.T, axis=1)]]
+    kls = res[res.gen == "kls"].iloc[0]
+    assert kls.accuracy == pytest.approx(100 * np.mean(pred == yte[task]), abs=1e-9)
 
 
 def test_kmedoids_without_room_to_cache_distances_gives_the_same_table(digits, monkeypatch):

@@ -69,12 +69,12 @@ def test_workflow_runs_on_slurm_with_the_shipped_profile(tmp_path, partition):
     install_config("small", tmp_path)
     run = snakemake(tmp_path, "--workflow-profile", str(tmp_path / "profile"))
     log = run.stdout + run.stderr
-    # Every job but the local target went through sbatch: dataset, 2 extractions, 2
-    # imprinting jobs, the gather and the figure.
-    assert log.count("has been submitted with SLURM jobid") == 7, log[-3000:]
+    # Every job but the local target went through sbatch: dataset, 2 extractions, 1
+    # imprinting job (both small tasks in one, planning/batches.py), the gather and the figure.
+    assert log.count("has been submitted with SLURM jobid") == 6, log[-3000:]
     res = pd.read_parquet(tmp_path / "results/imprint/small.parquet")
     assert len(res) == 3 * 2 and set(res.task) == {"short", "binary"}
     assert (tmp_path / "results/figures/small/accuracy_overview.png").stat().st_size > 5000
     # SLURM ran them: every job left its own SLURM log.
     slurm_logs = list((tmp_path / ".snakemake/slurm_logs").rglob("*.log"))
-    assert len([p for p in slurm_logs if "rule_imprint_grid" in str(p)]) == 2, slurm_logs
+    assert len([p for p in slurm_logs if "rule_imprint_grid" in str(p)]) == 1, slurm_logs

@@ -121,7 +121,11 @@ def test_tables_figures_and_collapse(workdir):
     ]:
         for ext in ("pdf", "png"):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 5000, fig
-    assert (workdir / "logs/imprint_grid/tiny/digits/pixels/none/short.log").exists()
+    # tiny's groups are small: one job per (experiment, dataset, backbone) (planning/batches.py).
+    assert (workdir / "logs/imprint_grid/tiny/digits/pixels/none/short+binary.log").exists()
+    assert (
+        workdir / "logs/imprint_grid/merged/digits/pixels/none+halves+map5-0+map5-1/binary.log"
+    ).exists()
 
 
 def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
@@ -138,12 +142,10 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
     (workdir / "lambda.yaml").write_text(yaml.safe_dump(lam, sort_keys=False))
     dry = snakemake(workdir, "-n", "--configfile", str(workdir / "lambda.yaml"))
     plan = job_counts(dry.stdout + dry.stderr)
-    assert plan["imprint_grid"] == 2 and "extract_embeddings" not in plan
+    assert plan["imprint_grid"] == 1 and "extract_embeddings" not in plan
     rerun = re.findall(r"rule imprint_grid:\n(?:.*\n)*?\s+output: (\S+)", dry.stdout)
-    assert sorted(rerun) == [
-        f"results/imprint/tiny/digits/pixels/none/{t}.parquet" for t in ("binary", "short")
-    ]
-    (workdir / "results/imprint/tiny/digits/pixels/none/short.parquet").unlink()
+    assert rerun == ["results/imprint/tiny/digits/pixels/none/short+binary.parquet"]
+    (workdir / "results/imprint/tiny/digits/pixels/none/short+binary.parquet").unlink()
     dry = snakemake(workdir, "-n")
     plan = job_counts(dry.stdout + dry.stderr)
     assert plan["imprint_grid"] == 1 and plan["gather_results"] == 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from imprint.data.ls_lambda import registered_ls_lambda
 from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
 from imprint.io import atomic_path, check_table_path, load_embeddings, save_embeddings, write_table
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a collapse job needs none (~0.5 s)
+    import pandas as pd
 
 log = logging.getLogger("imprint")
 
@@ -70,24 +73,90 @@ def evaluate_files(
     extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
     tables of several runs can be joined and ranked together.
     """
+    group = {"classes": classes, "mapping": mapping, "extra_columns": extra_columns}
+    return evaluate_groups(
+        train,
+        test,
+        grid,
+        out,
+        [group],
+        ls_lambda=ls_lambda,
+        backbone=backbone,
+        device=device,
+        progress=progress,
+        ls_precision=ls_precision,
+    )
+
+
+def evaluate_groups(
+    train: str | Path,
+    test: str | Path,
+    grid: str | Path | dict,
+    out: str | Path,
+    groups: list[dict],
+    ls_lambda: float | None = None,
+    backbone: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    ls_precision: str | None = DEFAULT_LS_PRECISION,
+) -> pd.DataFrame:
+    """Evaluate a grid on several tasks of the same two embedding files, in one process, and
+    write one table: each group's rows in turn, as evaluate_files would give them.
+
+    groups: dicts with evaluate_files's `classes`, `mapping` and `extra_columns` (each may be
+    left out). The workflow packs small groups into one job this way, so the start-up
+    (importing torch and scikit-learn, ~5 s) is paid once per job, not once per group.
+    """
     # The engine (torch, scikit-learn) is imported here, not at the top: the workflow's small
     # jobs (gathers, joins) call this module too and should not pay for it.
-    from imprint.engine.evaluate import RESULT_COLUMNS, evaluate_grid
+    from imprint.engine.devices import keep_freed_memory
+    from imprint.engine.evaluate import RESULT_COLUMNS
     from imprint.engine.grid import expand_grid, load_grid
 
+    keep_freed_memory()  # large blocks are reused, not faulted in again (engine/devices.py)
+
     check_table_path(out)  # before the work, not after it
-    clash = sorted(set(extra_columns or ()) & set(RESULT_COLUMNS))
-    if clash:
-        raise ValueError(
-            f"extra column(s) {clash} would replace result columns; choose other names "
-            f"(result columns: {', '.join(RESULT_COLUMNS)})"
-        )
+    for group in groups:
+        clash = sorted(set(group.get("extra_columns") or ()) & set(RESULT_COLUMNS))
+        if clash:
+            raise ValueError(
+                f"extra column(s) {clash} would replace result columns; choose other names "
+                f"(result columns: {', '.join(RESULT_COLUMNS)})"
+            )
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     where = "grid" if isinstance(grid, dict) else str(grid)
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
-    mapping = load_mapping(mapping)
+    # Only ls/kls use λ: a backbone with none registered can run every other grid.
+    needs_lambda = configs["gen"].isin(JOINT_GEN).any()
+    lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta) if needs_lambda else None
+    options = {
+        "ls_lambda": lam,
+        "device": device,
+        "progress": progress,
+        "ls_precision": ls_precision or DEFAULT_LS_PRECISION,
+        "data_names": (f"training embeddings {train}", f"test embeddings {test}"),
+    }
+    tables, used = [], []
+    for group in groups:
+        table, classes = _evaluate_group(train_set, test_set, configs, group, str(train), options)
+        tables.append(table)
+        used.append(classes)
+    import pandas as pd
+
+    results = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+    results.attrs["classes"] = json.dumps(used[0] if len(used) == 1 else used)
+    write_table(results, out)
+    return results
+
+
+def _evaluate_group(train_set, test_set, configs, group: dict, train: str, options: dict):
+    """One group's results table and the classes it imprinted (see evaluate_groups)."""
+    from imprint.engine.evaluate import evaluate_grid
+
+    mapping = load_mapping(group.get("mapping"))
+    classes = group.get("classes")
     if classes is None:
         from imprint.engine.tasks import remap_labels
 
@@ -95,29 +164,28 @@ def evaluate_files(
         if not classes:
             kept = " after the mapping" if mapping else ""
             raise ValueError(f"{train}: no training rows{kept}, so no classes to imprint")
-    # Only ls/kls use λ: a backbone with none registered can run every other grid.
-    needs_lambda = configs["gen"].isin(JOINT_GEN).any()
-    lam = resolve_ls_lambda(ls_lambda, backbone, train_set.meta) if needs_lambda else None
-    log.info("evaluating %d configuration runs on classes %s of %s", len(configs), classes, train)
+    extra = group.get("extra_columns") or {}
+    label = " ".join(f"{k}={v}" for k, v in extra.items() if k in ("mapping", "task"))
+    log.info(
+        "evaluating %d configuration runs on classes %s of %s%s",
+        len(configs),
+        classes,
+        train,
+        f" ({label})" if label else "",
+    )
     results = evaluate_grid(
         train_set.embeddings,
         train_set.labels,
         test_set.embeddings,
         test_set.labels,
         configs,
-        classes=classes,
+        classes=list(classes),
         mapping=mapping,
-        ls_lambda=lam,
-        device=device,
-        progress=progress,
-        ls_precision=ls_precision or DEFAULT_LS_PRECISION,
-        data_names=(f"training embeddings {train}", f"test embeddings {test}"),
+        **options,
     )
-    for i, (name, value) in enumerate((extra_columns or {}).items()):
+    for i, (name, value) in enumerate(extra.items()):
         results.insert(i, name, value)
-    results.attrs["classes"] = json.dumps(classes)
-    write_table(results, out)
-    return results
+    return results, classes
 
 
 def collapse_file(
@@ -209,6 +277,8 @@ def join_embeddings(
 
 def gather_tables(tables: list[str | Path], out: str | Path) -> pd.DataFrame:
     """Stack per-group results tables into one."""
+    import pandas as pd
+
     table = pd.concat([pd.read_parquet(t) for t in tables], ignore_index=True)
     write_table(table, out)
     return table
@@ -218,6 +288,8 @@ def gather_collapse(
     files: list[str | Path], groups: list[tuple[str, str, str]], out: str | Path
 ) -> pd.DataFrame:
     """One row per collapse JSON file, with its (dataset, backbone, mapping) from `groups`."""
+    import pandas as pd
+
     rows = [
         {**json.loads(Path(f).read_text()), "dataset": d, "backbone": b, "mapping": m}
         for f, (d, b, m) in zip(files, groups, strict=True)
@@ -326,6 +398,8 @@ def write_outputs(made: dict, outputs: dict) -> None:
     """Write each output, atomically, from what was made under its name: a table as CSV or
     Parquet, a text as it is; a Figure made as X is written to outputs X_pdf and X_png (200 dpi).
     A made "message" is logged."""
+    import pandas as pd
+
     if "message" in made:
         log.info("%s", made["message"])
     for name, path in outputs.items():

@@ -12,9 +12,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: it costs a job ~0.5 s
+    import pandas as pd
 
 # An embedding set on disk is a directory holding these three files. The .npy files are
 # memory-mappable, so jobs that read a few classes never load the whole set.
@@ -268,6 +271,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV or Parquet table."""
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such table")

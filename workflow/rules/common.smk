@@ -6,8 +6,9 @@ from snakemake.utils import validate
 from imprint.data.selections import LABEL_OFFSET
 from imprint.figures.registry import FIGURE_KINDS
 from imprint.planning import jobs, paths
+from imprint.planning.batches import SEP, experiment_batches
 from imprint.planning.checks import check_config
-from imprint.planning.jobs import collapse_groups, experiment_groups
+from imprint.planning.jobs import collapse_groups
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
 validate(config, "../schemas/config.schema.yaml")
@@ -24,6 +25,9 @@ IMPORTED = [b for b, spec in config["backbones"].items() if spec.get("embeddings
 EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED]
 TABLE1 = config.get("table1", {}).get("experiments", [])
 USES_LS = {e: jobs.uses_ls(config, e) for e in config["experiments"]}
+# Imprinting jobs: small groups of one (experiment, dataset, backbone) share a job and its
+# start-up (planning/batches.py); a batch's mapping and task wildcards hold '+'-joined names.
+BATCHES = {e: experiment_batches(config, e) for e in config["experiments"]}
 
 
 def alternation(names):
@@ -31,6 +35,12 @@ def alternation(names):
     return (
         "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
     )
+
+
+def joined(names):
+    """A regex matching one or more of the names joined by SEP (a batch's wildcard)."""
+    one = f"(?:{alternation(names)})"
+    return f"{one}(?:{re.escape(SEP)}{one})*"
 
 
 wildcard_constraints:
@@ -123,8 +133,13 @@ def get_mapping(wildcards):
     return MAPPINGS[wildcards.mapping]
 
 
-def get_task_classes(wildcards):
-    return config["tasks"][wildcards.task]
+def get_batch_groups(wildcards):
+    """The (mapping, task) groups of an imprinting job, with each mapping and task's classes."""
+    return [
+        {"name": m, "mapping": MAPPINGS[m], "task": t, "classes": config["tasks"][t]}
+        for m in wildcards.mapping.split(SEP)
+        for t in wildcards.task.split(SEP)
+    ]
 
 
 def get_label_offsets(wildcards):
@@ -156,7 +171,7 @@ def get_grid_file(wildcards):
 
 
 def get_experiment_tables(wildcards):
-    return [g.path() for g in experiment_groups(config, wildcards.experiment)]
+    return [b.path() for b in BATCHES[wildcards.experiment]]
 
 
 def get_collapse_groups(wildcards):
@@ -190,13 +205,9 @@ def get_embedding_targets():
 
 
 def get_results_tables():
-    # The per-group tables are targets too, so deleting one reruns its job (Snakemake leaves a
+    # The per-job tables are targets too, so deleting one reruns its job (Snakemake leaves a
     # missing intermediate alone while everything built from it is up to date).
-    return [
-        g.path()
-        for name in config["experiments"]
-        for g in experiment_groups(config, name)
-    ] + [
+    return [b.path() for name in config["experiments"] for b in BATCHES[name]] + [
         paths.EXPERIMENT_TABLE.format(experiment=name) for name in config["experiments"]
     ]
 

@@ -1,4 +1,6 @@
-# Imprinting: one job evaluates a whole grid (every configuration × seed) on one task.
+# Imprinting: one job evaluates a whole grid (every configuration × seed) on one task, or on a
+# batch of small tasks of one (dataset, backbone): mapping and task then hold '+'-joined names
+# (planning/batches.py), so the job's start-up is paid once for all of them.
 
 
 rule imprint_grid:
@@ -11,6 +13,9 @@ rule imprint_grid:
         "logs/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.log",
     benchmark:
         "benchmarks/imprint_grid/{experiment}/{dataset}/{backbone}/{mapping}/{task}.tsv"
+    wildcard_constraints:
+        mapping=joined(MAPPINGS),
+        task=joined(config["tasks"]),
     conda:
         "../../envs/imprint.yaml"
     # One core per job: a paper run is hundreds of jobs, and a job's fixed cost (starting
@@ -19,8 +24,7 @@ rule imprint_grid:
     threads: 1
     params:
         grid=get_grid,
-        classes=get_task_classes,
-        mapping=get_mapping,
+        groups=get_batch_groups,
         ls_lambda=get_ls_lambda,
         ls_precision=get_ls_precision,
     script:

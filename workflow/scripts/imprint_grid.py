@@ -1,8 +1,9 @@
-"""Rule imprint_grid: evaluate an experiment's grid on one (dataset, backbone, mapping, task)."""
+"""Rule imprint_grid: evaluate an experiment's grid on a batch of (mapping, task) groups of one
+(dataset, backbone) in one process (planning.batches; a batch is often a single group)."""
 
 from _common import rule_log
 
-from imprint.api import evaluate_files
+from imprint.api import evaluate_groups
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -11,22 +12,22 @@ with rule_log(snakemake):  # noqa: F821
     torch.set_num_threads(max(1, sm.threads))
     wc = sm.wildcards
     grid = sm.input.grid_file if sm.input.get("grid_file") else sm.params.grid
-    evaluate_files(
+    names = {"experiment": wc.experiment, "dataset": wc.dataset, "backbone": wc.backbone}
+    evaluate_groups(
         sm.input.train,
         sm.input.test,
         dict(grid) if isinstance(grid, dict) else grid,
         sm.output[0],
-        classes=list(sm.params.classes),
-        mapping=dict(sm.params.mapping) or None,
+        [
+            {
+                "classes": list(group["classes"]),
+                "mapping": dict(group["mapping"]) or None,
+                "extra_columns": names | {"mapping": group["name"], "task": group["task"]},
+            }
+            for group in sm.params.groups
+        ],
         # Both None unless the grid has GEN ls/kls (planning resolves λ for the backbone).
         ls_lambda=sm.params.ls_lambda,
         ls_precision=sm.params.ls_precision,
         progress=True,
-        extra_columns={
-            "experiment": wc.experiment,
-            "dataset": wc.dataset,
-            "backbone": wc.backbone,
-            "mapping": wc.mapping,
-            "task": wc.task,
-        },
     )

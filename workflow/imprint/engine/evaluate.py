@@ -28,7 +28,7 @@ from imprint.engine.generate import (
     LS_PRECISIONS,
     RANDOM_GEN,
     joint_proxies,
-    kmeans_fit_many,
+    kmeans_fits,
     select_proxies,
 )
 from imprint.engine.grid import CONFIG_KEYS, config_id
@@ -110,7 +110,7 @@ def generate(
     k: int,
     seed: int,
     ls_lambda: float | None,
-    distance_cache: dict | None = None,
+    cache: dict | None = None,
     stream_state: torch.Tensor | None = None,
     ls_precision: str = DEFAULT_LS_PRECISION,
 ) -> list[torch.Tensor]:
@@ -119,19 +119,19 @@ def generate(
     Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
     state presample_classes left), or start a generator seeded with `seed` when it is None.
     A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
-    one seed. `distance_cache` keeps k-medoids' pairwise distances across k.
+    one seed. `cache` (one per training set) keeps what GENs of that set share: k-medoids'
+    pairwise distances across k, k-means fits for GEN kmeans and kls, ls's factored system.
     """
-    distance_cache = {} if distance_cache is None else distance_cache
+    cache = {} if cache is None else cache
     if gen in JOINT_GEN:
         if ls_lambda is None:
             raise ValueError(
                 f"GEN '{gen}' needs the ridge λ of the backbone: pass ls_lambda "
                 "(the CLI takes --ls-lambda or reads the backbone from the embedding metadata)"
             )
-        return joint_proxies(samples, gen, k, seed, ls_lambda, ls_precision)
+        return joint_proxies(samples, gen, k, seed, ls_lambda, ls_precision, cache)
     if gen == "kmeans":  # classes in parallel; identical to fitting them one by one
-        fitted = [c for c, x in enumerate(samples) if k != -1 and x.shape[0] >= k]
-        fits = dict(zip(fitted, kmeans_fit_many([samples[c] for c in fitted], k, seed)))
+        fits = kmeans_fits(samples, k, seed, cache)
         return [
             torch.from_numpy(fits[c].cluster_centers_.astype(np.float32)).to(x.device, x.dtype)
             if c in fits
@@ -147,12 +147,16 @@ def generate(
     for c, x in enumerate(samples):
         d = None
         if gen == "kmedoids" and x.shape[0] >= k > 0:
-            d = distance_cache.get(c)
+            d = cache.get(("distances", c))
             if d is None:
                 d = pairwise_euclidean(x)
-                held = sum(t.numel() * t.element_size() for t in distance_cache.values())
+                held = sum(
+                    t.numel() * t.element_size()
+                    for key, t in cache.items()
+                    if key[0] == "distances"
+                )
                 if held + d.numel() * d.element_size() <= KMEDOIDS_CACHE_BYTES:
-                    distance_cache[c] = d
+                    cache[("distances", c)] = d
         out.append(select_proxies(x, gen, k, generator, distances=d))
     return out
 
@@ -274,7 +278,7 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
         task.train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), task.classes
     )
     presample_seconds = time.perf_counter() - t0
-    distance_cache: dict = {}
+    cache: dict = {}  # work the GENs of this training set share (see generate)
     for (gen, k, gen_seed), by_proxies in _group(rows, ["gen", "k", "gen_seed"]).items():
         t0 = time.perf_counter()
         raw = generate(
@@ -283,7 +287,7 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             int(k),
             max(int(gen_seed), 0),
             ls_lambda,
-            distance_cache,
+            cache,
             stream_state,
             ls_precision,
         )

@@ -52,6 +52,22 @@ def kmeans_fit_many(xs: list[torch.Tensor], k: int, seed: int) -> list[KMeans]:
             return list(pool.map(lambda x: _kmeans(x, k, seed), xs))
 
 
+def kmeans_fits(
+    samples: list[torch.Tensor], k: int, seed: int, cache: dict | None = None
+) -> dict[int, KMeans]:
+    """KMeans(n_clusters=k, random_state=seed) of every class with at least k samples (none for
+    k = -1), by class index. GEN kmeans and kls fit the same classes with the same (k, seed):
+    with a `cache` shared between them (one per training set) each fit is made once."""
+    key = ("kmeans", k, seed)
+    if cache is not None and key in cache:
+        return cache[key]
+    fitted = [c for c, x in enumerate(samples) if k != -1 and x.shape[0] >= k]
+    fits = dict(zip(fitted, kmeans_fit_many([samples[c] for c in fitted], k, seed)))
+    if cache is not None:
+        cache[key] = fits
+    return fits
+
+
 def farthest_point_sampling(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """Greedy farthest point sampling from a random first point; returns k row indices.
 
@@ -147,16 +163,43 @@ def _row_blocks(groups: list[torch.Tensor], rows: int):
         yield torch.cat(batch) if len(batch) > 1 else batch[0]
 
 
+def ls_system(rows: list[torch.Tensor], ls_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """LU factors of A = Σ_T + μ_G μ_Gᵀ + λI in float64 over all rows of `rows` (a list of
+    blocks). Σ_T and μ_G are over every sample, whatever the grouping: ls and kls of every k
+    on one training set share A, so it is built (D² per row) and factored once per set.
+    """
+    work = torch.float64
+    n_total = sum(g.shape[0] for g in rows)
+    mu = torch.stack([g.sum(dim=0, dtype=work) for g in rows]).sum(dim=0) / n_total
+    # Centred rows a block at a time: no float64 copy of every row (the largest §5.3 group,
+    # 130,000 × 2048, would need three of 2 GiB). Blocks join small groups.
+    scatter = torch.zeros(mu.shape[0], mu.shape[0], dtype=work, device=mu.device)
+    for block in _row_blocks(rows, max(1, LS_BLOCK_ELEMENTS // mu.shape[0])):
+        centred = block.to(work, copy=True).sub_(mu)
+        scatter.addmm_(centred.T, centred)
+    scatter /= n_total
+    a = (
+        scatter
+        + torch.outer(mu, mu)
+        + ls_lambda * torch.eye(mu.shape[0], dtype=work, device=mu.device)
+    )
+    return torch.linalg.lu_factor(a)
+
+
 def least_squares_weights(
-    groups: list[torch.Tensor], ls_lambda: float, precision: str = DEFAULT_LS_PRECISION
+    groups: list[torch.Tensor],
+    ls_lambda: float,
+    precision: str = DEFAULT_LS_PRECISION,
+    system: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One least-squares weight vector per group: W = (1/C) Mᵀ (Σ_T + μ_G μ_Gᵀ + λI)⁻¹.
 
     M holds the group means as columns, Σ_T is the total covariance of all samples (divided
     by N), μ_G the global mean and C the number of groups. precision 'float64' solves the
-    system in double precision; 'float32' is the reference's arithmetic (statistics in
-    float32, an explicit float32 inverse), which differs where A is badly conditioned (small
-    λ). Returned as [C, D] in the input dtype.
+    system in double precision (`system`: ls_system's factors of A over the same rows, if
+    already made); 'float32' is the reference's arithmetic (statistics in float32, an
+    explicit float32 inverse), which differs where A is badly conditioned (small λ).
+    Returned as [C, D] in the input dtype.
     """
     if precision not in LS_PRECISIONS:
         raise ValueError(f"unknown ls precision '{precision}'; allowed: {', '.join(LS_PRECISIONS)}")
@@ -169,34 +212,18 @@ def least_squares_weights(
         # Group by group, as the reference accumulates it (the same float32 rounding path).
         scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
         means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
-    else:
-        work = torch.float64
-        sums = torch.stack([g.sum(dim=0, dtype=work) for g in groups])
-        mu = sums.sum(dim=0) / n_total
-        means = (
-            sums
-            / torch.tensor([g.shape[0] for g in groups], dtype=work, device=sums.device)[:, None]
-        )
-        # Centred rows a block at a time: no float64 copy of every row (the largest §5.3 group,
-        # 130,000 × 2048, would need three of 2 GiB). Blocks join small groups, since kls with
-        # k = -1 has a group per sample.
-        scatter = torch.zeros(mu.shape[0], mu.shape[0], dtype=work, device=mu.device)
-        for block in _row_blocks(groups, max(1, LS_BLOCK_ELEMENTS // mu.shape[0])):
-            centred = block.to(work, copy=True).sub_(mu)
-            scatter.addmm_(centred.T, centred)
-        scatter /= n_total
-    a = (
-        scatter
-        + torch.outer(mu, mu)
-        + ls_lambda * torch.eye(mu.shape[0], dtype=work, device=mu.device)
-    )
-    if precision == "float32":
+        a = scatter + torch.outer(mu, mu) + ls_lambda * torch.eye(mu.shape[0], dtype=work)
         # Mᵀ as the transposed view of M [D, C], the reference's operand layout: BLAS rounds
         # differently for a contiguous [C, D] operand.
         w = torch.mm(means.T.contiguous().T, torch.linalg.inv(a)) * (1.0 / len(groups))
-    else:
-        # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ.
-        w = torch.linalg.solve(a, means.T).T / len(groups)
+        return w.to(dtype)
+    work = torch.float64
+    sums = torch.stack([g.sum(dim=0, dtype=work) for g in groups])
+    sizes = torch.tensor([g.shape[0] for g in groups], dtype=work, device=sums.device)
+    means = sums / sizes[:, None]
+    lu, pivots = ls_system(groups, ls_lambda) if system is None else system
+    # A is symmetric, so Mᵀ A⁻¹ = (A⁻¹ M)ᵀ (LU factors and solve: torch.linalg.solve's own).
+    w = torch.linalg.lu_solve(lu, pivots, means.T).T / len(groups)
     return w.to(dtype)
 
 
@@ -207,6 +234,7 @@ def joint_proxies(
     seed: int,
     ls_lambda: float,
     ls_precision: str = DEFAULT_LS_PRECISION,
+    cache: dict | None = None,
 ) -> list[torch.Tensor]:
     """Proxies of ls (one per class) or kls (k per class), computed over all classes jointly.
 
@@ -216,16 +244,26 @@ def joint_proxies(
     k = -1, every sample is its own cluster (so each sample yields one ls vector); the
     reference instead copies such a class's raw samples in as proxies (and fails for k = -1).
     Empty clusters (possible only with duplicate points) yield no proxy.
+
+    `cache` (one per training set, shared with GEN kmeans) keeps the k-means fits and, in
+    float64, the factored system A: both are the same for ls and every kls of the set.
     """
-    if gen == "ls" or (gen == "kls" and k == 1):
-        w = least_squares_weights(samples_per_class, ls_lambda, ls_precision)
-        return [w[c : c + 1] for c in range(len(samples_per_class))]
-    if gen != "kls":
+    if gen not in JOINT_GEN:
         raise ValueError(f"joint GEN must be 'ls' or 'kls', got '{gen}'")
+    system = None
+    if ls_precision == "float64":
+        key = ("ls_system", float(ls_lambda))
+        system = None if cache is None else cache.get(key)
+        if system is None:
+            system = ls_system(samples_per_class, ls_lambda)
+            if cache is not None:
+                cache[key] = system
+    if gen == "ls" or k == 1:
+        w = least_squares_weights(samples_per_class, ls_lambda, ls_precision, system)
+        return [w[c : c + 1] for c in range(len(samples_per_class))]
     groups: list[torch.Tensor] = []
     owner: list[int] = []
-    clustered = [c for c, x in enumerate(samples_per_class) if k != -1 and x.shape[0] >= k]
-    fits = dict(zip(clustered, kmeans_fit_many([samples_per_class[c] for c in clustered], k, seed)))
+    fits = kmeans_fits(samples_per_class, k, seed, cache)
     for c, x in enumerate(samples_per_class):
         if c not in fits:
             parts = [x[i : i + 1] for i in range(x.shape[0])]
@@ -236,6 +274,6 @@ def joint_proxies(
             if part.shape[0]:
                 groups.append(part)
                 owner.append(c)
-    w = least_squares_weights(groups, ls_lambda, ls_precision)
+    w = least_squares_weights(groups, ls_lambda, ls_precision, system)
     owner_t = torch.tensor(owner, device=w.device)
     return [w[owner_t == c] for c in range(len(samples_per_class))]

@@ -76,7 +76,10 @@ def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> to
             members = torch.nonzero(labels == c).flatten()
             if members.numel() == 0:
                 continue
-            costs = total_distances(distances[members][:, members])
+            # One gather of the cluster's n_c² entries (not its n_c × n rows first), none for a
+            # cluster of every point: k = 1 costs the initial row sums only.
+            whole = members.numel() == n
+            costs = total_distances(distances if whole else distances[members[:, None], members])
             best = int(torch.argmin(costs))
             # A medoid outside its own cluster (a duplicate point won the tie) is compared
             # against the first member, as scikit-learn-extra does.

@@ -35,7 +35,7 @@ device may flush to zero add at most D times the smallest normal number per prod
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -150,6 +150,11 @@ class _Family:
     view_sq_norm: dict[str, torch.Tensor]  # float64 ‖p_j‖² of each view's stored rows
     base_norm: torch.Tensor  # float64 ‖b_j‖
     unit_test: torch.Tensor | None = None  # float64 x/‖x‖, made on first use
+    # Two blocks reused for every block of test rows: the product and one derived score.
+    # Fresh 128 MiB blocks would come from the OS each time and page-fault on first touch,
+    # which cost more than the product itself (18 blocks of 559 × 60,000 here: 6.8 s against
+    # 5.4 s for the products into one reused block; a scaled copy 1.27 s against 0.17 s).
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def build(cls, tests, views, class_sizes) -> _Family:
@@ -190,7 +195,7 @@ class _Family:
     def score_block(self, rows: slice, requests: list[Request], out: dict) -> None:
         """Every request's answer for one block of test rows, from one product."""
         x = self.tests["none"][rows].to(self.dtype)
-        g = x @ self.views["base"].to(self.dtype).T
+        g = torch.matmul(x, self._proxies_t(), out=self._buffer("product", x.shape[0]))
         by_score: dict[tuple, list] = {}
         for request in requests:
             score, bound = self._score(request, rows)
@@ -213,6 +218,19 @@ class _Family:
                     dist[rows], idx[rows] = self._nearest(block, top, bound, rows, request)
 
     # --- scores: what is ranked, largest first, and its bound ------------------------------
+
+    def _proxies_t(self) -> torch.Tensor:
+        if "proxies_t" not in self.buffers:
+            self.buffers["proxies_t"] = self.views["base"].to(self.dtype).T
+        return self.buffers["proxies_t"]
+
+    def _buffer(self, name: str, n: int) -> torch.Tensor:
+        """The first n rows of a reused [rows per block, proxies] block of the product dtype."""
+        buf = self.buffers.get(name)
+        if buf is None or buf.shape[0] < n:
+            buf = torch.empty(n, self.n_proxies, dtype=self.dtype, device=self.device)
+            self.buffers[name] = buf
+        return buf[:n]
 
     def _score(self, request: Request, rows: slice) -> tuple[tuple, torch.Tensor]:
         """(the score's name, the per-row bound E on |score - reference| in score units)."""
@@ -271,16 +289,14 @@ class _Family:
         view = name[1]
         if name[0] == "scaled" and view == "base":  # β = 1: the product itself
             return g
-        out = g
+        out = g if in_place else self._buffer("score", g.shape[0])
         if view != "base":
-            beta = self.view_scale[view].to(g.dtype)
-            out = g.mul_(beta) if in_place else torch.mul(g, beta)
-            in_place = True
+            torch.mul(g, self.view_scale[view].to(g.dtype), out=out)
+            g = out
         if name[0] == "euclidean":
             h = self._half_inverse_alpha(name[2], rows).to(g.dtype)
             sq = self.view_sq_norm[view].to(g.dtype)
-            # - h_i·‖p_j‖²: one pass, in place when allowed
-            out = out.addr_(h, sq, alpha=-1) if in_place else torch.addr(out, h, sq, alpha=-1)
+            torch.addr(g, h, sq, alpha=-1, out=out)  # - h_i·‖p_j‖²: one pass
         return out
 
     # --- nearest: candidates from the score, reference values decide ------------------------

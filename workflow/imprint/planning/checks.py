@@ -10,6 +10,7 @@ import string
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
 from imprint.figures.registry import check_figure_kinds
+from imprint.planning.batches import SEP
 from imprint.planning.errors import ConfigError
 from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
 from imprint.planning.mappings import expand_mappings, resolve_classes, section_mappings
@@ -42,7 +43,14 @@ def check_config(config: dict) -> None:
                     )
         for dataset in section.get("datasets", []):
             section_mappings(config, section, dataset, where)
-    expand_mappings(config["mappings"])  # two entries may not give the same mapping name
+    mapping_names = expand_mappings(config["mappings"])  # no two entries give the same name
+    for key, names in (("mappings", mapping_names), ("tasks", config["tasks"])):
+        for name in names:
+            if SEP in name or "/" in name:
+                raise ConfigError(
+                    f"{key}.{name}: a mapping or task name may not contain '{SEP}' (it joins "
+                    "the names of an imprinting job that evaluates several) nor '/'"
+                )
     for name in config.get("table1", {}).get("experiments", []):
         if name not in config["experiments"]:
             raise ConfigError(
