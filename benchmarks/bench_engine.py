@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imprint.engine.devices import keep_freed_memory
 from imprint.engine.evaluate import evaluate_grid
 from imprint.engine.grid import expand_grid, load_grid
 
@@ -115,7 +114,6 @@ def main() -> None:
     p.add_argument("--naive-sample", type=int, default=20, help="configurations timed one by one")
     p.add_argument("--device", default=None)
     args = p.parse_args()
-    keep_freed_memory()  # as imprint.api does for the workflow's jobs (engine/devices.py)
 
     n_train, n_test = int(6000 * args.scale), int(1000 * args.scale)
     xtr, ytr, xte, yte = synthetic(n_train, n_test, args.dim, 10, args.modes)

@@ -82,7 +82,6 @@ from bench_engine import gemm_seconds, synthetic  # the sibling benchmark (this 
 
 from imprint.data.backbones import BACKBONES
 from imprint.data.selections import LABEL_OFFSET
-from imprint.engine.devices import keep_freed_memory
 from imprint.engine.evaluate import evaluate_grid
 from imprint.engine.grid import expand_grid, load_grid
 from imprint.engine.vocabulary import JOINT_GEN, RANDOM_GEN
@@ -448,7 +447,6 @@ def main() -> None:
     )
     p.add_argument("--device", default=None)
     args = p.parse_args()
-    keep_freed_memory()  # as imprint.api does for the workflow's jobs (engine/devices.py)
     if not 0 < args.scale <= 1:
         p.error("--scale takes a fraction in (0, 1]")
     args.repeats = args.repeats or (2 if args.scale < 1 else 1)

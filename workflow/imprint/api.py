@@ -109,11 +109,8 @@ def evaluate_groups(
     """
     # The engine (torch, scikit-learn) is imported here, not at the top: the workflow's small
     # jobs (gathers, joins) call this module too and should not pay for it.
-    from imprint.engine.devices import keep_freed_memory
     from imprint.engine.evaluate import RESULT_COLUMNS
     from imprint.engine.grid import expand_grid, load_grid
-
-    keep_freed_memory()  # large blocks are reused, not faulted in again (engine/devices.py)
 
     check_table_path(out)  # before the work, not after it
     for group in groups:

@@ -253,7 +253,7 @@ def _nearest_in_block(x, w, expand, approx, slack, r, distance, m):
         dists[exact], idx[exact] = _exact_rows(x[exact], w, expand, distance, m)
     rest = torch.nonzero(~exact).flatten()
     rest = rest[torch.argsort(counts[rest])]  # similar candidate counts share a batch
-    for batch in _batches(counts[rest].tolist(), RERANK_ELEMENTS // x.shape[1]):
+    for batch in rerank_batches(counts[rest].tolist(), RERANK_ELEMENTS // x.shape[1]):
         rows = rest[batch]
         k = int(counts[rows].max())
         # Each row's candidates lead its k smallest; a few more than its own are harmless.
@@ -269,7 +269,7 @@ def _nearest_in_block(x, w, expand, approx, slack, r, distance, m):
     return dists, idx
 
 
-def _batches(sizes: list[int], per_batch: int):
+def rerank_batches(sizes: list[int], per_batch: int):
     """Slices of ascending `sizes` whose count × largest size stays within per_batch."""
     start = 0
     for end in range(1, len(sizes) + 1):

@@ -113,6 +113,7 @@ def generate(
     cache: dict | None = None,
     stream_state: torch.Tensor | None = None,
     ls_precision: str = DEFAULT_LS_PRECISION,
+    keep_distances: bool = True,
 ) -> list[torch.Tensor]:
     """Proxies per class for one (GEN, k, seed).
 
@@ -120,7 +121,8 @@ def generate(
     state presample_classes left), or start a generator seeded with `seed` when it is None.
     A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
     one seed. `cache` (one per training set) keeps what GENs of that set share: k-medoids'
-    pairwise distances across k, k-means fits for GEN kmeans and kls, ls's factored system.
+    pairwise distances across k (unless `keep_distances` is False: no k-medoids run of the
+    set follows), k-means fits for GEN kmeans and kls, ls's factored system.
     """
     cache = {} if cache is None else cache
     if gen in JOINT_GEN:
@@ -149,14 +151,21 @@ def generate(
         if gen == "kmedoids" and x.shape[0] >= k > 0:
             d = cache.get(("distances", c))
             if d is None:
-                d = pairwise_euclidean(x)
+                n = x.shape[0]
                 held = sum(
                     t.numel() * t.element_size()
                     for key, t in cache.items()
                     if key[0] == "distances"
                 )
-                if held + d.numel() * d.element_size() <= KMEDOIDS_CACHE_BYTES:
-                    cache[("distances", c)] = d
+                if keep_distances and held + n * n * 4 <= KMEDOIDS_CACHE_BYTES:
+                    d = cache[("distances", c)] = pairwise_euclidean(x)
+                else:  # used once: one block for every class, its pages touched once
+                    spare = cache.get(("distance_block",))
+                    if spare is None or spare.numel() < n * n:
+                        spare = cache[("distance_block",)] = torch.empty(
+                            n * n, dtype=torch.float32, device=x.device
+                        )
+                    d = pairwise_euclidean(x, out=spare[: n * n].view(n, n))
         out.append(select_proxies(x, gen, k, generator, distances=d))
     return out
 
@@ -279,7 +288,9 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
     )
     presample_seconds = time.perf_counter() - t0
     cache: dict = {}  # work the GENs of this training set share (see generate)
-    for (gen, k, gen_seed), by_proxies in _group(rows, ["gen", "k", "gen_seed"]).items():
+    by_gen = _group(rows, ["gen", "k", "gen_seed"])
+    last_kmedoids = max((i for i, key in enumerate(by_gen) if key[0] == "kmedoids"), default=-1)
+    for i, ((gen, k, gen_seed), by_proxies) in enumerate(by_gen.items()):
         t0 = time.perf_counter()
         raw = generate(
             samples,
@@ -290,7 +301,11 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             cache,
             stream_state,
             ls_precision,
+            keep_distances=i < last_kmedoids,
         )
+        if i == last_kmedoids:  # k-medoids' distances are not needed again: free them now
+            for key in [key for key in cache if key[0] in ("distances", "distance_block")]:
+                del cache[key]
         raw_seconds = presample_seconds + time.perf_counter() - t0
         _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)
         bar.update(len(by_proxies))

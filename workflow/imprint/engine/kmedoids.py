@@ -16,8 +16,9 @@ from imprint.engine.aggregate import unique_rows
 ROWS_PER_BLOCK = 512  # rows s..s+512 against rows s..n: faster than 2048 here (cache)
 
 
-def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
-    """Pairwise Euclidean distances, computed in float64 and stored in float32.
+def pairwise_euclidean(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Pairwise Euclidean distances, computed in float64 and stored in float32 (in `out`, an
+    [n, n] float32 tensor, if given and the rows are distinct).
 
     float32 storage is what scikit-learn-extra holds for float32 embeddings and halves the
     n × n matrix (a 6,000-sample class: 144 MB). Computed as scikit-learn's float32 path does
@@ -30,7 +31,9 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     x = x.to(torch.float64)
     sq = (x * x).sum(dim=1)
     n = x.shape[0]
-    d = torch.empty(n, n, dtype=torch.float32, device=x.device)
+    if out is None or out.shape != (n, n):
+        out = torch.empty(n, n, dtype=torch.float32, device=x.device)
+    d = out
     for s in range(0, n, ROWS_PER_BLOCK):  # rows s..e against rows s..n, bounded temporaries
         e = min(s + ROWS_PER_BLOCK, n)
         block = torch.addmm(sq[None, s:], x[s:e], x[s:].T, alpha=-2.0)

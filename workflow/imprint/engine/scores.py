@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from imprint.engine.distances import smallest_stable
+from imprint.engine.distances import rerank_batches, smallest_stable
 
 # Bound on the elements of one block of test rows × every proxy (float32: 4 bytes each).
 BLOCK_ELEMENTS = 2**25
@@ -325,7 +325,7 @@ class _Family:
         rest = torch.nonzero(~exact).flatten()
         rest = rest[torch.argsort(counts[rest])]
         d = self.views["base"].shape[1]
-        for batch in _batches(counts[rest].tolist(), max(1, RERANK_ELEMENTS // d)):
+        for batch in rerank_batches(counts[rest].tolist(), max(1, RERANK_ELEMENTS // d)):
             local = rest[batch]
             k = int(counts[local].max())
             if k <= first:
@@ -414,7 +414,7 @@ class _Family:
         order = torch.argsort(counts)
         open_rows, counts = open_rows[order], counts[order]
         d = self.views["base"].shape[1]
-        for batch in _batches(counts.tolist(), max(1, RERANK_ELEMENTS // d)):
+        for batch in rerank_batches(counts.tolist(), max(1, RERANK_ELEMENTS // d)):
             local = open_rows[batch]
             k = int(counts[batch].max())
             if k > EXACT_ROW_FRACTION * n_proxies:
@@ -442,12 +442,3 @@ def _lower(threshold: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A float64 threshold rounded down into the score's dtype: more candidates are safe."""
     t = threshold.to(dtype)
     return torch.nextafter(t, torch.full_like(t, -math.inf))
-
-
-def _batches(sizes: list[int], per_batch: int):
-    """Slices of ascending `sizes` whose count × largest size stays within per_batch."""
-    start = 0
-    for end in range(1, len(sizes) + 1):
-        if end == len(sizes) or (end + 1 - start) * sizes[end] > per_batch:
-            yield slice(start, end)
-            start = end
