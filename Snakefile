@@ -8,6 +8,9 @@ min_version("9.0")
 # config.yaml is the default; a file given with --configfile replaces it rather than being
 # deep-merged into it (the quickstart's experiments must not leak into the paper config).
 if not workflow.overwrite_configfiles:
+    from imprint.planning.checks import check_yaml_file
+
+    check_yaml_file("config.yaml")  # Snakemake's own error names no line
 
     configfile: "config.yaml"
 

@@ -159,10 +159,17 @@ def test_evaluate_tags_then_cd_ranks_the_stacked_tables(tmp_path, capsys):
 def test_cd_stacks_a_tag_read_back_as_a_number_with_its_text(tmp_path):
     # --tag task=1 is text in a Parquet table and a number once a CSV table is read back: one
     # voter either way. Seed 0 (Parquet) ranks a first, seed 1 (CSV) b; their medians rank b
-    # first (1.5 against 2.0) as one voter, where two voters would tie the ranks at 1.5.
+    # first (1.5 against 2.0) as one voter, where two voters would tie the ranks at 1.5. Each
+    # table holds the same rows for a second dataset, so there are two voters, not four.
     def rows(seed, a, b):
         return pd.DataFrame(
-            {"dataset": "d", "task": "1", "seed": seed, "config_id": ["a", "b"], "accuracy": [a, b]}
+            {
+                "dataset": ["d", "d", "e", "e"],
+                "task": "1",
+                "seed": seed,
+                "config_id": ["a", "b"] * 2,
+                "accuracy": [a, b] * 2,
+            }
         )
 
     rows(0, 2.0, 1.0).to_parquet(tmp_path / "s0.parquet")

@@ -122,9 +122,16 @@ def test_max_methods_tests_the_best_by_rank_over_all():
 
 
 def test_stack_tables_default_voters_and_text_tags():
-    a = pd.DataFrame({"dataset": ["d"], "task": [1], "config_id": ["x"], "accuracy": [1.0]})
+    a = pd.DataFrame(
+        {"dataset": ["d", "e"], "task": [1, 1], "config_id": ["x", "x"], "accuracy": [1.0, 2.0]}
+    )
     b = a.assign(task="1")
     stacked, groups = stack_tables([("a", a), ("b", b)], "config_id", "accuracy")
-    assert groups == ["dataset", "task"] and stacked["task"].tolist() == ["1", "1"]
+    assert groups == ["dataset", "task"] and stacked["task"].tolist() == ["1"] * 4
+    # One voter (every row of one (dataset, task)) cannot rank anything: refused by name.
+    with pytest.raises(
+        ValueError, match=r"a, b: one group \(voter\) only \(dataset='d', task='1'\)"
+    ):
+        stack_tables([("a", a[:1]), ("b", b[:1])], "config_id", "accuracy")
     with pytest.raises(ValueError, match="column 'task' is in some tables but not in b"):
         stack_tables([("a", a), ("b", b.drop(columns="task"))], "config_id", "accuracy")

@@ -343,7 +343,7 @@ def test_embedding_file_checks(tmp_path):
         np.savez(tmp_path / "obj.npz", embeddings=np.array([x], dtype=object), labels=y)
         load_embeddings(tmp_path / "obj.npz")
     (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"embeddings": x}))
-    with pytest.raises(EmbeddingFileError, match="pickle.npz: not a readable .npz"):
+    with pytest.raises(EmbeddingFileError, match="pickle.npz: a Python pickle"):
         load_embeddings(tmp_path / "pickle.npz")
     with pytest.raises(EmbeddingFileError, match="must be 2-D"):
         load_embeddings(write_npz(tmp_path / "1d.npz", np.ones(4, np.float32), y))
@@ -617,7 +617,7 @@ def test_cli_names_what_is_wrong_with_a_file(tmp_path, capsys, digits):
     assert code == 2 and f"training embeddings {tmp_path / 't.npz'}: task class" in err
     write_npz(tmp_path / "empty.npz", xtr[:0], ytr[:0])
     code, err = evaluate(tmp_path / "empty.npz")
-    assert code == 2 and "empty.npz: no training rows, so no classes to imprint" in err
+    assert code == 2 and "empty.npz: no rows (embeddings of shape (0, 64))" in err
     code, err = evaluate(tmp_path / "t.npz", "--device", "gpu")
     assert code == 2 and "device 'gpu': not a torch device; allowed: cpu, cuda, cuda:N" in err
     if not torch.cuda.is_available():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +14,15 @@ import yaml
 
 from imprint.data.ls_lambda import registered_ls_lambda
 from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
-from imprint.io import atomic_path, check_table_path, load_embeddings, save_embeddings, write_table
+from imprint.io import (
+    atomic_path,
+    check_table_path,
+    check_writable,
+    load_embeddings,
+    save_embeddings,
+    write_table,
+    yaml_error_text,
+)
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collapse job needs none (~0.5 s)
     import pandas as pd
@@ -29,7 +40,9 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not a valid YAML/JSON mapping file ({err})") from err
+        raise ValueError(
+            f"{path}: not a valid YAML/JSON mapping file ({yaml_error_text(err)})"
+        ) from err
     if not isinstance(data, dict) or not data:
         raise ValueError(
             f"{path}: a mapping file holds a non-empty mapping {{old label: new label}}"
@@ -43,10 +56,20 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
         raise ValueError(f"{path}: mapping keys and values must be integers ({err})") from err
 
 
+def check_ls_lambda(ls_lambda) -> float:
+    """λ as a float, if it is a positive finite number (ridge regression needs λ > 0)."""
+    value = float(ls_lambda)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"ridge λ (ls_lambda, --ls-lambda) must be a positive finite number, got {ls_lambda!r}"
+        )
+    return value
+
+
 def resolve_ls_lambda(ls_lambda: float | None, backbone: str | None, meta: dict) -> float | None:
     """λ for ls/kls: given explicitly, or the registered value of the backbone (named or in meta)."""
     if ls_lambda is not None:
-        return float(ls_lambda)
+        return check_ls_lambda(ls_lambda)
     name = backbone or meta.get("backbone")
     return None if name is None else registered_ls_lambda(name)
 
@@ -120,7 +143,10 @@ def evaluate_groups(
                 f"extra column(s) {clash} would replace result columns; choose other names "
                 f"(result columns: {', '.join(RESULT_COLUMNS)})"
             )
+    if ls_lambda is not None:
+        check_ls_lambda(ls_lambda)
     train_set, test_set = load_embeddings(train), load_embeddings(test)
+    check_pair(train, train_set, test, test_set)
     where = "grid" if isinstance(grid, dict) else str(grid)
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
@@ -137,7 +163,9 @@ def evaluate_groups(
     }
     tables, used = [], []
     for group in groups:
-        table, classes = _evaluate_group(train_set, test_set, configs, group, str(train), options)
+        table, classes = _evaluate_group(
+            train_set, test_set, configs, group, (str(train), str(test)), options
+        )
         tables.append(table)
         used.append(classes)
     import pandas as pd
@@ -148,19 +176,53 @@ def evaluate_groups(
     return results
 
 
-def _evaluate_group(train_set, test_set, configs, group: dict, train: str, options: dict):
+def check_pair(train, train_set, test, test_set) -> None:
+    """Refuse a training and a test set that cannot belong together (different backbones or
+    datasets, as their metadata records, or the two splits swapped); warn where one file is
+    both."""
+    same = os.path.realpath(train) == os.path.realpath(test)
+    if same:
+        warnings.warn(
+            f"{train} is both the training and the test file (the test rows are the training "
+            "rows), so accuracies measure fit, not generalisation",
+            stacklevel=3,
+        )
+        return
+    for key in ("backbone", "dataset"):
+        a, b = train_set.meta.get(key), test_set.meta.get(key)
+        if a is not None and b is not None and a != b:
+            raise ValueError(
+                f"{train} and {test} come from different {key}s ({a!r} and {b!r}, as their "
+                f"metadata records): training and test embeddings must share the {key}"
+            )
+    if (train_set.meta.get("split"), test_set.meta.get("split")) == ("test", "train"):
+        raise ValueError(
+            f"{train} is a test split and {test} a training split (their metadata): are "
+            "--train and --test swapped?"
+        )
+
+
+def _evaluate_group(train_set, test_set, configs, group: dict, names: tuple, options: dict):
     """One group's results table and the classes it imprinted (see evaluate_groups)."""
     from imprint.engine.evaluate import evaluate_grid
 
-    mapping = load_mapping(group.get("mapping"))
+    (train, test), mapping = names, load_mapping(group.get("mapping"))
     classes = group.get("classes")
     if classes is None:
         from imprint.engine.tasks import remap_labels
 
         classes = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
+        kept = f" after the mapping {group['mapping']}" if mapping else ""
         if not classes:
-            kept = " after the mapping" if mapping else ""
             raise ValueError(f"{train}: no training rows{kept}, so no classes to imprint")
+        tested = {int(c) for c in remap_labels(test_set.labels, mapping)[1]}
+        extra = sorted(tested - set(classes))
+        if extra:
+            raise ValueError(
+                f"{test}: class(es) {extra[:10]} have test rows but {train} has no training "
+                f"rows for them{kept}; name the task's classes (--task) to evaluate the shared "
+                "ones, or check that the files belong together"
+            )
     extra = group.get("extra_columns") or {}
     label = " ".join(f"{k}={v}" for k, v in extra.items() if k in ("mapping", "task"))
     log.info(
@@ -203,8 +265,24 @@ def collapse_file(
     from imprint.analysis.collapse_classifier import mean_classifier_metrics, ood_orthogonality
     from imprint.engine.tasks import remap_labels
 
+    if out:
+        check_writable(out)
     data = load_embeddings(embeddings)
     rows, mapped = remap_labels(data.labels, load_mapping(mapping))
+    if classes is not None:
+        absent = sorted(set(map(int, classes)) - {int(c) for c in np.unique(mapped)})
+        if absent:
+            raise ValueError(
+                f"{embeddings}: class(es) {absent} have no rows"
+                + (f" after the mapping {mapping}" if mapping else "")
+                + f"; labels present: {np.unique(mapped)[:20].tolist()}"
+            )
+    ood_set = None if ood is None else load_embeddings(ood)
+    if ood_set is not None and ood_set.dim != data.dim:
+        raise ValueError(
+            f"{ood} has dimension {ood_set.dim} but {embeddings} {data.dim}: the "
+            "out-of-distribution embeddings must come from the same backbone"
+        )
     labels = mapped
     if rows.shape[0] < data.labels.shape[0]:
         # Dropped rows get a label no class uses instead of being copied out of the memmap
@@ -214,8 +292,8 @@ def collapse_file(
         classes = np.unique(mapped) if classes is None else classes
     stats = class_statistics(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
     metrics = collapse_metrics(stats) | mean_classifier_metrics(data.embeddings, labels, stats)
-    if ood:
-        ood_mean = global_mean(load_embeddings(ood).embeddings, l2_normalise=l2_normalise)
+    if ood_set is not None:
+        ood_mean = global_mean(ood_set.embeddings, l2_normalise=l2_normalise)
         metrics["nc5_ood_orthogonality"] = ood_orthogonality(stats.means, ood_mean)
     metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
     if out:
@@ -352,6 +430,7 @@ def critical_difference_files(
         "cd_diagram_png": f"{out_prefix}.png",
         "summary": f"{out_prefix}_summary.txt",
     }
+    check_writable(outputs["ranks"])
     options = {
         "method": method_col,
         "score": score_col,

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 
 from imprint import __version__
 from imprint.engine.tasks import TASK_SPLITS, parse_classes
@@ -23,7 +24,7 @@ def _evaluate(args) -> None:
         args.test,
         args.grid,
         args.out,
-        classes=parse_classes(args.task) if args.task else None,
+        classes=parse_classes(args.task) if args.task is not None else None,
         mapping=args.mapping,
         ls_lambda=args.ls_lambda,
         ls_precision=args.ls_precision,
@@ -75,7 +76,7 @@ def _collapse(args) -> None:
         args.embeddings,
         out=args.out,
         mapping=args.mapping,
-        classes=parse_classes(args.classes) if args.classes else None,
+        classes=parse_classes(args.classes) if args.classes is not None else None,
         l2_normalise=not args.no_l2,
         ood=args.ood,
     )
@@ -229,12 +230,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"imprint {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        # A valid but surprising input gets one line, not Python's two-line warning format;
+        # each distinct warning once.
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", ResourceWarning)  # numpy's, on a file it fails to read
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"imprint {args.command}: warning: {message}", file=sys.stderr
+        )
+        try:
+            args.func(args)
+        except (ValueError, OSError) as err:  # OSError: missing files, permissions, a full disk
+            print(f"imprint {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(str(err).split("\n"))
 
 
 if __name__ == "__main__":

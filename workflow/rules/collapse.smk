@@ -3,7 +3,7 @@
 
 rule compute_collapse:
     input:
-        embeddings=paths.EMBEDDINGS.replace("{split}", "train"),
+        embeddings=paths.embedding_files(paths.EMBEDDINGS.replace("{split}", "train")),
     output:
         paths.COLLAPSE_METRICS,
     log:

@@ -7,11 +7,12 @@ from imprint.data.selections import LABEL_OFFSET
 from imprint.figures.registry import FIGURE_KINDS
 from imprint.planning import jobs, paths
 from imprint.planning.batches import SEP, experiment_batches
-from imprint.planning.checks import check_config
+from imprint.planning.checks import check_config, validate_config
 from imprint.planning.jobs import collapse_groups
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
-validate(config, "../schemas/config.schema.yaml")
+validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 check_config(config)
 
 MAPPINGS = expand_mappings(config["mappings"])
@@ -55,8 +56,10 @@ wildcard_constraints:
 
 def get_embeddings(wildcards):
     return {
-        split: paths.EMBEDDINGS.format(
-            dataset=wildcards.dataset, backbone=wildcards.backbone, split=split
+        split: paths.embedding_files(
+            paths.EMBEDDINGS.format(
+                dataset=wildcards.dataset, backbone=wildcards.backbone, split=split
+            )
         )
         for split in ("train", "test")
     }
@@ -64,8 +67,11 @@ def get_embeddings(wildcards):
 
 def get_source_embeddings(wildcards):
     return [
-        path.format(backbone=wildcards.backbone, split=wildcards.split)
+        file
         for path in jobs.source_embeddings(config, wildcards.dataset)
+        for file in paths.embedding_files(
+            path.format(backbone=wildcards.backbone, split=wildcards.split)
+        )
     ]
 
 
@@ -198,9 +204,12 @@ def get_embedding_targets():
     }
     pairs |= {(d, b) for d, b, _ in collapse_groups(config)}
     return [
-        paths.EMBEDDINGS.format(dataset=d, backbone=b, split=s)
+        file
         for d, b in sorted(pairs)
         for s in ("train", "test")
+        for file in paths.embedding_files(
+            paths.EMBEDDINGS.format(dataset=d, backbone=b, split=s)
+        )
     ]
 
 

@@ -5,7 +5,7 @@ rule extract_embeddings:
     input:
         get_dataset_manifest,
     output:
-        directory(paths.EMBEDDINGS),
+        paths.embedding_files(paths.EMBEDDINGS),
     log:
         "logs/extract_embeddings/{dataset}/{backbone}/{split}.log",
     benchmark:
@@ -32,7 +32,7 @@ rule extract_embeddings:
 
 use rule extract_embeddings as extract_source_embeddings with:
     output:
-        directory(paths.SOURCE_EMBEDDINGS),
+        paths.embedding_files(paths.SOURCE_EMBEDDINGS),
     log:
         "logs/extract_embeddings/sources/{source}/{backbone}/{split}.log",
     benchmark:
@@ -46,7 +46,7 @@ rule join_embeddings:
     input:
         get_source_embeddings,
     output:
-        directory(paths.EMBEDDINGS),
+        paths.embedding_files(paths.EMBEDDINGS),
     log:
         "logs/join_embeddings/{dataset}/{backbone}/{split}.log",
     wildcard_constraints:
@@ -66,7 +66,7 @@ rule import_embeddings:
     input:
         get_imported_embeddings,
     output:
-        directory(paths.EMBEDDINGS),
+        paths.embedding_files(paths.EMBEDDINGS),
     log:
         "logs/import_embeddings/{dataset}/{backbone}/{split}.log",
     wildcard_constraints:

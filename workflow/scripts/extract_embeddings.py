@@ -3,6 +3,7 @@
 from _common import rule_log
 
 from imprint.data.extract import extract_to_file
+from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -12,7 +13,7 @@ with rule_log(snakemake):  # noqa: F821
         sm.params.source,
         sm.wildcards.split,
         root=sm.params.data_dir,
-        out_path=sm.output[0],
+        out_path=embedding_dirs(sm.output)[0],
         # The validated config has every default filled in (the schema holds them).
         weights=opts["weights"],
         image_size=opts["image_size"],

@@ -4,6 +4,7 @@
 from _common import rule_log
 
 from imprint.api import evaluate_groups
+from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -14,8 +15,8 @@ with rule_log(snakemake):  # noqa: F821
     grid = sm.input.grid_file if sm.input.get("grid_file") else sm.params.grid
     names = {"experiment": wc.experiment, "dataset": wc.dataset, "backbone": wc.backbone}
     evaluate_groups(
-        sm.input.train,
-        sm.input.test,
+        embedding_dirs(sm.input.train)[0],
+        embedding_dirs(sm.input.test)[0],
         dict(grid) if isinstance(grid, dict) else grid,
         sm.output[0],
         [

@@ -3,8 +3,11 @@
 from _common import rule_log
 
 from imprint.api import join_embeddings
+from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    n = join_embeddings(list(sm.input), sm.output[0], list(sm.params.offsets), sm.wildcards.dataset)
-    print(f"joined {len(sm.input)} sources: {n} embeddings")
+    sources = embedding_dirs(sm.input)
+    out = embedding_dirs(sm.output)[0]
+    n = join_embeddings(sources, out, list(sm.params.offsets), sm.wildcards.dataset)
+    print(f"joined {len(sources)} sources: {n} embeddings")

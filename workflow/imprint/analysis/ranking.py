@@ -88,10 +88,43 @@ def stack_tables(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: no column(s) {missing}; columns are {list(frame.columns)}")
+        _check_scores(name, frame, score)
     frames = [frame for _, frame in tables]
     if len(frames) > 1:
         frames = [f.astype({c: str for c in groups}) for f in frames]
-    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), list(groups)
+    table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    voters = table[list(groups)].drop_duplicates()
+    if len(voters) < 2:
+        found = ", ".join(f"{c}={v!r}" for c, v in voters.iloc[0].items())
+        raise ValueError(
+            f"{', '.join(map(str, names))}: one group (voter) only ({found}): a critical-"
+            f"difference test ranks methods within each group of {list(groups)} and compares "
+            "the ranks across groups, so it needs two or more (stack more tables, or name "
+            "other --groups)"
+        )
+    return table, list(groups)
+
+
+def _check_scores(name, frame: pd.DataFrame, score: str) -> None:
+    """Every score a number: text or NaN would be dropped or mis-ranked without a word."""
+    if frame.empty:
+        raise ValueError(f"{name}: no rows (columns {list(frame.columns)})")
+    values = frame[score]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce")
+        text = values[numbers.isna() & values.notna()]
+        example = f"; row {text.index[0]} holds {text.iloc[0]!r}" if len(text) else ""
+        raise ValueError(
+            f"{name}: column '{score}' must hold numbers (higher is better), got "
+            f"{values.dtype}{example}"
+        )
+    missing = values.isna().to_numpy()
+    if missing.any():
+        rows = frame.index[missing]
+        raise ValueError(
+            f"{name}: column '{score}' is NaN in {missing.sum()} row(s) (first rows: "
+            f"{rows[:5].tolist()}); every score is needed: remove those rows or fill them"
+        )
 
 
 def configuration_methods(
@@ -134,6 +167,8 @@ def rank_methods(
     `table` is long (a row per method x group x seed); seeds are reduced by their median.
     `attributes`: one row per method (a `method` column) joined to the ranks.
     """
+    if max_methods is not None and max_methods < 2:
+        raise ValueError(f"max_methods (--max-methods) must be at least 2, got {max_methods}")
     if not highlight and not max_methods:  # the tests rank every method themselves
         result = critical_difference(table, method, score, groups, seed_col=seed, alpha=alpha)
         ranks = _with_attributes(result.ranks, attributes)

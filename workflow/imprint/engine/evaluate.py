@@ -219,6 +219,7 @@ def evaluate_grid(
         device,
         data_names,
     )
+    _warn_fewshot_beyond_classes(configs, task)
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
 
@@ -229,6 +230,24 @@ def evaluate_grid(
         _run_presampled(task, sample_key, by_sample, ls_lambda, ls_precision, results, bar)
     bar.close()
     return _results_table(configs, work, results)
+
+
+def _warn_fewshot_beyond_classes(configs: pd.DataFrame, task: _Task) -> None:
+    """One warning line where a few-shot n exceeds a class: SPEC has such a class use all its
+    rows, so that n-shot is partly a larger-shot run."""
+    sizes = [int(x.shape[0]) for x in task.train]
+    largest_n = int(configs["fewshot"].max())
+    short = [(c, n) for c, n in zip(task.classes, sizes, strict=True) if n < largest_n]
+    if short:
+        import warnings
+
+        ns = sorted({int(n) for n in configs["fewshot"].unique() if n > min(sizes)})
+        warnings.warn(
+            f"few-shot n = {', '.join(map(str, ns))} exceeds the training rows of "
+            f"{len(short)} class(es) (fewest: class {min(short, key=lambda s: s[1])[0]} with "
+            f"{min(sizes)} rows): such a class uses all its rows",
+            stacklevel=3,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -240,7 +240,9 @@ def load_grid(source: str | Path) -> tuple[str, dict | list]:
     try:
         grid = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise GridError(f"{source}: not valid YAML: {err}") from err
+        from imprint.io import yaml_error_text
+
+        raise GridError(f"{source}: not valid YAML: {yaml_error_text(err)}") from err
     return source, grid
 
 

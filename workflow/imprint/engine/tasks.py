@@ -72,9 +72,11 @@ def parse_classes(text: str) -> list[int]:
     """'0,2,4' or a split name ('all', 'even', 'odd', 'short') → class list."""
     if text in TASK_SPLITS:
         return list(TASK_SPLITS[text])
+    hint = f"give comma-separated class ids or one of {', '.join(TASK_SPLITS)}"
     try:
-        return [int(c) for c in text.split(",") if c.strip()]
+        classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError as err:
-        raise ValueError(
-            f"task '{text}': give comma-separated class ids or one of {', '.join(TASK_SPLITS)}"
-        ) from err
+        raise ValueError(f"task '{text}': {hint}") from err
+    if not classes:
+        raise ValueError(f"task {text!r} names no class: {hint}")
+    return classes

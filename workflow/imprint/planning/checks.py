@@ -7,6 +7,7 @@ job after hours of extraction.
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
 from imprint.figures.registry import check_figure_kinds
@@ -92,7 +93,56 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
         resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
     check_figure_kinds(config)
+    _check_registered_backbones(config)
     _check_imported(config, sections)
+
+
+def _check_registered_backbones(config: dict) -> None:
+    """A backbone extracted here must be in the registry: refused at planning, not by a
+    traceback inside its extraction job."""
+    from imprint.data.ls_lambda import LS_LAMBDA  # torch-free; the registry's names
+
+    for name, spec in config["backbones"].items():
+        if not spec.get("embeddings") and name not in LS_LAMBDA:
+            raise ConfigError(
+                f"backbones.{name}: not a registered backbone (registered: "
+                f"{', '.join(sorted(LS_LAMBDA))}); register it in imprint/data/backbones.py, or "
+                "bring its embeddings with backbones.<name>.embeddings: <path pattern>"
+            )
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Check `config` against the JSON schema, with one line per error: the key's path and
+    what is allowed (an unknown key lists the allowed keys, not the whole schema)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = ".".join(str(p) for p in error.absolute_path) or "the config's top level"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
+    raise ConfigError(f"{where}: {error.message}")
+
+
+def check_yaml_file(path: str | Path) -> None:
+    """A config file Snakemake would reject as 'not valid JSON or YAML', refused with its line
+    and column."""
+    import yaml
+
+    from imprint.io import yaml_error_text
+
+    if not Path(path).exists():
+        return  # Snakemake says so itself
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_error_text(err)}") from None
 
 
 def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:

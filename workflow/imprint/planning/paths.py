@@ -3,6 +3,10 @@
 Wildcards in braces are Snakemake's; `.format(...)` fills them for a concrete job.
 """
 
+from pathlib import Path
+
+from imprint.io import EMBEDDING_FILES
+
 SOURCES_DIR = "sources"  # results/embeddings/sources/<source>: the parts of a joined dataset
 
 DATASET_MANIFEST = "results/datasets/{source}.json"
@@ -14,3 +18,16 @@ COLLAPSE_METRICS = "results/collapse/{dataset}/{backbone}/{mapping}.json"
 COLLAPSE_TABLE = "results/collapse/collapse.csv"
 COLLAPSE_FIGURE = "results/figures/collapse/nc1.{ext}"
 TABLE1 = "results/tables/table1.{ext}"
+
+
+def embedding_files(directory: str) -> list[str]:
+    """An embedding set's files: the rules name them, not the directory, so Snakemake sees a
+    changed or deleted array (its modification time) and reruns what was built from it."""
+    return [f"{directory}/{name}" for name in EMBEDDING_FILES]
+
+
+def embedding_dirs(files) -> list[str]:
+    """The embedding directories behind a rule's input or output files (lists of
+    embedding_files), in order; one named twice is listed twice (a joined dataset may join
+    one source with itself)."""
+    return [str(Path(f).parent) for f in files if Path(f).name == EMBEDDING_FILES[0]]
