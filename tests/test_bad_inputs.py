@@ -84,6 +84,16 @@ def _set(name: str, **kw) -> Callable[[Path], None]:
     return make
 
 
+def _set_both(labels: Callable[[int], np.ndarray]) -> Callable[[Path], None]:
+    """Relabel the training and the test .npz alike (labels(n): n rows per class)."""
+
+    def make(tmp: Path) -> None:
+        _set("train.npz", labels=labels(PER_CLASS))(tmp)
+        _set("test.npz", labels=labels(5))(tmp)
+
+    return make
+
+
 def _corrupt(path: str, offset: int = -64, data: bytes = np.full(16, 12.08, np.float32).tobytes()):
     def make(tmp: Path) -> None:
         f = tmp / path
@@ -258,6 +268,15 @@ CASES = [
         ev(),
         ["train.npz", "negative", "-1"],
         _set("train.npz", labels=np.repeat(np.arange(-1, 2), 12)),
+    ),
+    # valid as they are: no error, no warning
+    Case("labels-with-gaps", ev(), [], _set_both(labels=lambda n: np.repeat([0, 4, 9], n)), rc=0),
+    Case(
+        "embeddings-float16",
+        ev(),
+        [],
+        _set("train.npz", embeddings=_embeddings(0)[0].astype(np.float16)),
+        rc=0,
     ),
     Case(
         "dims-differ",

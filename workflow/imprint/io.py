@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -85,10 +86,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
 
     Works for files and directories, so a crash never leaves a half-written output behind
-    (nor, with exit_cleanly_on_sigterm, a temporary one after SIGTERM).
+    (nor, with exit_cleanly_on_sigterm, a temporary one after SIGTERM). A temporary sibling
+    that SIGKILL or a power cut left behind is removed by the next write of the same path
+    (one writer per path: Snakemake never runs two jobs for one output).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
@@ -96,6 +101,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(target, path)
+    except OSError as err:  # a full disk, a quota: name the output, not its temporary sibling
+        reason = err.strerror or str(err)
+        if err.errno is None:  # numpy's short write ("N requested and M written") has none
+            free = shutil.disk_usage(path.parent).free
+            if free < 1 << 20:
+                reason = f"No space left on device ({reason}; {free:,} bytes free)"
+        raise OSError(err.errno, reason, str(path)) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
