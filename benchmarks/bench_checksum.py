@@ -43,7 +43,9 @@ def best_of(repeats: int, fn) -> float:
 
 def write_set(folder: Path, n: int, dim: int) -> Path:
     """Random float32 rows written in blocks through a memmap (never all in memory)."""
-    tmp = np.lib.format.open_memmap(folder / "rows.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+    tmp = np.lib.format.open_memmap(
+        folder / "rows.npy", mode="w+", dtype=np.float32, shape=(n, dim)
+    )
     rng = np.random.default_rng(0)
     for i in range(0, n, 8192):
         tmp[i : i + 8192] = rng.standard_normal((min(8192, n - i), dim), dtype=np.float32)
