@@ -94,6 +94,20 @@ def _set_both(labels: Callable[[int], np.ndarray]) -> Callable[[Path], None]:
     return make
 
 
+def _tiny_config(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    """.test/tiny/config.yaml, edited, as c.yaml."""
+
+    def make(tmp: Path) -> None:
+        import yaml
+
+        repo = Path(__file__).resolve().parents[1]
+        config = yaml.safe_load((repo / ".test/tiny/config.yaml").read_text())
+        edit(config)
+        (tmp / "c.yaml").write_text(yaml.safe_dump(config))
+
+    return make
+
+
 def _corrupt(path: str, offset: int = -64, data: bytes = np.full(16, 12.08, np.float32).tobytes()):
     def make(tmp: Path) -> None:
         f = tmp / path
@@ -558,6 +572,26 @@ CASES = [
         ["scores.txt", ".csv"],
         _write("scores.txt", "a\n"),
     ),
+    # --- workflow configs given with --configfile (Snakemake's own loader names no line)
+    Case(
+        "config-yaml-error",
+        ["check-config", "c.yaml"],
+        ["c.yaml", "line 2, column 1"],
+        _write("c.yaml", "datasets: {digits: {sources: [digits]}\nbackbones: {}\n"),
+    ),
+    Case(
+        "config-unknown-key",
+        ["check-config", "c.yaml"],
+        ["c.yaml", "'extractoin'", "allowed:"],
+        _tiny_config(lambda c: c.update(extractoin={})),
+    ),
+    Case(
+        "config-unregistered-backbone",
+        ["check-config", "c.yaml"],
+        ["c.yaml", "backbones.resnet19", "registered:"],
+        _tiny_config(lambda c: c["backbones"].update(resnet19={})),
+    ),
+    Case("config-missing", ["check-config", "nope.yaml"], ["nope.yaml", "no such"]),
     # --- grid command
     Case("grid-command-missing", ["grid", "nope.yaml"], ["nope.yaml"]),
     Case("grid-command-out-suffix", ["grid", "grid.yaml", "--out", "g.json"], ["g.json", ".csv"]),

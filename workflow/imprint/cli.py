@@ -164,7 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_collapse(sub)
     _add_cd(sub)
+    ch = sub.add_parser(
+        "check-config",
+        help="check a workflow config file as `snakemake -n` would (YAML, schema, names)",
+        description="Check a workflow config (config.yaml or a --configfile) without planning "
+        "the workflow: YAML errors with line and column, unknown keys with the allowed ones, "
+        "names no section defines, backbones the registry lacks.",
+    )
+    ch.add_argument("config", help="the config file (YAML)")
+    ch.set_defaults(func=_check_config)
     return parser
+
+
+def _check_config(args) -> None:
+    from imprint.planning.checks import check_config_file
+
+    config = check_config_file(args.config)
+    print(f"{args.config}: valid ({len(config['experiments'])} experiment(s))")
 
 
 def _add_collapse(sub) -> None:

@@ -130,6 +130,35 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     raise ConfigError(f"{where}: {error.message}")
 
 
+# The workflow's config schema (beside the library in this checkout).
+CONFIG_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def check_config_file(path: str | Path) -> dict:
+    """Every check `snakemake -n` makes of a config file, without Snakemake's planning: YAML
+    (line and column), the schema (defaults filled in) and the names (check_config). For a file
+    given with --configfile, whose YAML errors Snakemake reports without a line."""
+    import yaml
+    from snakemake.utils import validate
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    check_yaml_file(path)
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{path}: a config is a YAML mapping of sections, got {type(config).__name__}"
+        )
+    try:
+        validate_config(config, CONFIG_SCHEMA)
+        validate(config, str(CONFIG_SCHEMA))  # fills in the defaults check_config reads
+        check_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
+
+
 def check_yaml_file(path: str | Path) -> None:
     """A config file Snakemake would reject as 'not valid JSON or YAML', refused with its line
     and column."""
