@@ -214,3 +214,40 @@ def test_cd_max_methods_tests_only_the_best_by_average_rank(tmp_path):
     best = set(mean_rank.sort_values(kind="stable").index[:3])
     tested = pd.read_csv(tmp_path / "cd_pvalues.csv")
     assert set(tested.method) == best and set(tested.columns[1:]) == best
+
+
+def test_probe_transferability_and_similarity_commands_on_digits(tmp_path, capsys):
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    for name, rows in (("train", slice(0, 1200)), ("test", slice(1200, None))):
+        np.savez(tmp_path / f"{name}.npz", embeddings=x[rows], labels=y[rows])
+    np.savez(tmp_path / "sqrt.npz", embeddings=np.sqrt(x[:1200]), labels=y[:1200])
+    out = tmp_path / "probe.csv"
+    args = ["probe", "--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
+    assert main([*args, "--out", str(out), "--tag", "backbone=pixels"]) == 0
+    table = pd.read_csv(out)
+    assert table["method"].tolist() == ["linear_probe", "knn", "knn", "knn", "knn"]
+    assert table["k"].tolist() == [-1, 10, 20, 100, 200] and (table["backbone"] == "pixels").all()
+    assert len(json.loads(table["penalty_search"][0])) == 9
+    assert (table["accuracy"] > 85).all()  # digits: a probe ~94 %, kNN ~93-97 %
+    capsys.readouterr()
+    assert main(["transferability", str(tmp_path / "train.npz")]) == 0
+    estimates = json.loads(capsys.readouterr().out)
+    assert set(estimates) == {"logme", "h_score", "nc1", "vci", "n_classes", "n_samples"}
+    assert estimates["n_classes"] == 10 and estimates["n_samples"] == 1200
+    pairs = tmp_path / "cka.csv"
+    assert (
+        main(
+            [
+                "similarity",
+                str(tmp_path / "train.npz"),
+                str(tmp_path / "sqrt.npz"),
+                "--out",
+                str(pairs),
+            ]
+        )
+        == 0
+    )
+    cka = pd.read_csv(pairs)
+    assert len(cka) == 1 and 0.9 < cka["cka"][0] < 1.0

@@ -202,27 +202,39 @@ def check_pair(train, train_set, test, test_set) -> None:
         )
 
 
+def task_classes(
+    train_set, test_set, classes, mapping, names: tuple, mapping_source=None
+) -> list[int]:
+    """The task's classes: `classes` as given, or every class of the training set after the
+    mapping, where the test set may hold no other (its rows would be dropped unseen)."""
+    if classes is not None:
+        return list(classes)
+    from imprint.engine.tasks import remap_labels
+
+    train, test = names
+    found = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
+    kept = f" after the mapping {mapping_source}" if mapping else ""
+    if not found:
+        raise ValueError(f"{train}: no training rows{kept}, so no classes to imprint")
+    tested = {int(c) for c in remap_labels(test_set.labels, mapping)[1]}
+    extra = sorted(tested - set(found))
+    if extra:
+        raise ValueError(
+            f"{test}: class(es) {extra[:10]} have test rows but {train} has no training "
+            f"rows for them{kept}; name the task's classes (--task) to evaluate the shared "
+            "ones, or check that the files belong together"
+        )
+    return found
+
+
 def _evaluate_group(train_set, test_set, configs, group: dict, names: tuple, options: dict):
     """One group's results table and the classes it imprinted (see evaluate_groups)."""
     from imprint.engine.evaluate import evaluate_grid
 
-    (train, test), mapping = names, load_mapping(group.get("mapping"))
-    classes = group.get("classes")
-    if classes is None:
-        from imprint.engine.tasks import remap_labels
-
-        classes = sorted({int(c) for c in remap_labels(train_set.labels, mapping)[1]})
-        kept = f" after the mapping {group['mapping']}" if mapping else ""
-        if not classes:
-            raise ValueError(f"{train}: no training rows{kept}, so no classes to imprint")
-        tested = {int(c) for c in remap_labels(test_set.labels, mapping)[1]}
-        extra = sorted(tested - set(classes))
-        if extra:
-            raise ValueError(
-                f"{test}: class(es) {extra[:10]} have test rows but {train} has no training "
-                f"rows for them{kept}; name the task's classes (--task) to evaluate the shared "
-                "ones, or check that the files belong together"
-            )
+    (train, _test), mapping = names, load_mapping(group.get("mapping"))
+    classes = task_classes(
+        train_set, test_set, group.get("classes"), mapping, names, group.get("mapping")
+    )
     extra = group.get("extra_columns") or {}
     label = " ".join(f"{k}={v}" for k, v in extra.items() if k in ("mapping", "task"))
     log.info(

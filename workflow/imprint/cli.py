@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_collapse(sub)
     _add_cd(sub)
+    _add_model_choice(sub)
     ch = sub.add_parser(
         "check-config",
         help="check a workflow config file as `snakemake -n` would (YAML, schema, names)",
@@ -204,6 +205,105 @@ def _add_collapse(sub) -> None:
         help="embedding file of out-of-distribution data: adds NC5 (nc5_ood_orthogonality)",
     )
     co.set_defaults(func=_collapse)
+
+
+def _numbers(text: str, kind=float) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise ValueError(f"{text!r}: expected comma-separated numbers") from err
+    if not values:
+        raise ValueError(f"{text!r}: expected at least one number")
+    return values
+
+
+def _probe(args) -> None:
+    from imprint.model_choice import probe_files
+
+    table = probe_files(
+        args.train,
+        args.test,
+        args.out,
+        classes=parse_classes(args.task) if args.task is not None else None,
+        mapping=args.mapping,
+        penalties=_numbers(args.penalties) if args.penalties else None,
+        ks=_numbers(args.knn_k, int) if args.knn_k else None,
+        temperature=args.temperature,
+        seed=args.seed,
+        device=args.device,
+        extra_columns=parse_tags(args.tag),
+    )
+    for row in table.itertuples():
+        what = f"λ = {row.penalty:g}" if row.method == "linear_probe" else f"k = {row.k}"
+        print(f"{row.method} ({what}): {row.accuracy:.2f} %")
+    print(f"wrote {args.out}")
+
+
+def _transferability(args) -> None:
+    from imprint.model_choice import transferability_file
+
+    result = transferability_file(
+        args.embeddings,
+        out=args.out,
+        mapping=args.mapping,
+        classes=parse_classes(args.classes) if args.classes is not None else None,
+    )
+    print(json.dumps(result, indent=2, sort_keys=True) if not args.out else f"wrote {args.out}")
+
+
+def _similarity(args) -> None:
+    from imprint.model_choice import similarity_files
+
+    table = similarity_files(args.embeddings, out=args.out)
+    for row in table.itertuples():
+        print(f"CKA {row.a} ~ {row.b}: {row.cka:.4f}")
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _add_model_choice(sub) -> None:
+    pr = sub.add_parser(
+        "probe",
+        help="baselines beside imprinting: a linear probe and dinov2's kNN on one task",
+        description="Linear probe (multinomial logistic regression, L2 penalty chosen on a "
+        "held-out 20%% of the training rows, refit on all) and dinov2's kNN (cosine, votes "
+        "exp(s/T)) on one task of two embedding files; a results table, one row per method "
+        "and kNN k. Not in the paper.",
+    )
+    pr.add_argument("--train", required=True, help="training embeddings (.npz or directory)")
+    pr.add_argument("--test", required=True, help="test embeddings (.npz or directory)")
+    pr.add_argument("--out", required=True, help="results table (.csv or .parquet)")
+    pr.add_argument("--task", help="task classes, as for evaluate (default: every class)")
+    pr.add_argument("--mapping", help="YAML/JSON label mapping applied first")
+    pr.add_argument(
+        "--penalties",
+        help="comma-separated L2 penalties λ (scikit-learn's 1/C) to search (default: the "
+        "fitted rows × 1e-6, 1e-5, …, 1e2)",
+    )
+    pr.add_argument("--knn-k", help="comma-separated kNN k (default 10,20,100,200)")
+    pr.add_argument("--temperature", type=float, help="kNN temperature T (default 0.07)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
+    pr.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a constant column")
+    pr.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    pr.set_defaults(func=_probe)
+
+    tr = sub.add_parser(
+        "transferability",
+        help="transferability estimates of a training embedding file (LogME, H-score, NC1, VCI)",
+    )
+    tr.add_argument("embeddings", help="training embeddings (.npz or directory)")
+    tr.add_argument("--out", help="write the estimates as JSON here (default: print)")
+    tr.add_argument("--mapping", help="YAML/JSON label mapping applied first")
+    tr.add_argument("--classes", help="only these classes (comma-separated, after mapping)")
+    tr.set_defaults(func=_transferability)
+
+    si = sub.add_parser(
+        "similarity",
+        help="linear CKA between embedding files of the same images (every pair)",
+    )
+    si.add_argument("embeddings", nargs="+", help="embedding files of the same images, same order")
+    si.add_argument("--out", help="write the pairs as a table (.csv or .parquet)")
+    si.set_defaults(func=_similarity)
 
 
 def _add_cd(sub) -> None:

@@ -1,0 +1,108 @@
+"""The linear probe against scikit-learn's LogisticRegression, dinov2's kNN against a direct
+loop over test rows."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from imprint.engine.baselines import fit_logistic, held_out_split, knn_predict, linear_probe
+
+
+def _digits(classes, n_per_class=40):
+    x, y = load_digits(return_X_y=True)
+    keep = np.concatenate([np.flatnonzero(y == c)[:n_per_class] for c in classes])
+    index = np.searchsorted(classes, y[keep])
+    return x[keep] / 16.0, index
+
+
+def _probabilities(probe, x):
+    scores = torch.from_numpy(x) @ probe.weight.T + probe.bias
+    return torch.softmax(scores, dim=1).numpy()
+
+
+@pytest.mark.parametrize("penalty", [0.1, 3.0])
+def test_the_probe_equals_scikit_learns_multinomial_logistic_regression(penalty):
+    x, y = _digits([0, 3, 5, 8])
+    probe = fit_logistic(torch.from_numpy(x), torch.from_numpy(y), 4, penalty, tolerance=1e-10)
+    ref = LogisticRegression(C=1 / penalty, tol=1e-12, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(_probabilities(probe, x), ref.predict_proba(x), atol=1e-6)
+    np.testing.assert_allclose(probe.weight.numpy(), ref.coef_, atol=1e-5)
+    # Intercepts are defined up to a common shift (softmax ignores it): compare centred. They
+    # are unpenalised, so the loss is flatter along them (1e-4 at λ = 0.1).
+    b = probe.bias.numpy()
+    np.testing.assert_allclose(b - b.mean(), ref.intercept_ - ref.intercept_.mean(), atol=1e-4)
+
+
+def test_two_classes_are_scikit_learns_binary_model_at_c_equal_two_over_lambda():
+    # Softmax over two classes penalises w1 and w2 = -w1, i.e. λ/4 ‖w1 - w2‖²: scikit-learn's
+    # sigmoid model with C = 2/λ.
+    x, y = _digits([1, 7])
+    probe = fit_logistic(torch.from_numpy(x), torch.from_numpy(y), 2, 0.5, tolerance=1e-10)
+    ref = LogisticRegression(C=2 / 0.5, tol=1e-12, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(_probabilities(probe, x), ref.predict_proba(x), atol=1e-6)
+
+
+def test_the_penalty_search_holds_out_a_stratified_part_and_refits_on_everything():
+    y = np.repeat(np.arange(3), [10, 20, 1])
+    fit, held = held_out_split(y, 0.2, seed=0)
+    assert sorted(np.concatenate([fit, held]).tolist()) == list(range(31))
+    assert np.bincount(y[held], minlength=3).tolist() == [2, 4, 0]  # a 1-row class stays in fit
+    x, labels = _digits([0, 3, 5, 8])
+    xt, yt = torch.from_numpy(x), torch.from_numpy(labels)
+    probe, scores = linear_probe(xt, yt, 4, penalties=[1e-3, 1e-1, 10.0], seed=0, tolerance=1e-10)
+    # The held-out accuracies are those of scikit-learn's fits on the same split.
+    fit, held = held_out_split(labels, 0.2, seed=0)
+    for penalty, accuracy in scores.items():
+        ref = LogisticRegression(C=1 / penalty, tol=1e-10, max_iter=10_000).fit(x[fit], labels[fit])
+        assert accuracy == pytest.approx(100 * (ref.predict(x[held]) == labels[held]).mean())
+    best = max(sorted(scores, reverse=True), key=lambda p: scores[p])
+    assert probe.penalty == best
+    ref = LogisticRegression(C=1 / best, tol=1e-12, max_iter=10_000).fit(x, labels)
+    np.testing.assert_allclose(_probabilities(probe, x), ref.predict_proba(x), atol=1e-5)
+
+
+def _knn_reference(train, train_y, test, n_classes, k, temperature):
+    """One test row at a time: cosine similarities in float64, the k largest (equal ones: lower
+    training row first), votes exp(s/T) per class, the largest vote (ties: lower class)."""
+    tr = train.astype(np.float64)
+    tr /= np.linalg.norm(tr, axis=1, keepdims=True)
+    out = []
+    for row in test.astype(np.float64):
+        sims = tr @ (row / np.linalg.norm(row))
+        order = sorted(range(len(sims)), key=lambda i: (-sims[i], i))[:k]
+        votes = np.zeros(n_classes)
+        for i in order:
+            votes[train_y[i]] += np.exp(sims[i] / temperature)
+        out.append(int(np.argmax(votes)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 500])
+def test_knn_equals_a_direct_loop_with_ties(k):
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((60, 5)).astype(np.float32)
+    train[10] = train[11]  # equal rows of different classes: equal similarities
+    train_y = rng.integers(0, 4, 60)
+    train_y[10], train_y[11] = 2, 1
+    test = np.vstack([rng.standard_normal((15, 5)), train[10:11]]).astype(np.float32)
+    got = knn_predict(
+        torch.from_numpy(train),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test),
+        4,
+        ks=[k],
+        temperature=0.07,
+        block_rows=4,
+    )[k]
+    expected = _knn_reference(train, train_y, test, 4, k, 0.07)
+    assert got.tolist() == expected.tolist()
+
+
+def test_bad_penalties_and_temperatures_are_refused():
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="penalty λ must be positive"):
+        fit_logistic(x, y, 2, 0.0)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        knn_predict(x, y, x, 2, temperature=0)

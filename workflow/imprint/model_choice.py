@@ -1,0 +1,215 @@
+"""File-level entry points for "which foundation model for my task?": baselines beside
+imprinting (linear probe, dinov2's kNN), transferability estimates and representation
+similarity, on embedding files (what `imprint probe`, `imprint transferability` and
+`imprint similarity` call). The computations are in engine/baselines.py,
+analysis/transferability.py and analysis/similarity.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from imprint.api import check_pair, load_mapping, task_classes
+from imprint.io import check_table_path, check_writable, load_embeddings, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROBE_COLUMNS = (
+    "method",
+    "k",
+    "penalty",
+    "temperature",
+    "seed",
+    "accuracy",
+    "f1_macro",
+    "f1_per_class",
+    "fit_seconds",
+    "inference_seconds",
+    "penalty_search",
+)
+
+
+def probe_files(
+    train: str | Path,
+    test: str | Path,
+    out: str | Path,
+    classes: list[int] | None = None,
+    mapping=None,
+    penalties: Sequence[float] | None = None,
+    ks: Sequence[int] | None = None,
+    temperature: float | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    extra_columns: dict | None = None,
+) -> pd.DataFrame:
+    """The linear probe and dinov2's kNN on one task of two embedding files; one row per
+    method (and per kNN k), scored as imprinting is (accuracy and one-vs-rest F1, percent)."""
+    import pandas as pd
+
+    from imprint.engine import baselines
+    from imprint.engine.devices import resolve_device
+
+    check_table_path(out)
+    (x_train, y_train), (x_test, y_test), n_classes = _task_data(
+        train, test, classes, mapping, resolve_device(device)
+    )
+
+    start = time.perf_counter()
+    probe, search = baselines.linear_probe(x_train, y_train, n_classes, penalties, seed)
+    fitted = time.perf_counter()
+    pred = probe.predict(x_test)
+    common = {"truth": y_test, "n_classes": n_classes, "seed": seed}
+    rows = [
+        _scored(
+            pred,
+            **common,
+            method="linear_probe",
+            k=-1,
+            penalty=probe.penalty,
+            temperature=float("nan"),
+            fit_seconds=fitted - start,
+            inference_seconds=time.perf_counter() - fitted,
+            penalty_search=json.dumps({f"{p:g}": a for p, a in sorted(search.items())}),
+        )
+    ]
+    t = baselines.KNN_TEMPERATURE if temperature is None else temperature
+    start = time.perf_counter()
+    knn = baselines.knn_predict(x_train, y_train, x_test, n_classes, ks or baselines.KNN_KS, t)
+    seconds = time.perf_counter() - start
+    rows += [
+        _scored(
+            pred,
+            **common,
+            method="knn",
+            k=int(k),
+            penalty=float("nan"),
+            temperature=t,
+            fit_seconds=0.0,
+            inference_seconds=seconds,
+            penalty_search="",
+        )
+        for k, pred in knn.items()
+    ]
+    table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
+    for i, (name, value) in enumerate((extra_columns or {}).items()):
+        table.insert(i, name, value)
+    write_table(table, out)
+    return table
+
+
+def _scored(pred, truth, n_classes: int, seed: int, **columns) -> dict:
+    """A results row: `columns`, the seed, accuracy and one-vs-rest F1 (percent)."""
+    from imprint.engine.metrics import accuracy_percent, f1_per_class
+
+    per_class = f1_per_class(pred, truth, n_classes)
+    return {
+        **columns,
+        "seed": seed,
+        "accuracy": accuracy_percent(pred, truth),
+        "f1_macro": float(np.mean(per_class)),
+        "f1_per_class": json.dumps(per_class),
+    }
+
+
+def _task_data(train, test, classes, mapping, device):
+    """One task's (rows, class indices) of a training and a test file as float32 tensors on
+    `device`, checked as `imprint evaluate` checks them, and the number of classes."""
+    import torch
+
+    from imprint.engine.tasks import task_rows
+
+    train_set, test_set = load_embeddings(train), load_embeddings(test)
+    check_pair(train, train_set, test, test_set)
+    source, mapping = mapping, load_mapping(mapping)
+    classes = task_classes(train_set, test_set, classes, mapping, (str(train), str(test)), source)
+    data = []
+    for found, name in (
+        (train_set, f"training embeddings {train}"),
+        (test_set, f"test embeddings {test}"),
+    ):
+        rows, index = task_rows(found.labels, classes, mapping, where=name)
+        x = torch.from_numpy(np.ascontiguousarray(found.embeddings[rows], dtype=np.float32))
+        data.append((x.to(device), torch.from_numpy(index).to(device)))
+    return data[0], data[1], len(classes)
+
+
+def transferability_file(
+    embeddings: str | Path, out: str | Path | None = None, mapping=None, classes=None
+) -> dict:
+    """Transferability estimates of one training embedding file (after an optional mapping and
+    class selection): LogME, H-score, and NC1/VCI as `imprint collapse` computes them."""
+    from imprint.analysis.collapse import class_statistics, collapse_metrics
+    from imprint.analysis.transferability import h_score, logme
+    from imprint.engine.tasks import remap_labels, task_rows
+
+    if out:
+        check_writable(out)
+    data = load_embeddings(embeddings)
+    mapping = load_mapping(mapping)
+    if classes is None:
+        classes = sorted({int(c) for c in remap_labels(data.labels, mapping)[1]})
+    rows, index = task_rows(data.labels, classes, mapping, where=str(embeddings))
+    x = np.asarray(data.embeddings[rows], dtype=np.float64)
+    stats = class_statistics(x.astype(np.float32), index, l2_normalise=True)
+    collapse = collapse_metrics(stats)
+    result = {
+        "logme": logme(x, index),
+        "h_score": h_score(x, index),
+        "nc1": float(collapse["nc1"]),
+        "vci": float(collapse["vci"]),
+        "n_classes": len(classes),
+        "n_samples": int(len(rows)),
+    }
+    if out:
+        from imprint.io import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def similarity_files(files: Sequence[str | Path], out: str | Path | None = None) -> pd.DataFrame:
+    """Linear CKA between every pair of embedding files of the same images (rows in the same
+    order: their labels must agree row by row); one row per pair."""
+    import pandas as pd
+
+    from imprint.analysis.similarity import linear_cka
+
+    if len(files) < 2:
+        raise ValueError(f"similarity compares two or more embedding files, got {len(files)}")
+    if out:
+        check_table_path(out)
+    sets = [load_embeddings(f) for f in files]
+    first = sets[0]
+    for f, s in zip(files[1:], sets[1:], strict=True):
+        if s.labels.shape != first.labels.shape or not np.array_equal(s.labels, first.labels):
+            differ = (
+                "different row counts"
+                if s.labels.shape != first.labels.shape
+                else f"labels differ first at row {int(np.flatnonzero(s.labels != first.labels)[0])}"
+            )
+            raise ValueError(
+                f"{f} and {files[0]} are not embeddings of the same images in the same order "
+                f"({differ}); CKA compares representations row by row"
+            )
+    rows = [
+        {
+            "a": str(files[i]),
+            "b": str(files[j]),
+            "cka": linear_cka(sets[i].embeddings, sets[j].embeddings),
+        }
+        for i in range(len(files))
+        for j in range(i + 1, len(files))
+    ]
+    table = pd.DataFrame(rows)
+    table["n_samples"] = first.labels.shape[0]
+    if out:
+        write_table(table, out)
+    return table
