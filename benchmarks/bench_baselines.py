@@ -23,7 +23,7 @@ import torch
 from bench_engine import gemm_seconds
 
 from imprint.analysis.similarity import linear_cka
-from imprint.analysis.transferability import h_score, logme
+from imprint.analysis.transferability import h_score, logme, loo_knn_accuracy
 from imprint.engine.baselines import knn_predict, linear_probe
 
 
@@ -79,6 +79,7 @@ def main(argv=None) -> None:
     timed("kNN (k = 10, 20, 100, 200)", knn)
     timed("LogME", lambda: f"{logme(xtr, ytr):.4f}")
     timed("H-score", lambda: f"{h_score(xtr, ytr):.4f}")
+    timed("leave-one-out kNN (5,000 queries)", lambda: f"{loo_knn_accuracy(xtr, ytr):.2f} %")
     timed("linear CKA (train vs its square root)", lambda: f"{linear_cka(xtr, np.sqrt(xtr)):.4f}")
 
 

@@ -234,7 +234,15 @@ def test_probe_transferability_and_similarity_commands_on_digits(tmp_path, capsy
     capsys.readouterr()
     assert main(["transferability", str(tmp_path / "train.npz")]) == 0
     estimates = json.loads(capsys.readouterr().out)
-    assert set(estimates) == {"logme", "h_score", "nc1", "vci", "n_classes", "n_samples"}
+    assert set(estimates) == {
+        "logme",
+        "h_score",
+        "loo_knn_accuracy",
+        "nc1",
+        "vci",
+        "n_classes",
+        "n_samples",
+    }
     assert estimates["n_classes"] == 10 and estimates["n_samples"] == 1200
     pairs = tmp_path / "cka.csv"
     assert (

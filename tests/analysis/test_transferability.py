@@ -95,3 +95,24 @@ def test_linear_cka_equals_normalised_hsic_and_its_invariances():
     assert linear_cka(x, x @ q * 3.0 + 5.0) == pytest.approx(1.0)  # rotation, scale, shift
     with pytest.raises(ValueError, match="same images: got 30 and 29 rows"):
         linear_cka(x, y[:29])
+
+
+def test_leave_one_out_knn_equals_a_direct_loop():
+    from imprint.analysis.transferability import loo_knn_accuracy
+
+    rng = np.random.default_rng(4)
+    labels = np.arange(40) % 3
+    x = (rng.standard_normal((40, 6)) + labels[:, None]).astype(np.float32)
+    x[7] = x[3]  # a duplicate of another row: a legitimate neighbour, left in
+    xn = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+    correct = 0
+    for i in range(40):
+        sims = xn @ xn[i]
+        others = sorted((j for j in range(40) if j != i), key=lambda j: (-sims[j], j))[:5]
+        votes = np.zeros(3)
+        for j in others:
+            votes[labels[j]] += np.exp(sims[j] / 0.07)
+        correct += int(np.argmax(votes) == labels[i])
+    assert loo_knn_accuracy(x, labels, k=5, queries=None) == pytest.approx(100 * correct / 40)
+    # A sample of query rows: every row is still a candidate neighbour.
+    assert 0 <= loo_knn_accuracy(x, labels, k=5, queries=10) <= 100

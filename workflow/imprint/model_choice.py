@@ -144,9 +144,10 @@ def transferability_file(
     embeddings: str | Path, out: str | Path | None = None, mapping=None, classes=None
 ) -> dict:
     """Transferability estimates of one training embedding file (after an optional mapping and
-    class selection): LogME, H-score, and NC1/VCI as `imprint collapse` computes them."""
+    class selection): LogME, H-score, leave-one-out kNN accuracy (5,000 seeded query rows),
+    and NC1/VCI as `imprint collapse` computes them."""
     from imprint.analysis.collapse import class_statistics, collapse_metrics
-    from imprint.analysis.transferability import h_score, logme
+    from imprint.analysis.transferability import h_score, logme, loo_knn_accuracy
     from imprint.engine.tasks import remap_labels, task_rows
 
     if out:
@@ -162,6 +163,7 @@ def transferability_file(
     result = {
         "logme": logme(x, index),
         "h_score": h_score(x, index),
+        "loo_knn_accuracy": loo_knn_accuracy(x, index),
         "nc1": float(collapse["nc1"]),
         "vci": float(collapse["vci"]),
         "n_classes": len(classes),
