@@ -106,3 +106,34 @@ def test_bad_penalties_and_temperatures_are_refused():
         fit_logistic(x, y, 2, 0.0)
     with pytest.raises(ValueError, match="temperature must be positive"):
         knn_predict(x, y, x, 2, temperature=0)
+
+
+def test_the_grid_configuration_gen_all_mnn_cosine_exp_similarity_is_dinov2s_knn():
+    from imprint.engine.evaluate import evaluate_grid
+    from imprint.engine.grid import expand_grid
+
+    rng = np.random.default_rng(5)
+    train_y = np.repeat(np.arange(3), 20)
+    train = (rng.standard_normal((60, 6)) + train_y[:, None] * 0.7).astype(np.float32)
+    test_y = np.repeat(np.arange(3), 8)
+    test = (rng.standard_normal((24, 6)) + test_y[:, None] * 0.7).astype(np.float32)
+    grid = {
+        "seeds": [0],
+        "gen": ["all"],
+        "k": [-1],  # the default k = 1 would drop m > 10 (the reference's rule)
+        "agg": ["mnn"],
+        "distance": ["cosine", "euclidean"],  # exp_similarity with euclidean: dropped
+        "weighting": ["exp_similarity"],
+        "m": [1, 5, 20],
+    }
+    configs = expand_grid(grid)
+    assert set(configs["distance"]) == {"cosine"} and len(configs) == 3
+    table = evaluate_grid(train, train_y, test, test_y, configs, classes=[0, 1, 2], progress=False)
+    for row in table.itertuples():
+        expected = _knn_reference(train, train_y, test, 3, row.m, 0.07)
+        assert row.accuracy == pytest.approx(100 * (expected == test_y).mean()), row.m
+    knn = knn_predict(
+        torch.from_numpy(train), torch.from_numpy(train_y), torch.from_numpy(test), 3, ks=[1, 5, 20]
+    )
+    for row in table.itertuples():
+        assert row.accuracy == pytest.approx(100 * (knn[row.m].numpy() == test_y).mean())

@@ -8,7 +8,12 @@ import torch
 
 from imprint.engine.distances import P_NORMS, nearest_lp, smallest_stable
 from imprint.engine.scores import Request, family_scores
-from imprint.engine.vocabulary import AGG, DISTANCES, WEIGHTINGS  # noqa: F401  (re-exported)
+from imprint.engine.vocabulary import (  # noqa: F401  (re-exported)
+    AGG,
+    DISTANCES,
+    KNN_TEMPERATURE,
+    WEIGHTINGS,
+)
 
 MAHALANOBIS_RIDGE = 1e-6
 VOTE_EPS = 1e-10
@@ -150,7 +155,8 @@ def vote(
 ) -> dict[int, torch.Tensor]:
     """Majority votes of the first m neighbours for every m in `ms`: {m: predictions [n]}.
 
-    Each vote counts 1 ('uniform') or 1 / (distance + 1e-10) ('weighted_by_distance');
+    Each vote counts 1 ('uniform'), 1 / (distance + 1e-10) ('weighted_by_distance') or, for
+    cosine distances, exp((1 - distance) / KNN_TEMPERATURE) ('exp_similarity', dinov2's kNN);
     ties go to the lowest class index. Votes are accumulated nearest first, so the running
     sum after m neighbours is the m-NN score for every m at once.
     """
@@ -158,6 +164,8 @@ def vote(
         weights = torch.ones_like(neighbour_dist, dtype=torch.float64)
     elif weighting == "weighted_by_distance":
         weights = 1.0 / (neighbour_dist.to(torch.float64) + VOTE_EPS)
+    elif weighting == "exp_similarity":
+        weights = torch.exp((1.0 - neighbour_dist.to(torch.float64)) / KNN_TEMPERATURE)
     else:
         raise ValueError(f"unknown weighting '{weighting}'; allowed: {', '.join(WEIGHTINGS)}")
     n, depth = neighbour_class.shape

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from imprint.engine.vocabulary import KNN_TEMPERATURE
+
 # The penalty search's candidates, as weight decay per training row (the convention of probes
 # that minimise the mean loss, as CLIP_benchmark's and dinov2's do): λ = rows × decay, so the
 # same grid suits 500 and 500,000 rows. 1e-6 barely regularises, 1e2 leaves a near-uniform
@@ -35,7 +37,6 @@ import torch
 DEFAULT_DECAYS = tuple(float(v) for v in np.logspace(-6, 2, 9))
 HELD_OUT_FRACTION = 0.2
 KNN_KS = (10, 20, 100, 200)
-KNN_TEMPERATURE = 0.07
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,29 +177,30 @@ def knn_predict(
 ) -> dict[int, torch.Tensor]:
     """dinov2's weighted kNN: predicted class index of each test row, per k in `ks`.
 
-    One neighbour list of the largest k, read for every k (a k larger than the training rows
-    uses them all): the engine's cosine lists (aggregate.nearest_proxies: a float32 product
-    picks candidates, float64 values decide, equal similarities to the lower training row), so
-    s = 1 - cosine distance in float64 and the votes are summed in float64.
+    The engine's own path (as the grid configuration GEN all, AGG mnn, distance cosine,
+    weighting exp_similarity, m = k runs it): one cosine neighbour list of the largest k
+    (aggregate.nearest_proxies: a float32 product picks candidates, float64 values decide,
+    equal similarities to the lower training row) read by aggregate.vote for every k (a k
+    larger than the training rows uses them all). `temperature` other than dinov2's 0.07 is
+    applied by rescaling the similarities.
     """
+    from imprint.engine.aggregate import nearest_proxies, vote
+
     if temperature <= 0:
         raise ValueError(f"the kNN temperature must be positive, got {temperature}")
     if not ks or min(ks) < 1:
         raise ValueError(f"kNN needs k >= 1, got {list(ks)}")
-    from imprint.engine.aggregate import nearest_proxies
-
     top = min(max(ks), train.shape[0])
+    depths = sorted({min(k, top) for k in ks})
     labels = train_classes.to(train.device, torch.long)
     out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     for start in range(0, test.shape[0], block_rows):
         distances, index = nearest_proxies(
             test[start : start + block_rows].float(), train.float(), "cosine", top
         )
-        weights = torch.exp((1.0 - distances.double()) / temperature)
-        neighbour_classes = labels[index]
+        # exp((1 - d)/T) = exp((1 - d')/T0) with 1 - d' = (1 - d)·T0/T.
+        distances = 1.0 - (1.0 - distances.double()) * (KNN_TEMPERATURE / temperature)
+        preds = vote(labels[index], distances, depths, "exp_similarity", n_classes)
         for k in ks:
-            kk = min(k, top)
-            votes = torch.zeros(index.shape[0], n_classes, dtype=torch.float64, device=index.device)
-            votes.scatter_add_(1, neighbour_classes[:, :kk], weights[:, :kk])
-            out[k].append(torch.argmax(votes, dim=1))
+            out[k].append(preds[min(k, top)])
     return {k: torch.cat(v) for k, v in out.items()}

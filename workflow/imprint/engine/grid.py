@@ -130,6 +130,8 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     # mNN needs an m and a true distance.
     df = df[~((df["agg"] == "mnn") & (df["m"] == -1))]
     df = df[~((df["agg"] == "mnn") & (df["distance"] == "inner_product"))]
+    # dinov2's exp(s/T) votes need a similarity: cosine only (an extension, not the reference's).
+    df = df[~((df["weighting"] == "exp_similarity") & (df["distance"] != "cosine"))]
     # m larger than k proxies for each of 10 classes is dropped (before k is forced below).
     df = df[~((df["m"] > df["k"] * 10) & (df["k"] > 0))]
     df = df.copy()
@@ -252,9 +254,10 @@ def describe_config(row: Mapping) -> str:
     if row["agg"] == "max":
         agg = "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
     else:
-        agg = f"mnn(m={row['m']})-{row['distance']}" + (
-            "-w" if row["weighting"] == "weighted_by_distance" else ""
-        )
+        agg = f"mnn(m={row['m']})-{row['distance']}" + {
+            "weighted_by_distance": "-w",
+            "exp_similarity": "-exp",
+        }.get(row["weighting"], "")
     parts = [row["norm_pre"], gen, row["norm_post"], row["norm_inf"], agg]
     if row["presampling"] == "weibull":
         parts.insert(1, f"weibull[{row['quantile_lo']:g},{row['quantile_hi']:g}]")

@@ -13,7 +13,10 @@ NORM_POST = ("none", "l2", "quantile")
 NORM_INF = ("none", "l2")
 AGG = ("max", "mnn")
 DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
-WEIGHTINGS = ("uniform", "weighted_by_distance")
+# exp_similarity: dinov2's kNN evaluation (not in the paper): a cosine neighbour at similarity
+# s = 1 - d votes exp(s / KNN_TEMPERATURE); only with distance cosine.
+WEIGHTINGS = ("uniform", "weighted_by_distance", "exp_similarity")
+KNN_TEMPERATURE = 0.07
 
 # The columns whose values make a group, one "voter" of the statistics: a results table per
 # (backbone, dataset, label mapping, task).
