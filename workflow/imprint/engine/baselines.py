@@ -9,8 +9,9 @@ biases), the objective of scikit-learn's LogisticRegression(C=1/λ):
 minimised full-batch by L-BFGS (torch.optim.LBFGS with a strong-Wolfe line search: the loss
 is smooth and strictly convex, so a quasi-Newton method on every row at once reaches the
 optimum in tens of iterations, on CUDA where present, with no learning rate to tune). λ is chosen
-on a held-out stratified part of the training rows (as CLIP_benchmark and dinov2's linear
-evaluation choose theirs on a validation split), the best held-out accuracy winning (ties: the
+on a held-out stratified part of the training rows (linear evaluations of frozen features
+choose their hyper-parameters on a validation split, e.g. CLIP_benchmark's weight-decay
+search), the best held-out accuracy winning (ties: the
 larger λ), then the probe is refit on every training row with the same penalty per row. For two
 classes the softmax model penalises w₁ and w₂ = -w₁, i.e. λ/4 ‖w₁ - w₂‖²: scikit-learn's binary
 LogisticRegression with C = 2/λ.
@@ -31,7 +32,7 @@ import torch
 from imprint.engine.vocabulary import KNN_TEMPERATURE
 
 # The penalty search's candidates, as weight decay per training row (the convention of probes
-# that minimise the mean loss, as CLIP_benchmark's and dinov2's do): λ = rows × decay, so the
+# trained on the mean loss with weight decay): λ = rows × decay, so the
 # same grid suits 500 and 500,000 rows. 1e-6 barely regularises, 1e2 leaves a near-uniform
 # classifier.
 DEFAULT_DECAYS = tuple(float(v) for v in np.logspace(-6, 2, 9))
