@@ -68,11 +68,17 @@ class Request:
     depth: int = 1
 
 
+def row_norms(tests: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float64 ‖x_i‖ of every test variant's rows."""
+    return {v: torch.linalg.vector_norm(t.to(torch.float64), dim=1) for v, t in tests.items()}
+
+
 def family_scores(
     tests: dict[str, torch.Tensor],
     views: dict[str, torch.Tensor],
     class_sizes: list[int],
     requests: list[Request],
+    test_norms: dict[str, torch.Tensor] | None = None,
 ) -> dict[Request, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
     """Every request of one family: {request: predictions [n]} for max, {request: (distances
     [n, m] float64, proxy indices [n, m])} for nearest, nearest first, ties to the lower proxy.
@@ -82,9 +88,10 @@ def family_scores(
     class by class (class_sizes rows each); every other view holds the same rows, each scaled
     by a positive factor and rounded (an L2 normalisation, or two), which the bound covers: a
     view that is not such a scaling of the base gives wrong answers. A view or test variant
-    a request names must be given.
+    a request names must be given. `test_norms`: row_norms(tests), where the caller keeps them
+    for many families of the same test rows (each would otherwise convert the rows to float64).
     """
-    family = _Family.build(tests, views, class_sizes)
+    family = _Family.build(tests, views, class_sizes, test_norms)
     requests = list(dict.fromkeys(requests))  # configurations that read the same answer
     out: dict = {}
     for request in requests:
@@ -157,7 +164,7 @@ class _Family:
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, tests, views, class_sizes) -> _Family:
+    def build(cls, tests, views, class_sizes, test_norms=None) -> _Family:
         base = views["base"]
         dtype = approximate_dtype(tests["none"], base)
         b64 = torch.linalg.vector_norm(base.to(torch.float64), dim=1)
@@ -167,7 +174,8 @@ class _Family:
                 v64 = torch.linalg.vector_norm(v.to(torch.float64), dim=1)
                 scale[name] = torch.where(b64 > 0, v64 / b64.clamp_min(NORM_EPS), 1.0)
         sq = {
-            name: torch.linalg.vector_norm(v.to(torch.float64), dim=1) ** 2
+            name: (b64 if name == "base" else torch.linalg.vector_norm(v.to(torch.float64), dim=1))
+            ** 2
             for name, v in views.items()
         }
         starts = [0]
@@ -175,7 +183,7 @@ class _Family:
             starts.append(starts[-1] + int(size))
         if starts[-1] != base.shape[0]:
             raise ValueError(f"class sizes {class_sizes} do not add up to {base.shape[0]} proxies")
-        norms = {v: torch.linalg.vector_norm(t.to(torch.float64), dim=1) for v, t in tests.items()}
+        norms = row_norms(tests) if test_norms is None else test_norms
         nx = norms["none"]
         alpha = {v: torch.where(nx > 0, n / nx.clamp_min(NORM_EPS), 1.0) for v, n in norms.items()}
         return cls(tests, views, starts, dtype, nx, alpha, norms, scale, sq, b64)
