@@ -157,8 +157,9 @@ def transferability_file(
     if classes is None:
         classes = sorted({int(c) for c in remap_labels(data.labels, mapping)[1]})
     rows, index = task_rows(data.labels, classes, mapping, where=str(embeddings))
-    x = np.asarray(data.embeddings[rows], dtype=np.float64)
-    stats = class_statistics(x.astype(np.float32), index, l2_normalise=True)
+    # One float32 copy of the task's rows; LogME and H-score take their float64 view themselves.
+    x = np.ascontiguousarray(data.embeddings[rows], dtype=np.float32)
+    stats = class_statistics(x, index, l2_normalise=True)
     collapse = collapse_metrics(stats)
     result = {
         "logme": logme(x, index),

@@ -99,16 +99,12 @@ def _log_evidence(alpha, beta, sigma, s, z, rest, n, dim) -> float:
 def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     """H-score: tr(pinv(cov f) · cov(E[f | y])) (higher: more discriminative features)."""
     f = np.asarray(features, dtype=np.float64)
-    classes, index = np.unique(np.asarray(labels), return_inverse=True)
-    if classes.size < 2:
-        raise ValueError(
-            f"a transferability estimate needs at least 2 classes, got {classes.tolist()}"
-        )
+    _, one_hot = _one_hot(np.asarray(labels))
     n = f.shape[0]
     f = f - f.mean(axis=0)
     cov_f = f.T @ f / n
-    counts = np.bincount(index)
-    means = (np.eye(classes.size)[index].T @ f) / counts[:, None]  # class means, centred
+    counts = one_hot.sum(axis=0)
+    means = (one_hot.T @ f) / counts[:, None]  # class means, centred
     # cov(E[f|y]) = Σ_c (n_c/n) μ_c μ_cᵀ, so the trace is Σ_c (n_c/n) μ_cᵀ pinv(cov f) μ_c,
     # the pseudo-inverse by eigendecomposition (eigenvalues below the rounding floor dropped).
     values, vectors = np.linalg.eigh(cov_f)
@@ -134,7 +130,7 @@ def loo_knn_accuracy(
     costs a 5,000 × 60,000 product, not 60,000²."""
     import torch
 
-    from imprint.engine.aggregate import nearest_proxies
+    from imprint.engine.aggregate import nearest_proxies, vote
 
     _, index = np.unique(np.asarray(labels), return_inverse=True)
     n = index.shape[0]
@@ -156,8 +152,10 @@ def loo_knn_accuracy(
         own[~own.any(dim=1), -1] = True
         keep = ~own
         neighbours = neighbours[keep].view(len(query), depth - 1)
-        weights = torch.exp((1.0 - distances[keep].view(len(query), depth - 1)) / temperature)
-        votes = torch.zeros(len(query), int(classes.max()) + 1, dtype=torch.float64)
-        votes.scatter_add_(1, classes[neighbours], weights.double())
-        correct += int((torch.argmax(votes, dim=1) == classes[query]).sum())
+        distances = distances[keep].view(len(query), depth - 1)
+        n_classes = int(classes.max()) + 1
+        pred = vote(
+            classes[neighbours], distances, [depth - 1], "exp_similarity", n_classes, temperature
+        )[depth - 1]
+        correct += int((pred == classes[query]).sum())
     return 100.0 * correct / rows.size

@@ -152,11 +152,13 @@ def vote(
     ms: list[int],
     weighting: str,
     n_classes: int,
+    temperature: float = KNN_TEMPERATURE,
 ) -> dict[int, torch.Tensor]:
     """Majority votes of the first m neighbours for every m in `ms`: {m: predictions [n]}.
 
     Each vote counts 1 ('uniform'), 1 / (distance + 1e-10) ('weighted_by_distance') or, for
-    cosine distances, exp((1 - distance) / KNN_TEMPERATURE) ('exp_similarity', dinov2's kNN);
+    cosine distances, exp((1 - distance) / temperature) ('exp_similarity', dinov2's kNN; its
+    T = KNN_TEMPERATURE unless given);
     ties go to the lowest class index. Votes are accumulated nearest first, so the running
     sum after m neighbours is the m-NN score for every m at once.
     """
@@ -165,7 +167,7 @@ def vote(
     elif weighting == "weighted_by_distance":
         weights = 1.0 / (neighbour_dist.to(torch.float64) + VOTE_EPS)
     elif weighting == "exp_similarity":
-        weights = torch.exp((1.0 - neighbour_dist.to(torch.float64)) / KNN_TEMPERATURE)
+        weights = torch.exp((1.0 - neighbour_dist.to(torch.float64)) / temperature)
     else:
         raise ValueError(f"unknown weighting '{weighting}'; allowed: {', '.join(WEIGHTINGS)}")
     n, depth = neighbour_class.shape

@@ -182,8 +182,7 @@ def knn_predict(
     weighting exp_similarity, m = k runs it): one cosine neighbour list of the largest k
     (aggregate.nearest_proxies: a float32 product picks candidates, float64 values decide,
     equal similarities to the lower training row) read by aggregate.vote for every k (a k
-    larger than the training rows uses them all). `temperature` other than dinov2's 0.07 is
-    applied by rescaling the similarities.
+    larger than the training rows uses them all).
     """
     from imprint.engine.aggregate import nearest_proxies, vote
 
@@ -199,9 +198,7 @@ def knn_predict(
         distances, index = nearest_proxies(
             test[start : start + block_rows].float(), train.float(), "cosine", top
         )
-        # exp((1 - d)/T) = exp((1 - d')/T0) with 1 - d' = (1 - d)·T0/T.
-        distances = 1.0 - (1.0 - distances.double()) * (KNN_TEMPERATURE / temperature)
-        preds = vote(labels[index], distances, depths, "exp_similarity", n_classes)
+        preds = vote(labels[index], distances, depths, "exp_similarity", n_classes, temperature)
         for k in ks:
             out[k].append(preds[min(k, top)])
     return {k: torch.cat(v) for k, v in out.items()}
