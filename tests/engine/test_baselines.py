@@ -137,3 +137,64 @@ def test_the_grid_configuration_gen_all_mnn_cosine_exp_similarity_is_dinov2s_knn
     )
     for row in table.itertuples():
         assert row.accuracy == pytest.approx(100 * (knn[row.m].numpy() == test_y).mean())
+
+
+def _probe_reference(train, train_y, test, seed):
+    """The documented rule with scikit-learn's fits: rows grouped by class (file order within a
+    class), a stratified 20 % held out, the decay of the best held-out accuracy (ties: the
+    larger), refit on every row at decay × rows."""
+    from imprint.engine.baselines import DEFAULT_DECAYS
+
+    order = np.argsort(train_y, kind="stable")
+    x, y = train[order].astype(np.float64), train_y[order]
+    fit, held = held_out_split(y, 0.2, seed)
+    scores = {}
+    for decay in DEFAULT_DECAYS:
+        ref = LogisticRegression(C=1 / (decay * len(fit)), tol=1e-8, max_iter=10_000)
+        ref.fit(x[fit], y[fit])
+        scores[decay] = (ref.predict(x[held]) == y[held]).mean()
+    best = max(sorted(scores, reverse=True), key=lambda d: scores[d])
+    ref = LogisticRegression(C=1 / (best * len(y)), tol=1e-8, max_iter=10_000).fit(x, y)
+    return ref.predict(test.astype(np.float64))
+
+
+def test_the_grid_configuration_gen_linear_probe_is_scikit_learns_probe():
+    from imprint.engine.evaluate import evaluate_grid
+    from imprint.engine.grid import expand_grid
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0 + 0.5).astype(np.float32)  # a shared offset: the unpenalised bias must carry it
+    train, train_y, test, test_y = x[:600], y[:600], x[1000:], y[1000:]
+    grid = {
+        "seeds": [3],
+        "norm_pre": ["none", "l2"],
+        "gen": ["linear_probe", "mean"],
+        "k": [5],  # forced to 1 for the probe
+        "norm_post": ["none", "l2"],  # the probe keeps none only
+        "norm_inf": ["none", "l2"],
+        "agg": ["max", "mnn"],  # the probe keeps max only
+        "m": [3],
+    }
+    configs = expand_grid(grid)
+    probes = configs[configs["gen"] == "linear_probe"]
+    assert set(probes["norm_post"]) == {"none"} and set(probes["agg"]) == {"max"}
+    assert set(probes["k"]) == {1} and set(probes["distance"]) == {"inner_product"}
+    assert len(probes) == 3  # NORMpre/NORMinf none/none, none/l2, l2/l2
+    table = evaluate_grid(train, train_y, test, test_y, configs, classes=list(range(10)))
+    order = np.argsort(train_y, kind="stable")
+    for row in table[table["gen"] == "linear_probe"].itertuples():
+        fit_rows = (
+            train if row.norm_pre == "none" else train / np.linalg.norm(train, axis=1)[:, None]
+        )
+        test_rows = test if row.norm_inf == "none" else test / np.linalg.norm(test, axis=1)[:, None]
+        expected = _probe_reference(fit_rows, train_y, test_rows, row.seed)
+        # Both optimisers stop at a gradient tolerance: a few rows near a boundary may part.
+        assert abs(row.accuracy - 100 * (expected == test_y).mean()) <= 100 * 4 / len(test_y)
+        # And the grid's plumbing (class order, seed, NORMpre, NORMinf, biases) is exactly
+        # linear_probe's on the class-grouped rows (itself tested against scikit-learn above).
+        probe, _ = linear_probe(
+            torch.from_numpy(fit_rows[order]), torch.from_numpy(train_y[order]), 10, seed=row.seed
+        )
+        pred = probe.predict(torch.from_numpy(test_rows)).numpy()
+        assert row.accuracy == pytest.approx(100 * (pred == test_y).mean(), abs=1e-9)
+        assert row.n_proxies == 10

@@ -27,7 +27,7 @@ GROUPS = {
     "fig6": DIGIT_SETS * FMS,  # task all
     "fewshot": DIGIT_SETS * FMS,
     "multimodal": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,  # + CombiDigits + the remappings
-    "knn": DIGIT_SETS * FMS * TASKS,  # not in the paper: Table 1's kNN baseline row
+    "baselines": DIGIT_SETS * FMS * TASKS,  # not in the paper: Table 1's baseline rows
 }
 # Configurations × seeds per group, from the reference's config_reprod files (tests/engine/test_grid.py).
 RUNS_PER_GROUP = {
@@ -37,17 +37,17 @@ RUNS_PER_GROUP = {
     "fig6": 51 * 3,
     "fewshot": (35 + 35) * 5,
     "multimodal": (30 + 15) * 3,
-    "knn": 4 * 3,  # m = 10, 20, 100, 200
+    "baselines": (4 + 1) * 3,  # kNN m = 10, 20, 100, 200; the linear probe
 }
 EXPECTED_JOBS = {
     "prepare_dataset": 7,  # MNIST, FashionMNIST, CIFAR10, MNIST-M, USPS, SVHN, ImageNet
     "extract_embeddings": 4 * FMS * 2,  # MNIST, FashionMNIST, CIFAR-10, ImageNet × splits
     "extract_source_embeddings": 3 * FMS * 2,  # MNIST-M, USPS, SVHN (MNIST is reused)
     "join_embeddings": FMS * 2,  # CombiDigits
-    # The oracle's (3 runs) and kNN's (12) grids are small: their four tasks share a job
+    # The oracle's (3 runs) and the baselines' (15) grids are small: their four tasks share a job
     # (planning/batches.py).
     "imprint_grid": sum(GROUPS.values())
-    - (GROUPS["oracle"] + GROUPS["knn"]) * (TASKS - 1) // TASKS,
+    - (GROUPS["oracle"] + GROUPS["baselines"]) * (TASKS - 1) // TASKS,
     "gather_results": len(GROUPS),
     "compute_collapse": (DIGIT_SETS + 1 + REMAPPINGS) * FMS,
     "gather_collapse": 1,
@@ -79,8 +79,8 @@ def test_paper_groups_and_configuration_runs(paper):
     assert {name: len(g) for name, g in groups.items()} == GROUPS
     for name, exp in paper["experiments"].items():
         assert len(configurations(exp)) == RUNS_PER_GROUP[name], name
-    total = sum(GROUPS[n] * RUNS_PER_GROUP[n] for n in GROUPS if n != "knn")
-    assert total == 405_204  # the paper's "~0.5 M configuration runs", the kNN baseline aside
+    total = sum(GROUPS[n] * RUNS_PER_GROUP[n] for n in GROUPS if n != "baselines")
+    assert total == 405_204  # the paper's "~0.5 M configuration runs", the baselines aside
     assert len(collapse_groups(paper)) == EXPECTED_JOBS["compute_collapse"]
     imagenet = {g.mapping for g in groups["multimodal"] if g.dataset == "ImageNet"}
     assert imagenet == {f"map{i}-{j}" for i in range(1, 11) for j in range(10)}
@@ -209,7 +209,7 @@ def test_config_mistakes_name_the_key(paper, change, message):
 
 
 def test_every_paper_experiment_has_ls_and_asks_for_float32(paper):
-    # Every experiment of the paper has ls or kls; the kNN baseline has none.
-    assert all(uses_ls(paper, e) for e in paper["experiments"] if e != "knn")
-    assert not uses_ls(paper, "knn")
+    # Every experiment of the paper has ls or kls; the baselines have none.
+    assert all(uses_ls(paper, e) for e in paper["experiments"] if e != "baselines")
+    assert not uses_ls(paper, "baselines")
     assert ls_precision(paper) == "float32"

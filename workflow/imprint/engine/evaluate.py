@@ -38,6 +38,7 @@ from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
 from imprint.engine.scores import Request, family_scores, row_norms
 from imprint.engine.tasks import task_rows
+from imprint.engine.vocabulary import PROBE_GEN
 from imprint.io import progress_bar
 
 # k-medoids keeps each class's n × n distances for the next k while they fit in this budget
@@ -125,6 +126,11 @@ def generate(
     set follows), k-means fits for GEN kmeans and kls, ls's factored system.
     """
     cache = {} if cache is None else cache
+    if gen == PROBE_GEN:
+        raise ValueError(
+            f"GEN '{gen}' is not proxies alone (its biases are part of its scores): evaluate it "
+            "with evaluate_grid, or fit it with engine.baselines.linear_probe"
+        )
     if gen in JOINT_GEN:
         if ls_lambda is None:
             raise ValueError(
@@ -293,7 +299,8 @@ def _with_draw_seeds(configs: pd.DataFrame) -> pd.DataFrame:
     """The configuration columns plus the seeds GEN (`gen_seed`) and few-shot sampling
     (`sample_seed`) draw from: -1 where nothing is drawn, so one run serves every seed."""
     work = configs[[*CONFIG_KEYS, "seed"]].copy()
-    random_draw = work["gen"].isin(RANDOM_GEN + ("kmeans", "kls")) | (work["fewshot"] != -1)
+    seeded = (*RANDOM_GEN, "kmeans", "kls", PROBE_GEN)
+    random_draw = work["gen"].isin(seeded) | (work["fewshot"] != -1)
     work["gen_seed"] = np.where(random_draw, work["seed"], -1)
     work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
     return work
@@ -313,6 +320,10 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
     by_gen = _group(rows, ["gen", "k", "gen_seed"])
     last_kmedoids = max((i for i, key in enumerate(by_gen) if key[0] == "kmedoids"), default=-1)
     for i, ((gen, k, gen_seed), by_proxies) in enumerate(by_gen.items()):
+        if gen == PROBE_GEN:
+            _probe(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
+            bar.update(len(by_proxies))
+            continue
         t0 = time.perf_counter()
         raw = generate(
             samples,
@@ -331,6 +342,30 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
         raw_seconds = presample_seconds + time.perf_counter() - t0
         _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)
         bar.update(len(by_proxies))
+
+
+def _probe(task: _Task, samples, seed: int, rows, presample_seconds: float, results) -> None:
+    """GEN linear_probe (not in the paper): the probe of engine/baselines.py fitted on the
+    presampled training rows (its penalty search holding out rows drawn with `seed`), its
+    logits x·W + b read by AGG max, per NORMinf of the test rows."""
+    from imprint.engine.baselines import linear_probe
+
+    t0 = time.perf_counter()
+    sizes = torch.tensor([int(x.shape[0]) for x in samples])
+    classes = torch.repeat_interleave(torch.arange(task.n_classes), sizes)
+    probe, _ = linear_probe(torch.cat(samples), classes, task.n_classes, seed=seed)
+    gen_seconds = presample_seconds + time.perf_counter() - t0
+    for (norm_inf,), group in _group(rows, ["norm_inf"]).items():
+        t0 = time.perf_counter()
+        res = _result_row(probe.predict(task.test[norm_inf]), task.truth, task.n_classes)
+        res.update(
+            n_proxies=task.n_classes,
+            gen_seconds=gen_seconds,
+            inference_seconds=time.perf_counter() - t0,
+        )
+        for row in group:
+            key = tuple(getattr(row, k) for k in (*CONFIG_KEYS, "gen_seed", "sample_seed"))
+            results[key] = dict(res)
 
 
 def _results_table(configs: pd.DataFrame, work: pd.DataFrame, results: dict) -> pd.DataFrame:

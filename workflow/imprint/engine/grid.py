@@ -19,6 +19,7 @@ import yaml
 
 from imprint.engine.vocabulary import (
     AGG,
+    BASELINE_MARK,
     CONFIG_KEYS,
     DISTANCES,
     GEN,
@@ -26,7 +27,9 @@ from imprint.engine.vocabulary import (
     NORM_POST,
     NORM_PRE,
     PRESAMPLING,
+    PROBE_GEN,
     WEIGHTINGS,
+    is_baseline,
 )
 
 # Configuration keys in the order they appear in result tables. Names follow the paper:
@@ -132,6 +135,19 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     df = df[~((df["agg"] == "mnn") & (df["distance"] == "inner_product"))]
     # dinov2's exp(s/T) votes need a similarity: cosine only (an extension, not the reference's).
     df = df[~((df["weighting"] == "exp_similarity") & (df["distance"] != "cosine"))]
+    # The linear probe's scores are its logits (weights and biases): AGG max with the inner
+    # product over its own weights only (an extension, not the reference's).
+    is_probe = df["gen"] == PROBE_GEN
+    df = df[
+        ~(
+            is_probe
+            & (
+                (df["agg"] != "max")
+                | (df["distance"] != "inner_product")
+                | (df["norm_post"] != "none")
+            )
+        )
+    ]
     # m larger than k proxies for each of 10 classes is dropped (before k is forced below).
     df = df[~((df["m"] > df["k"] * 10) & (df["k"] > 0))]
     df = df.copy()
@@ -146,7 +162,7 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     ]
     df = df.copy()
     # mean and ls give one proxy; k = -1 only makes sense for 'all', which always takes all.
-    df.loc[df["gen"].isin(["mean", "ls"]), "k"] = 1
+    df.loc[df["gen"].isin(["mean", "ls", PROBE_GEN]), "k"] = 1
     df = df[~((df["k"] == -1) & (df["gen"] != "all"))]
     df = df.copy()
     df.loc[df["gen"] == "all", "k"] = -1
@@ -200,7 +216,8 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
             f"{where}: the grid expands to no configuration after the reference's filtering "
             "rules: NORMpre l2 needs NORMinf l2; mnn needs an m other than -1 and a distance "
             "other than inner_product; k = -1 goes with GEN all only; weibull needs quantiles "
-            "other than [0, 1]"
+            "other than [0, 1]; linear_probe needs AGG max, distance inner_product and NORMpost "
+            "none"
         )
     # A configuration two parts both give runs with the union of their seeds (first-seen
     # order), not only the first part's.
@@ -250,7 +267,8 @@ def load_grid(source: str | Path) -> tuple[str, dict | list]:
 
 def describe_config(row: Mapping) -> str:
     """A short human label: NORMpre / GEN(k) / NORMpost / NORMinf / AGG, presampling if any."""
-    gen = row["gen"] if row["gen"] in ("mean", "ls", "all") else f"{row['gen']}(k={row['k']})"
+    plain = ("mean", "ls", "all", PROBE_GEN)
+    gen = row["gen"] if row["gen"] in plain else f"{row['gen']}(k={row['k']})"
     if row["agg"] == "max":
         agg = "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
     else:
@@ -263,7 +281,7 @@ def describe_config(row: Mapping) -> str:
         parts.insert(1, f"weibull[{row['quantile_lo']:g},{row['quantile_hi']:g}]")
     if row["fewshot"] != -1:
         parts.insert(1, f"n={row['fewshot']}")
-    return " / ".join(str(p) for p in parts)
+    return " / ".join(str(p) for p in parts) + (BASELINE_MARK if is_baseline(row) else "")
 
 
 def describe_values(row: Mapping, keys: Sequence[str]) -> str:

@@ -6,9 +6,25 @@ torch here, so planning and plotting can import them without the engine.
 
 NORM_PRE = ("none", "l2")
 PRESAMPLING = ("all", "weibull")
-GEN = ("mean", "kmeans", "kmedoids", "fps", "random", "cov_max", "all", "none", "ls", "kls")
+GEN = (
+    "mean",
+    "kmeans",
+    "kmedoids",
+    "fps",
+    "random",
+    "cov_max",
+    "all",
+    "none",
+    "ls",
+    "kls",
+    "linear_probe",
+)
 JOINT_GEN = ("ls", "kls")  # proxies depend on all classes at once
 RANDOM_GEN = ("random", "fps", "none")  # draw from the random generator
+# linear_probe (not in the paper): a multinomial logistic regression's weights as one proxy per
+# class and its biases added to the inner products (engine/baselines.py); read by AGG max with
+# the inner product and NORMpost none only. Its penalty search holds out rows drawn with the seed.
+PROBE_GEN = "linear_probe"
 NORM_POST = ("none", "l2", "quantile")
 NORM_INF = ("none", "l2")
 AGG = ("max", "mnn")
@@ -17,6 +33,15 @@ DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "
 # s = 1 - d votes exp(s / KNN_TEMPERATURE); only with distance cosine.
 WEIGHTINGS = ("uniform", "weighted_by_distance", "exp_similarity")
 KNN_TEMPERATURE = 0.07
+
+
+def is_baseline(row) -> bool:
+    """Whether a configuration (a mapping of CONFIG_KEYS) is one of the baselines not in the
+    paper (the linear probe, dinov2's kNN votes): labels mark them so."""
+    return row["gen"] == PROBE_GEN or row["weighting"] == "exp_similarity"
+
+
+BASELINE_MARK = " (not in the paper)"
 
 # The columns whose values make a group, one "voter" of the statistics: a results table per
 # (backbone, dataset, label mapping, task).
