@@ -23,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/imprint.smk"
 include: "workflow/rules/collapse.smk"
+include: "workflow/rules/model_choice.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
 

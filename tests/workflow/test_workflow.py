@@ -4,6 +4,7 @@ import json
 import re
 import zipfile
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -74,11 +75,12 @@ def test_tables_figures_and_collapse(workdir):
     assert "Qi" in md and "86.79" in md
     summary = (workdir / "results/stats/tiny/summary.txt").read_text()
     assert "Over all of them: Friedman test" in summary
-    assert "the best configuration per gen (3)" in summary  # mean, kmeans, all; ls left out
+    # mean, kmeans, all and the linear probe (not in the paper); ls left out
+    assert "the best configuration per gen (4)" in summary
     assert "Maximal groups no pair of which differs:" in summary
     ranks = pd.read_csv(workdir / "results/stats/tiny/ranks.csv")
     assert ranks.average_rank.is_monotonic_increasing and len(ranks) > 30
-    assert set(ranks.gen) == {"mean", "kmeans", "all"}
+    assert set(ranks.gen) == {"mean", "kmeans", "all", "linear_probe"}
     shown = pd.read_csv(workdir / "results/stats/tiny/pvalues.csv")
     best = ranks.drop_duplicates("gen")
     assert sorted(shown.method) == sorted(f"gen={g}: {m}" for g, m in zip(best.gen, best.method))
@@ -118,6 +120,8 @@ def test_tables_figures_and_collapse(workdir):
         "merged/accuracy_vs_merged",
         "merged/nc1_vs_gain",
         "collapse/nc1",
+        "model_choice/transferability",
+        "model_choice/similarity",
     ]:
         for ext in ("pdf", "png"):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 5000, fig
@@ -159,6 +163,9 @@ def test_second_run_does_nothing_and_a_deleted_table_reruns_alone(workdir):
         "plot_accuracy_overview",
         "plot_accuracy_vs_proxies",
         "plot_fewshot_curves",
+        # the model-choice table reads tiny's accuracies
+        "gather_transferability",
+        "plot_transferability",
         "all",
     }
     snakemake(workdir)
@@ -196,6 +203,36 @@ def test_a_typo_in_the_config_fails_at_once_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "float16" in proc.stdout + proc.stderr
 
 
+def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
+    from imprint.io import load_embeddings
+
+    table = pd.read_csv(workdir / "results/model_choice/transferability.csv")
+    assert len(table) == 2 * 2  # backbones × tasks of experiment tiny
+    res = pd.read_parquet(workdir / "results/imprint/tiny.parquet")
+    full = res[(res.fewshot == -1) & ~res.gen.isin(["ls", "linear_probe"])]
+    medians = full.groupby(["backbone", "task", "config_id"]).accuracy.median()
+    probe = res[res.gen == "linear_probe"].groupby(["backbone", "task"]).accuracy.median()
+    for row in table.itertuples():
+        assert row.best_imprinting == pytest.approx(medians[row.backbone, row.task].max())
+        assert row.linear_probe == pytest.approx(probe[row.backbone, row.task])
+        assert row.n_classes == len(TINY["tasks"][row.task]) and 0 < row.loo_knn_accuracy <= 100
+    agreement = pd.read_csv(workdir / "results/model_choice/transferability_agreement.csv")
+    mean = agreement[agreement.task == "mean"]
+    assert len(mean) == 5 * 2  # estimators × (best imprinting, linear probe)
+    assert agreement.tau.dropna().between(-1, 1).all()
+    # CKA as Kornblith et al.'s HSIC ratio of the centred Gram matrices, from the test files.
+    cka = pd.read_csv(workdir / "results/model_choice/similarity/digits.csv")
+    assert cka[["a", "b"]].values.tolist() == [["pixels", "resnet18_random"]]
+    grams = []
+    for backbone in ("pixels", "resnet18_random"):
+        x = load_embeddings(workdir / f"results/embeddings/digits/{backbone}/test").embeddings
+        x = x.astype(np.float64) - x.mean(axis=0)
+        grams.append(x @ x.T)
+    hsic = [[float((a * b).sum()) for b in grams] for a in grams]
+    expected = hsic[0][1] / np.sqrt(hsic[0][0] * hsic[1][1])
+    assert cka.cka.iloc[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_report_holds_every_figure_with_its_caption(workdir):
     snakemake(workdir, "--report", "report.zip")
     with zipfile.ZipFile(workdir / "report.zip") as archive:
@@ -215,7 +252,10 @@ def test_report_holds_every_figure_with_its_caption(workdir):
         "nc1_vs_gain.png",
         "nc1.png",
         "table1.csv",
+        "transferability.png",
+        "similarity.png",
     ]:
         assert any(n.endswith(figure) for n in names), figure
     # Captions travel with the figures (words from workflow/report/*.rst).
     assert "Spearman" in text and "Papyan" in text
+    assert "weighted Kendall" in text and "Kornblith" in text

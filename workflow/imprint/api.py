@@ -471,6 +471,15 @@ def plot_collapse(collapse: str | Path, outputs: dict) -> None:
     write_outputs(figure.draw(**_read_tables({"collapse": collapse})), outputs)
 
 
+def plot_model_choice(kind: str, inputs: dict, outputs: dict) -> None:
+    """The model-choice figures (not in the paper): kind "transferability" (inputs
+    transferability and agreement tables) or "similarity" (input similarity: the CKA tables)."""
+    from imprint.figures import model_choice as figure
+
+    draws = {"transferability": figure.draw_transferability, "similarity": figure.draw_similarity}
+    write_outputs(draws[kind](**_read_tables(inputs)), outputs)
+
+
 def _read_tables(inputs: dict) -> dict:
     from imprint.io import read_table
 

@@ -178,9 +178,15 @@ def transferability_file(
     return result
 
 
-def similarity_files(files: Sequence[str | Path], out: str | Path | None = None) -> pd.DataFrame:
+def similarity_files(
+    files: Sequence[str | Path],
+    out: str | Path | None = None,
+    names: Sequence[str] | None = None,
+    extra_columns: dict | None = None,
+) -> pd.DataFrame:
     """Linear CKA between every pair of embedding files of the same images (rows in the same
-    order: their labels must agree row by row); one row per pair."""
+    order: their labels must agree row by row); one row per pair, named by `names` (default:
+    the paths) in columns a and b, after `extra_columns`."""
     import pandas as pd
 
     from imprint.analysis.similarity import linear_cka
@@ -202,10 +208,11 @@ def similarity_files(files: Sequence[str | Path], out: str | Path | None = None)
                 f"{f} and {files[0]} are not embeddings of the same images in the same order "
                 f"({differ}); CKA compares representations row by row"
             )
+    names = [str(f) for f in files] if names is None else list(names)
     rows = [
         {
-            "a": str(files[i]),
-            "b": str(files[j]),
+            "a": names[i],
+            "b": names[j],
             "cka": linear_cka(sets[i].embeddings, sets[j].embeddings),
         }
         for i in range(len(files))
@@ -213,6 +220,53 @@ def similarity_files(files: Sequence[str | Path], out: str | Path | None = None)
     ]
     table = pd.DataFrame(rows)
     table["n_samples"] = first.labels.shape[0]
+    for i, (name, value) in enumerate((extra_columns or {}).items()):
+        table.insert(i, name, value)
     if out:
         write_table(table, out)
     return table
+
+
+def gather_transferability(
+    files: Sequence[str | Path],
+    groups: Sequence[Sequence[str]],
+    results: str | Path,
+    out: str | Path,
+    agreement_out: str | Path,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The transferability table and the estimators' agreement with the accuracies achieved.
+
+    `files`: transferability JSON files (transferability_file), one per (dataset, backbone,
+    mapping, task) of `groups`; `results`: the experiment's results table, whose best
+    imprinting configuration and linear probe per group are the accuracies to predict
+    (analysis.transferability.achieved_accuracies). Writes one row per group to `out` and
+    the weighted Kendall τ per (dataset, mapping, task) and estimator, and their mean, to
+    `agreement_out`.
+    """
+    import pandas as pd
+
+    from imprint.analysis.transferability import achieved_accuracies, estimator_agreement
+    from imprint.io import read_table
+
+    check_table_path(out)
+    check_table_path(agreement_out)
+    keys = ["dataset", "backbone", "mapping", "task"]
+    rows = [
+        {**dict(zip(keys, group, strict=True)), **json.loads(Path(f).read_text())}
+        for f, group in zip(files, groups, strict=True)
+    ]
+    estimates = pd.DataFrame(rows)
+    achieved = achieved_accuracies(read_table(results))
+    table = estimates.merge(achieved, on=["backbone", *keys[:1], *keys[2:]], how="left")
+    missing = table["best_imprinting"].isna()
+    if missing.any():
+        first = table.loc[missing, keys].iloc[0].tolist()
+        raise ValueError(
+            f"{results}: no imprinting result (presampling all, few-shot -1) for "
+            f"{int(missing.sum())} transferability group(s), first {first}; the estimators "
+            "are compared with the accuracies of the same groups"
+        )
+    agreement = estimator_agreement(table)
+    write_table(table, out)
+    write_table(agreement, agreement_out)
+    return table, agreement

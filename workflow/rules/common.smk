@@ -8,7 +8,7 @@ from imprint.figures.registry import FIGURE_KINDS
 from imprint.planning import jobs, paths
 from imprint.planning.batches import SEP, experiment_batches
 from imprint.planning.checks import check_config, validate_config
-from imprint.planning.jobs import collapse_groups
+from imprint.planning.jobs import collapse_groups, model_choice_groups, similarity_sets
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -29,6 +29,10 @@ USES_LS = {e: jobs.uses_ls(config, e) for e in config["experiments"]}
 # Imprinting jobs: small groups of one (experiment, dataset, backbone) share a job and its
 # start-up (planning/batches.py); a batch's mapping and task wildcards hold '+'-joined names.
 BATCHES = {e: experiment_batches(config, e) for e in config["experiments"]}
+MODEL_CHOICE = model_choice_groups(
+    config
+)  # (experiment, dataset, backbone, mapping, task)
+SIMILARITY_SETS = similarity_sets(config)  # {dataset: backbones}
 
 
 def alternation(names):
@@ -191,6 +195,41 @@ def get_collapse_files(wildcards):
     ]
 
 
+def get_transferability_groups(wildcards):
+    return [[g.dataset, g.backbone, g.mapping, g.task] for g in MODEL_CHOICE]
+
+
+def get_transferability_files(wildcards):
+    return [
+        paths.TRANSFERABILITY.format(
+            dataset=g.dataset, backbone=g.backbone, mapping=g.mapping, task=g.task
+        )
+        for g in MODEL_CHOICE
+    ]
+
+
+def get_model_choice_results(wildcards):
+    return paths.EXPERIMENT_TABLE.format(
+        experiment=config["model_choice"]["experiment"]
+    )
+
+
+def get_similarity_embeddings(wildcards):
+    return [
+        file
+        for backbone in SIMILARITY_SETS[wildcards.dataset]
+        for file in paths.embedding_files(
+            paths.EMBEDDINGS.format(
+                dataset=wildcards.dataset, backbone=backbone, split="test"
+            )
+        )
+    ]
+
+
+def get_similarity_tables(wildcards):
+    return [paths.SIMILARITY.format(dataset=d) for d in SIMILARITY_SETS]
+
+
 def get_table1_inputs(wildcards):
     return [paths.EXPERIMENT_TABLE.format(experiment=name) for name in TABLE1]
 
@@ -234,6 +273,11 @@ def get_figure_targets():
     if collapse_groups(config):
         targets += [paths.COLLAPSE_FIGURE.format(ext=ext) for ext in ("pdf", "png")]
         targets.append(paths.COLLAPSE_TABLE)
+    if MODEL_CHOICE:
+        targets += [paths.TRANSFERABILITY_FIGURE.format(ext=e) for e in ("pdf", "png")]
+        targets += [paths.TRANSFERABILITY_TABLE, paths.TRANSFERABILITY_AGREEMENT]
+    if SIMILARITY_SETS:
+        targets += [paths.SIMILARITY_FIGURE.format(ext=e) for e in ("pdf", "png")]
     return targets
 
 

@@ -58,6 +58,12 @@ def check_config(config: dict) -> None:
                 f"table1.experiments: '{name}' is not defined under experiments: "
                 f"(defined: {', '.join(config['experiments'])})"
             )
+    name = config.get("model_choice", {}).get("experiment")
+    if name is not None and name not in config["experiments"]:
+        raise ConfigError(
+            f"model_choice.experiment: '{name}' is not defined under experiments: "
+            f"(defined: {', '.join(config['experiments'])})"
+        )
     for name, exp in config["experiments"].items():
         # Expanding each grid here makes a typo in a grid key or value fail at planning, not
         # in its imprint jobs after hours of extraction. The packaged paper grids are expanded

@@ -18,6 +18,14 @@ COLLAPSE_METRICS = "results/collapse/{dataset}/{backbone}/{mapping}.json"
 COLLAPSE_TABLE = "results/collapse/collapse.csv"
 COLLAPSE_FIGURE = "results/figures/collapse/nc1.{ext}"
 TABLE1 = "results/tables/table1.{ext}"
+# Which foundation model for a task (not in the paper): estimates per group, their agreement
+# with the accuracies achieved, and representation similarity per dataset.
+TRANSFERABILITY = "results/model_choice/transferability/{dataset}/{backbone}/{mapping}/{task}.json"
+TRANSFERABILITY_TABLE = "results/model_choice/transferability.csv"
+TRANSFERABILITY_AGREEMENT = "results/model_choice/transferability_agreement.csv"
+TRANSFERABILITY_FIGURE = "results/figures/model_choice/transferability.{ext}"
+SIMILARITY = "results/model_choice/similarity/{dataset}.csv"
+SIMILARITY_FIGURE = "results/figures/model_choice/similarity.{ext}"
 
 
 def embedding_files(directory: str) -> list[str]:

@@ -1,0 +1,108 @@
+# Which foundation model for a task (not in the paper): transferability estimates per group of
+# one experiment, their agreement with the accuracies it achieved, and representation
+# similarity (linear CKA) per dataset.
+
+
+rule compute_transferability:
+    input:
+        embeddings=paths.embedding_files(paths.EMBEDDINGS.replace("{split}", "train")),
+    output:
+        paths.TRANSFERABILITY,
+    log:
+        "logs/compute_transferability/{dataset}/{backbone}/{mapping}/{task}.log",
+    benchmark:
+        "benchmarks/compute_transferability/{dataset}/{backbone}/{mapping}/{task}.tsv"
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        mapping=get_mapping,
+        classes=lambda wildcards: config["tasks"][wildcards.task],
+    script:
+        "../scripts/compute_transferability.py"
+
+
+rule gather_transferability:
+    input:
+        estimates=get_transferability_files,
+        results=get_model_choice_results,
+    output:
+        table=paths.TRANSFERABILITY_TABLE,
+        agreement=paths.TRANSFERABILITY_AGREEMENT,
+    log:
+        "logs/gather_transferability.log",
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        groups=get_transferability_groups,
+    script:
+        "../scripts/gather_transferability.py"
+
+
+rule plot_transferability:
+    input:
+        transferability=paths.TRANSFERABILITY_TABLE,
+        agreement=paths.TRANSFERABILITY_AGREEMENT,
+    output:
+        transferability_pdf=report(
+            paths.TRANSFERABILITY_FIGURE.format(ext="pdf"),
+            caption="../report/transferability.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "transferability", "format": "pdf"},
+        ),
+        transferability_png=report(
+            paths.TRANSFERABILITY_FIGURE.format(ext="png"),
+            caption="../report/transferability.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "transferability", "format": "png"},
+        ),
+    log:
+        "logs/plot_transferability.log",
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        kind="transferability",
+    script:
+        "../scripts/plot_model_choice.py"
+
+
+rule compute_similarity:
+    input:
+        get_similarity_embeddings,
+    output:
+        paths.SIMILARITY,
+    log:
+        "logs/compute_similarity/{dataset}.log",
+    benchmark:
+        "benchmarks/compute_similarity/{dataset}.tsv"
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        backbones=lambda wildcards: SIMILARITY_SETS[wildcards.dataset],
+    script:
+        "../scripts/compute_similarity.py"
+
+
+rule plot_similarity:
+    input:
+        similarity=get_similarity_tables,
+    output:
+        similarity_pdf=report(
+            paths.SIMILARITY_FIGURE.format(ext="pdf"),
+            caption="../report/similarity.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "similarity (CKA)", "format": "pdf"},
+        ),
+        similarity_png=report(
+            paths.SIMILARITY_FIGURE.format(ext="png"),
+            caption="../report/similarity.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "similarity (CKA)", "format": "png"},
+        ),
+    log:
+        "logs/plot_similarity.log",
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        kind="similarity",
+    script:
+        "../scripts/plot_model_choice.py"

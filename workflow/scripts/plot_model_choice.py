@@ -1,0 +1,9 @@
+"""Rules plot_transferability and plot_similarity: the model-choice figures."""
+
+from _common import rule_log
+
+from imprint.api import plot_model_choice
+
+with rule_log(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    plot_model_choice(sm.params.kind, dict(sm.input.items()), dict(sm.output.items()))
