@@ -38,7 +38,7 @@ def test_table1_markdown_and_latex():
     qi = f"{df.loc[df['method'] == 'Qi et al.', 'accuracy'].iloc[0]:.2f}"
     md = table1_markdown(df)
     assert f"**{ours}**" in md and qi in md and f"**{qi}**" not in md
-    assert "94.54" in md and md.count("\n") == 8  # header, rule, 5 methods, kNN baseline
+    assert "94.54" in md and md.count("\n") == 9  # header, rule, 5 methods, 2 baselines
     tex = table1_latex(df)
     assert rf"\textbf{{{ours}}}" in tex and qi in tex
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):

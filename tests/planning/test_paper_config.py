@@ -59,6 +59,12 @@ EXPECTED_JOBS = {
     "plot_nc1_vs_gain": 1,
     "summarise_table1": 1,
     "plot_collapse": 1,
+    # not in the paper: model choice over aggfixed's groups, CKA per digit dataset
+    "compute_transferability": GROUPS["aggfixed"],
+    "gather_transferability": 1,
+    "plot_transferability": 1,
+    "compute_similarity": DIGIT_SETS,
+    "plot_similarity": 1,
     "paper_figures": 1,
 }
 
@@ -177,6 +183,10 @@ def test_paper_figures_plans_without_data_or_weights(tmp_path):
         (
             lambda c: c["table1"]["experiments"].append("aggfixd"),
             "table1.experiments: 'aggfixd' is not defined under experiments",
+        ),
+        (
+            lambda c: c.update(model_choice={"experiments": ["aggfixed", "baseline"]}),
+            "model_choice.experiments: 'baseline' is not defined under experiments",
         ),
         (
             lambda c: c.pop("collapse"),

@@ -18,7 +18,7 @@ from imprint.planning.jobs import (
 
 
 def test_planning_imports_neither_torch_nor_matplotlib():
-    # The workflow plans 1,066 jobs in seconds because planning never imports the engine's
+    # The workflow plans 1,120 jobs in seconds because planning never imports the engine's
     # heavy dependencies; a stray import would cost every `snakemake -n` seconds and memory.
     code = (
         "import sys\n"

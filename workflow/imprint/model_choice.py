@@ -230,15 +230,15 @@ def similarity_files(
 def gather_transferability(
     files: Sequence[str | Path],
     groups: Sequence[Sequence[str]],
-    results: str | Path,
+    results: Sequence[str | Path],
     out: str | Path,
     agreement_out: str | Path,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The transferability table and the estimators' agreement with the accuracies achieved.
 
     `files`: transferability JSON files (transferability_file), one per (dataset, backbone,
-    mapping, task) of `groups`; `results`: the experiment's results table, whose best
-    imprinting configuration and linear probe per group are the accuracies to predict
+    mapping, task) of `groups`; `results`: results tables, pooled, whose best imprinting
+    configuration and linear probe per group are the accuracies to predict
     (analysis.transferability.achieved_accuracies). Writes one row per group to `out` and
     the weighted Kendall τ per (dataset, mapping, task) and estimator, and their mean, to
     `agreement_out`.
@@ -248,6 +248,8 @@ def gather_transferability(
     from imprint.analysis.transferability import achieved_accuracies, estimator_agreement
     from imprint.io import read_table
 
+    results = [results] if isinstance(results, str | Path) else list(results)
+
     check_table_path(out)
     check_table_path(agreement_out)
     keys = ["dataset", "backbone", "mapping", "task"]
@@ -256,13 +258,14 @@ def gather_transferability(
         for f, group in zip(files, groups, strict=True)
     ]
     estimates = pd.DataFrame(rows)
-    achieved = achieved_accuracies(read_table(results))
+    achieved = achieved_accuracies(pd.concat([read_table(r) for r in results]))
     table = estimates.merge(achieved, on=["backbone", *keys[:1], *keys[2:]], how="left")
     missing = table["best_imprinting"].isna()
     if missing.any():
         first = table.loc[missing, keys].iloc[0].tolist()
         raise ValueError(
-            f"{results}: no imprinting result (presampling all, few-shot -1) for "
+            f"{', '.join(map(str, results))}: no imprinting result (presampling all, "
+            "few-shot -1) for "
             f"{int(missing.sum())} transferability group(s), first {first}; the estimators "
             "are compared with the accuracies of the same groups"
         )

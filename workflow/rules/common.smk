@@ -209,9 +209,10 @@ def get_transferability_files(wildcards):
 
 
 def get_model_choice_results(wildcards):
-    return paths.EXPERIMENT_TABLE.format(
-        experiment=config["model_choice"]["experiment"]
-    )
+    return [
+        paths.EXPERIMENT_TABLE.format(experiment=name)
+        for name in config["model_choice"]["experiments"]
+    ]
 
 
 def get_similarity_embeddings(wildcards):

@@ -9,7 +9,7 @@ with rule_log(snakemake):  # noqa: F821
     table, agreement = gather_transferability(
         list(sm.input.estimates),
         sm.params.groups,
-        sm.input.results,
+        list(sm.input.results),
         sm.output.table,
         sm.output.agreement,
     )

@@ -18,6 +18,21 @@ from imprint.planning.mappings import expand_mappings, resolve_classes, section_
 from imprint.planning.paths import SOURCES_DIR
 
 
+def _check_experiment_names(config: dict) -> None:
+    """table1.experiments and model_choice.experiments must name defined experiments."""
+    named = [
+        (f"{section}.experiments", name)
+        for section in ("table1", "model_choice")
+        for name in config.get(section, {}).get("experiments", [])
+    ]
+    for where, name in named:
+        if name not in config["experiments"]:
+            raise ConfigError(
+                f"{where}: '{name}' is not defined under experiments: "
+                f"(defined: {', '.join(config['experiments'])})"
+            )
+
+
 def check_config(config: dict) -> None:
     """Every name an experiment, the collapse section or table1 uses must be defined."""
     defined = {
@@ -52,18 +67,7 @@ def check_config(config: dict) -> None:
                     f"{key}.{name}: a mapping or task name may not contain '{SEP}' (it joins "
                     "the names of an imprinting job that evaluates several) nor '/'"
                 )
-    for name in config.get("table1", {}).get("experiments", []):
-        if name not in config["experiments"]:
-            raise ConfigError(
-                f"table1.experiments: '{name}' is not defined under experiments: "
-                f"(defined: {', '.join(config['experiments'])})"
-            )
-    name = config.get("model_choice", {}).get("experiment")
-    if name is not None and name not in config["experiments"]:
-        raise ConfigError(
-            f"model_choice.experiment: '{name}' is not defined under experiments: "
-            f"(defined: {', '.join(config['experiments'])})"
-        )
+    _check_experiment_names(config)
     for name, exp in config["experiments"].items():
         # Expanding each grid here makes a typo in a grid key or value fail at planning, not
         # in its imprint jobs after hours of extraction. The packaged paper grids are expanded

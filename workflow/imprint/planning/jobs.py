@@ -50,19 +50,19 @@ def collapse_groups(config: dict) -> list[tuple[str, str, str]]:
 
 
 def model_choice_groups(config: dict) -> list[Group]:
-    """The groups whose transferability is estimated: every group of the experiment named by
-    model_choice.experiment (none without that section)."""
-    name = config.get("model_choice", {}).get("experiment")
-    return experiment_groups(config, name) if name else []
+    """The groups whose transferability is estimated: every group of the first experiment of
+    model_choice.experiments (none without that section)."""
+    names = config.get("model_choice", {}).get("experiments")
+    return experiment_groups(config, names[0]) if names else []
 
 
 def similarity_sets(config: dict) -> dict[str, list[str]]:
     """{dataset: backbones} whose test embeddings model_choice compares pairwise (CKA): the
     experiment's datasets with two or more backbones, when model_choice.similarity is on."""
     section = config.get("model_choice", {})
-    if not section.get("experiment") or not section.get("similarity", True):
+    if not section.get("experiments") or not section.get("similarity", True):
         return {}
-    exp = config["experiments"][section["experiment"]]
+    exp = config["experiments"][section["experiments"][0]]
     return {d: list(exp["backbones"]) for d in exp["datasets"]} if len(exp["backbones"]) > 1 else {}
 
 
