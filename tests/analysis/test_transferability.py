@@ -230,3 +230,93 @@ def test_achieved_accuracies_take_the_best_imprinting_row_and_the_probe():
     assert out["best_imprinting"].tolist() == [75.0]  # the median of the mean's seeds
     assert out["linear_probe"].tolist() == [85.0]
     assert out["best_configuration"].tolist() == ["none / mean / none / none / max"]
+
+
+def _lda_posterior_direct(z, y, shrinkage):
+    """Gaussian class posteriors with one shared covariance: the prior-weighted average of the
+    classes' covariances (1/n_c), each shrunk towards μ·I (μ its mean eigenvalue) by
+    `shrinkage` — what LDA with that shrinkage computes."""
+    classes = np.unique(y)
+    d = z.shape[1]
+    cov = np.zeros((d, d))
+    means = []
+    for c in classes:
+        zc = z[y == c]
+        means.append(zc.mean(axis=0))
+        emp = np.cov(zc.T, bias=True)
+        shrunk = (1 - shrinkage) * emp + shrinkage * np.trace(emp) / d * np.eye(d)
+        cov += (len(zc) / len(z)) * shrunk
+    means = np.array(means)
+    inv = np.linalg.inv(cov)
+    priors = np.array([np.mean(y == c) for c in classes])
+    logits = z @ inv @ means.T - 0.5 * np.einsum("cd,de,ce->c", means, inv, means) + np.log(priors)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True), cov, means
+
+
+def _pca_direct(x, k):
+    xc = x - x.mean(axis=0)
+    values, vectors = np.linalg.eigh(xc.T @ xc / (len(x) - 1))
+    order = np.argsort(values)[::-1][:k]
+    return xc @ vectors[:, order], values[order]
+
+
+def test_ncti_terms_equal_their_equations_with_shrinkage():
+    from scipy.linalg import eigh
+
+    from imprint.analysis.transferability import ncti_components
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 30)
+    # Small variances (Σ of the leading 32 PCA variances ≈ 2.6): a shrinkage of e^-2.6.
+    x = 0.08 * rng.standard_normal((120, 20)) + 0.05 * rng.standard_normal((4, 20))[y]
+    terms = ncti_components(x, y)
+    z, variances = _pca_direct(x, 20)
+    shrinkage = math.exp(-variances[:32].sum())
+    assert shrinkage > 1e-10
+    posterior, within, means = _lda_posterior_direct(z, y, shrinkage)
+    assert terms["ncti_ncc"] == pytest.approx(posterior[np.arange(120), y].mean(), rel=1e-8)
+    nuclear = sum(np.linalg.svd(posterior[y == c], compute_uv=False).sum() for c in range(4))
+    assert terms["ncti_vc"] == pytest.approx(math.log(nuclear), rel=1e-8)
+    # The discriminant directions: the leading C - 1 generalised eigenvectors of the between-
+    # against the within-class scatter (Vᵀ Sw V = I), the rows projected and centred.
+    total = np.cov(z.T, bias=True)
+    total = (1 - shrinkage) * total + shrinkage * np.trace(total) / 20 * np.eye(20)
+    values, vectors = eigh(total - within, within)
+    top = vectors[:, np.argsort(values)[::-1][:3]]
+    projected = z @ top
+    projected -= projected.mean(axis=0)
+    expected = np.linalg.svd(projected, compute_uv=False).sum()
+    assert terms["ncti_etf"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_ncti_ranks_across_backbones_by_min_max_terms():
+    from imprint.analysis.transferability import ncti_scores
+
+    # By hand: ncc (0.9, 0.7, 0.8) → (1, 0, 0.5); etf (10, 30, 20) → (0, 1, 0.5);
+    # vc (1, 3, 2) → (0, 1, 0.5); NCTI = ncc + etf − vc.
+    scores = ncti_scores([10, 30, 20], [0.9, 0.7, 0.8], [1, 3, 2])
+    np.testing.assert_allclose(scores, [1.0, 0.0, 0.5])
+    np.testing.assert_allclose(ncti_scores([1, 1], [0.5, 0.6], [2, 2]), [0.0, 1.0])
+
+
+def test_ncti_without_shrinkage_uses_the_plain_discriminant():
+    from imprint.analysis.transferability import ncti_components
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.arange(3), 40)
+    x = 5.0 * rng.standard_normal((120, 30)) + 20.0 * rng.standard_normal((3, 30))[y]
+    terms = ncti_components(x, y)
+    z, variances = _pca_direct(x, 30)
+    assert math.exp(-variances[:32].sum()) < 1e-10  # the floor: no shrinkage
+    # Unshrunk, the posterior is the Gaussian one with the pooled within-class covariance
+    # (scikit-learn's 'svd' solver normalises it by n - C).
+    classes = np.unique(y)
+    means = np.array([z[y == c].mean(axis=0) for c in classes])
+    resid = z - means[y]
+    inv = np.linalg.inv(resid.T @ resid / (len(z) - len(classes)))
+    logits = z @ inv @ means.T - 0.5 * np.einsum("cd,de,ce->c", means, inv, means) + np.log(1 / 3)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    assert terms["ncti_ncc"] == pytest.approx(p[np.arange(120), y].mean(), rel=1e-6)

@@ -145,9 +145,15 @@ def transferability_file(
 ) -> dict:
     """Transferability estimates of one training embedding file (after an optional mapping and
     class selection): LogME, H-score, leave-one-out kNN accuracy (5,000 seeded query rows),
-    and NC1/VCI as `imprint collapse` computes them."""
+    NCTI's three terms (NCTI itself ranks several backbones: gather_transferability) and
+    NC1/VCI as `imprint collapse` computes them."""
     from imprint.analysis.collapse import class_statistics, collapse_metrics
-    from imprint.analysis.transferability import h_score, logme, loo_knn_accuracy
+    from imprint.analysis.transferability import (
+        h_score,
+        logme,
+        loo_knn_accuracy,
+        ncti_components,
+    )
     from imprint.engine.tasks import remap_labels, task_rows
 
     if out:
@@ -165,6 +171,7 @@ def transferability_file(
         "logme": logme(x, index),
         "h_score": h_score(x, index),
         "loo_knn_accuracy": loo_knn_accuracy(x, index),
+        **ncti_components(x, index),
         "nc1": float(collapse["nc1"]),
         "vci": float(collapse["vci"]),
         "n_classes": len(classes),
@@ -245,7 +252,11 @@ def gather_transferability(
     """
     import pandas as pd
 
-    from imprint.analysis.transferability import achieved_accuracies, estimator_agreement
+    from imprint.analysis.transferability import (
+        achieved_accuracies,
+        estimator_agreement,
+        with_ncti,
+    )
     from imprint.io import read_table
 
     results = [results] if isinstance(results, str | Path) else list(results)
@@ -269,6 +280,7 @@ def gather_transferability(
             f"{int(missing.sum())} transferability group(s), first {first}; the estimators "
             "are compared with the accuracies of the same groups"
         )
+    table = with_ncti(table)  # NCTI compares the backbones of a task
     agreement = estimator_agreement(table)
     write_table(table, out)
     write_table(agreement, agreement_out)

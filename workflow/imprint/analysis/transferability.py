@@ -13,6 +13,11 @@ eigendecomposition per task, every class and iteration then costs O(D)).
 H-score (Bao et al., ICIP 2019): tr(cov(f)⁻¹ cov(E[f | y])), the feature covariance's
 (pseudo-)inverse against the covariance of the class-conditional means (each row replaced by
 its class mean), both with the 1/n normalisation.
+
+NCTI (Wang et al., ICCV 2023): how far the features are from neural collapse on the task,
+three terms of a shrunk linear discriminant analysis (ncti_components), combined across the
+candidate backbones (ncti_scores). Then the agreement of every estimator with the accuracies
+reached: weighted Kendall τ across backbones per task (estimator_agreement).
 """
 
 from __future__ import annotations
@@ -161,10 +166,72 @@ def loo_knn_accuracy(
     return 100.0 * correct / rows.size
 
 
+NCTI_DIMENSIONS = 64  # PCA components the discriminant analysis sees
+NCTI_SHRINKAGE_COMPONENTS = 32  # the leading PCA variances that set its shrinkage
+NCTI_SHRINKAGE_FLOOR = 1e-10
+
+
+def ncti_components(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The three terms of NCTI (Wang et al., ICCV 2023) for one backbone on one task.
+
+    As the authors' code computes them: the features are reduced to their 64 leading principal
+    components (exact PCA here; the authors' scikit-learn default is a randomised one); a linear
+    discriminant analysis is fitted on them with shrinkage s = max(exp(−Σ of the 32 leading
+    PCA variances), 1e-10) — at the floor, scikit-learn's unshrunk 'svd' solver, else the
+    'eigen' solver with that shrinkage. Then
+      ncti_etf: the nuclear norm of the centred discriminant projections (how far the class
+          structure spreads towards a simplex),
+      ncti_ncc: the mean posterior of each row's own class (nearest-centre fit),
+      ncti_vc: log of the sum over classes of the nuclear norm of that class's posterior
+          matrix (within-class variability of the predictions; lower is more collapsed).
+    NCTI itself compares backbones: each term is min-max normalised across the candidates of a
+    task, NCTI = ncc + etf − vc (ncti_scores).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    x = np.asarray(features, dtype=np.float64)
+    classes, index = _one_hot(np.asarray(labels))[0], np.unique(labels, return_inverse=True)[1]
+    dims = min(NCTI_DIMENSIONS, x.shape[0], x.shape[1])
+    pca = PCA(n_components=dims, svd_solver="covariance_eigh")
+    z = pca.fit_transform(x)
+    spread = float(pca.explained_variance_[:NCTI_SHRINKAGE_COMPONENTS].sum())
+    shrinkage = max(math.exp(-spread), NCTI_SHRINKAGE_FLOOR)
+    if shrinkage == NCTI_SHRINKAGE_FLOOR:
+        lda = LinearDiscriminantAnalysis(solver="svd")
+    else:
+        lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage)
+    projected = lda.fit(z, index).transform(z)
+    projected = projected - projected.mean(axis=0)
+    posterior = lda.predict_proba(z)
+    per_class = sum(
+        float(np.linalg.norm(posterior[index == c], ord="nuc")) for c in range(classes.size)
+    )
+    return {
+        "ncti_etf": float(np.linalg.norm(projected, ord="nuc")),
+        "ncti_ncc": float(posterior[np.arange(index.size), index].mean()),
+        "ncti_vc": math.log(per_class),
+    }
+
+
+def ncti_scores(etf, ncc, vc) -> np.ndarray:
+    """NCTI of each candidate backbone from its three terms (ncti_components): each term
+    min-max normalised across the candidates, ncc + etf − vc. A term equal for every candidate
+    contributes 0."""
+
+    def scaled(values):
+        v = np.asarray(values, dtype=float)
+        span = np.nanmax(v) - np.nanmin(v) if np.isfinite(v).any() else 0.0
+        return (v - np.nanmin(v)) / span if span > 0 else np.zeros_like(v)
+
+    return scaled(ncc) + scaled(etf) - scaled(vc)
+
+
 # The estimators of a transferability table, each with the sign that makes "higher predicts a
 # better accuracy": NC1 and VCI measure how little the classes have collapsed, so they enter
 # negated.
 ESTIMATORS = {
+    "ncti": 1.0,
     "logme": 1.0,
     "h_score": 1.0,
     "loo_knn_accuracy": 1.0,
@@ -203,6 +270,7 @@ def estimator_agreement(table, estimators=None, targets=TARGETS):
     """
     import pandas as pd
 
+    table = with_ncti(table)
     estimators = [e for e in (estimators or ESTIMATORS) if e in table.columns]
     targets = [t for t in targets if t in table.columns]
     rows = []
@@ -231,6 +299,19 @@ def estimator_agreement(table, estimators=None, targets=TARGETS):
     )
     mean[list(AGREEMENT_GROUPS)] = ["all", "all", "mean"]
     return pd.concat([out, mean[out.columns]], ignore_index=True)
+
+
+def with_ncti(table):
+    """`table` with an `ncti` column: the NCTI of each row among the backbones of its
+    (dataset, mapping, task), from its ncti_etf/ncc/vc columns (unchanged without them)."""
+    terms = ["ncti_etf", "ncti_ncc", "ncti_vc"]
+    if not set(terms) <= set(table.columns):
+        return table
+    table = table.copy()
+    table["ncti"] = np.nan
+    for _, part in table.groupby(list(AGREEMENT_GROUPS), sort=False):
+        table.loc[part.index, "ncti"] = ncti_scores(*(part[t] for t in terms))
+    return table
 
 
 def achieved_accuracies(results, exclude_gen=("ls", "kls")):

@@ -14,6 +14,7 @@ from imprint.figures import style
 __all__ = ["draw_similarity", "draw_transferability", "plot_similarity", "plot_transferability"]
 
 ESTIMATOR_LABELS = {
+    "ncti": "NCTI (across backbones)",
     "logme": "LogME",
     "h_score": "H-score",
     "loo_knn_accuracy": "leave-one-out kNN (%)",
