@@ -180,6 +180,15 @@ BACKBONES: dict[str, BackboneSpec] = {
         dim=3 * PIXELS_SIZE * PIXELS_SIZE,
         make_transform=_pixels_transform,
     ),
+    # Random ReLU features of the pixels (a seeded 768 -> 1,024 linear map at PyTorch's default
+    # init, then ReLU): a third offline representation, nonlinear and neither of the others.
+    "pixels_random_relu": BackboneSpec(
+        factory=lambda: nn.Sequential(
+            nn.Flatten(start_dim=1), nn.Linear(3 * PIXELS_SIZE * PIXELS_SIZE, 1024), nn.ReLU()
+        ),
+        dim=1024,
+        make_transform=_pixels_transform,
+    ),
     # ResNet-18 at a seeded random init and 64 px: ResNet-18's own preprocessing scaled down,
     # since 224 px on CPU runs at only ~20 images/s per core.
     "resnet18_random": _tv(

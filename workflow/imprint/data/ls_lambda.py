@@ -14,6 +14,7 @@ LS_LAMBDA: dict[str, float] = {
     "swin_b": 0.05,
     # Offline entries for the quickstart and tests: their values are our choice.
     "pixels": 1e-3,
+    "pixels_random_relu": 1e-3,
     "resnet18_random": 1e-4,
     # Optional timm entries: the paper's rule, not validated by it.
     "dinov2_vits14": 0.04,
