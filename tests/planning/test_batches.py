@@ -39,10 +39,11 @@ def test_batches_hold_every_group_once_in_order(config):
 def test_the_quickstart_packs_each_dataset_and_backbone_into_one_job():
     got = jobs(QUICKSTART)
     maps = "map1-0+map1-1+map2-0+map2-1+map5-0+map5-1"
-    for backbone in ("pixels", "resnet18_random"):
+    for backbone in ("pixels", "pixels_random_relu", "resnet18_random"):
         assert f"digits/{backbone}/none/all+even+odd+short.parquet" in got["components"]
+    for backbone in ("pixels", "resnet18_random"):
         assert f"digits/{backbone}/{maps}/binary.parquet" in got["multimodal"]
-    assert sum(len(paths) for paths in got.values()) == 8  # 24 groups
+    assert sum(len(paths) for paths in got.values()) == 9  # 28 groups
 
 
 def test_the_paper_packs_only_the_oracle():
