@@ -189,6 +189,23 @@ def test_paper_figures_plans_without_data_or_weights(tmp_path):
             "model_choice.experiments: 'baseline' is not defined under experiments",
         ),
         (
+            lambda c: c["backbones"].update(both={"concat": ["resnet18", "vit_b16"]}),
+            "backbones.both.concat: 'vit_b16' is not defined under backbones",
+        ),
+        (
+            lambda c: c["backbones"].update(
+                both={"concat": ["resnet18", "vit_b_16"]}, all3={"concat": ["both", "swin_b"]}
+            ),
+            "backbones.all3.concat: 'both' is itself a concatenation",
+        ),
+        (
+            lambda c: (
+                c["backbones"].update(both={"concat": ["resnet18", "vit_b_16"]}),
+                c["experiments"]["oracle"]["backbones"].append("both"),
+            ),
+            "uses GEN ls or kls, which need this concatenated backbone's ridge λ",
+        ),
+        (
             lambda c: c.pop("collapse"),
             "experiments.multimodal.figures: nc1_vs_gain needs the collapse section",
         ),

@@ -77,7 +77,32 @@ def test_combidigits_join_and_the_papers_imagenet_selection_run_end_to_end(tmp_p
     assert sorted(set(imagenet.labels.tolist())) == paper_classes
     assert len(imagenet.labels) == 2 * 145 and imagenet.meta["path"] == "per_image"
 
+    # A concatenated backbone: each image's two representations, L2-normalised, side by side,
+    # rows matched by image id (joined sources' ids shifted apart, ImageNet's folder indices).
+    for dataset in ("combo", "ImageNet"):
+        for split in ("train", "test"):
+            parts = [
+                load_embeddings(emb / dataset / b / split) for b in ("pixels", "pixels_random_relu")
+            ]
+            both = load_embeddings(emb / dataset / "pixels_and_relu" / split)
+            assert both.meta["concat"] == ["pixels", "pixels_random_relu"]
+            rows = {int(i): r for r, i in enumerate(parts[1].ids)}
+            other = np.asarray(parts[1].embeddings)[[rows[int(i)] for i in parts[0].ids]]
+            expected = np.hstack(
+                [
+                    x / np.linalg.norm(x, axis=1, keepdims=True)
+                    for x in (np.asarray(parts[0].embeddings, np.float64), other.astype(np.float64))
+                ]
+            )
+            np.testing.assert_allclose(both.embeddings, expected, rtol=1e-6, atol=1e-7)
+            np.testing.assert_array_equal(both.ids, parts[0].ids)
+            np.testing.assert_array_equal(both.labels, parts[0].labels)
+    combo_ids = load_embeddings(emb / "combo/pixels/train").ids
+    assert len(set(combo_ids.tolist())) == len(combo_ids)  # the two sources' ids kept apart
+
     res = pd.read_parquet(tmp_path / "results/imprint/multimodal.parquet")
+    assert set(res.backbone) == {"pixels", "pixels_and_relu"}
+    res = res[res.backbone == "pixels"]
     mean = res[res.gen == "mean"].set_index(["dataset", "mapping"]).accuracy
     combidigits = {d + 10 * j: d for j in range(2) for d in range(10)}
     cases = [

@@ -358,7 +358,11 @@ def join_embeddings(
         "sources": [s.meta.get("dataset") for s in sets],
         "label_offsets": list(offsets),
     }
-    save_embeddings(out, x, y, meta)
+    # Image ids stay distinct across sources: source j's ids shifted by j · 2^40.
+    ids = None
+    if all(s.ids is not None for s in sets):
+        ids = np.concatenate([s.ids + (j << 40) for j, s in enumerate(sets)])
+    save_embeddings(out, x, y, meta, ids=ids)
     return int(x.shape[0])
 
 

@@ -27,6 +27,10 @@ EMBEDDINGS_FILE = "embeddings.npy"
 LABELS_FILE = "labels.npy"
 META_FILE = "meta.json"
 EMBEDDING_FILES = (EMBEDDINGS_FILE, LABELS_FILE, META_FILE)
+# Optional: each row's image identity (int64, e.g. its index in the source dataset), so sets of
+# the same images from different backbones can be joined by image, not by position. Written and
+# checksummed with the set; meta.json (a rule output) changes whenever it does.
+IDS_FILE = "ids.npy"
 # Each array file's checksum is stored in meta.json at write time and verified by every reader.
 # xxh3-128 hashes ~20 GB/s on one core (blake2b 0.56, sha256 1.7, crc32 2.2 GB/s here), and the
 # embeddings are hashed in the same pass that checks their values, so verifying costs little
@@ -59,6 +63,7 @@ class EmbeddingSet:
     embeddings: np.ndarray
     labels: np.ndarray
     meta: dict = field(default_factory=dict)
+    ids: np.ndarray | None = None  # [N] int64 image identities, where the set records them
 
     @property
     def dim(self) -> int:
@@ -113,30 +118,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def save_embeddings(
-    path: str | os.PathLike, embeddings, labels, meta: dict | None = None, where: str | None = None
+    path: str | os.PathLike,
+    embeddings,
+    labels,
+    meta: dict | None = None,
+    where: str | None = None,
+    ids=None,
 ) -> Path:
     """Write an embedding set atomically: a directory (default) or a single `.npz` file.
 
     The arrays are checked as float32 (values beyond its range become inf and are reported);
-    errors name `where` (default: `path`).
+    errors name `where` (default: `path`). `ids`: each row's image identity (distinct
+    integers), stored beside the arrays.
     """
     with np.errstate(over="ignore"):  # reported by the check, naming the file
         embeddings = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
     labels = np.asarray(labels, dtype=np.int64)
     _check_arrays(embeddings, labels, where or str(path))
+    if ids is not None:
+        ids = _checked_ids(ids, labels.shape[0], where or str(path))
     meta = dict(meta or {})
     meta.update(n=int(embeddings.shape[0]), dim=int(embeddings.shape[1]))
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".npz":
+            extra = {} if ids is None else {"ids": ids}
             with open(tmp, "wb") as fh:
-                np.savez(fh, embeddings=embeddings, labels=labels, meta=json.dumps(meta))
+                np.savez(fh, embeddings=embeddings, labels=labels, meta=json.dumps(meta), **extra)
         else:
             tmp.mkdir()
             np.save(tmp / EMBEDDINGS_FILE, embeddings)
             np.save(tmp / LABELS_FILE, labels)
+            files = [EMBEDDINGS_FILE, LABELS_FILE]
+            if ids is not None:
+                np.save(tmp / IDS_FILE, ids)
+                files.append(IDS_FILE)
             # Hashed from the files as written (still in the page cache): header bytes included.
-            meta["checksums"] = {f: file_checksum(tmp / f) for f in (EMBEDDINGS_FILE, LABELS_FILE)}
+            meta["checksums"] = {f: file_checksum(tmp / f) for f in files}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -179,7 +197,8 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
         _scan_embeddings(
             embeddings, str(path), emb_file, None if expected is None else expected[EMBEDDINGS_FILE]
         )
-        return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta)
+        ids = _load_ids(path, expected, labels.shape[0])
+        return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta, ids=ids)
     else:
         _check_npz_signature(path)
         try:
@@ -197,6 +216,7 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
                         f"'embeddings' (float, [N, D]) and 'labels' (int, [N]), found {npz.files}"
                     )
                 embeddings, labels = npz["embeddings"], npz["labels"]
+                ids = npz["ids"] if "ids" in npz.files else None
                 meta = (
                     _parse_meta(str(npz["meta"]), f"{path}: array 'meta'")
                     if "meta" in npz.files
@@ -210,7 +230,47 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
             ) from err
     labels = _as_int_labels(labels, str(path))
     _check_arrays(embeddings, labels, str(path))
-    return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta)
+    if ids is not None:
+        ids = _checked_ids(ids, labels.shape[0], f"{path}: array 'ids'")
+    return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta, ids=ids)
+
+
+def _load_ids(directory: Path, expected: dict | None, n: int) -> np.ndarray | None:
+    """A directory's image identities, verified like its arrays; None where it has none."""
+    ids_file = directory / IDS_FILE
+    listed = expected is not None and IDS_FILE in expected
+    if not ids_file.exists():
+        if listed:
+            raise EmbeddingFileError(
+                f"{directory}: {IDS_FILE} is listed in {META_FILE}'s checksums but missing; "
+                f"{_regenerate_hint(directory)}"
+            )
+        return None
+    if listed:
+        _verify_checksum(ids_file, expected[IDS_FILE], directory)
+    try:
+        ids = np.load(ids_file, allow_pickle=False)
+    except ValueError as err:
+        raise EmbeddingFileError(f"{ids_file}: cannot read the image ids ({err})") from err
+    return _checked_ids(ids, n, str(ids_file))
+
+
+def _checked_ids(ids, n: int, where: str) -> np.ndarray:
+    """Image identities as int64 [n], distinct, or an EmbeddingFileError naming `where`."""
+    ids = np.asarray(ids)
+    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+        raise EmbeddingFileError(
+            f"{where}: image ids must be {n} integers (one per row), got shape {ids.shape} "
+            f"of {ids.dtype}"
+        )
+    ids = ids.astype(np.int64)
+    unique, counts = np.unique(ids, return_counts=True)
+    if unique.size < n:
+        raise EmbeddingFileError(
+            f"{where}: image ids must be distinct; id {int(unique[counts > 1][0])} appears "
+            f"{int(counts.max())} times"
+        )
+    return ids
 
 
 def import_embeddings(
@@ -226,7 +286,7 @@ def import_embeddings(
     `meta` (backbone, dataset, split) overrides the file's own and records where it came from.
     """
     found = load_embeddings(source)
-    x, y = found.embeddings, found.labels
+    x, y, ids = found.embeddings, found.labels, found.ids
     if classes is not None:
         present = set(np.unique(y).tolist())
         missing = sorted(set(classes) - present)
@@ -237,9 +297,10 @@ def import_embeddings(
             )
         keep = np.isin(y, classes)
         x, y = x[keep], y[keep]
+        ids = None if ids is None else ids[keep]
     meta = {**found.meta, **(meta or {}), "imported_from": str(source)}
     # float64 values beyond float32's range only show once stored: name the user's file.
-    return save_embeddings(destination, x, y, meta, where=f"{source} (as float32)")
+    return save_embeddings(destination, x, y, meta, where=f"{source} (as float32)", ids=ids)
 
 
 def _check_npz_signature(path: Path) -> None:

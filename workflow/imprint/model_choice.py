@@ -285,3 +285,79 @@ def gather_transferability(
     write_table(table, out)
     write_table(agreement, agreement_out)
     return table, agreement
+
+
+CONCAT_NORMALISATIONS = ("l2", "none")
+
+
+def concat_embeddings(
+    parts: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str],
+    normalise: str = "l2",
+    extra_meta: dict | None = None,
+) -> int:
+    """One backbone's embeddings as the concatenation of others' of the same images (Zhang &
+    Bottou's rich representations): rows are joined by image identity (each set's ids), not by
+    position; each part L2-normalised first (`normalise` "l2", so no part dominates by its
+    scale) or as stored ("none"). Rows come in the first part's order. Every part must hold
+    the same images with the same labels: a missing image, an extra one or a disagreeing
+    label is an error naming the parts. Returns the number of rows written.
+    """
+    from imprint.io import save_embeddings
+
+    if normalise not in CONCAT_NORMALISATIONS:
+        raise ValueError(
+            f"concat normalise '{normalise}' is not allowed; allowed: {', '.join(CONCAT_NORMALISATIONS)}"
+        )
+    if len(parts) < 2:
+        raise ValueError(f"a concatenated backbone needs two or more parts, got {list(names)}")
+    sets = [load_embeddings(p) for p in parts]
+    for name, path, found in zip(names, parts, sets, strict=True):
+        if found.ids is None:
+            raise ValueError(
+                f"{path} (part '{name}') records no image ids, so its rows cannot be joined by "
+                "image: re-extract it, or give the .npz an 'ids' array (one integer per row)"
+            )
+    first = sets[0]
+    order = np.argsort(first.ids, kind="stable")
+    sorted_ids = first.ids[order]
+    blocks = []
+    for name, path, found in zip(names, parts, sets, strict=True):
+        position = np.searchsorted(sorted_ids, found.ids)
+        position = np.minimum(position, len(sorted_ids) - 1)
+        known = sorted_ids[position] == found.ids
+        if not known.all() or found.ids.size != first.ids.size:
+            only_second = found.ids[~known]
+            only_first = np.setdiff1d(first.ids, found.ids)
+            example = only_second[0] if only_second.size else only_first[0]
+            raise ValueError(
+                f"{path} (part '{name}') and {parts[0]} (part '{names[0]}') are not embeddings "
+                f"of the same images: {only_first.size} image id(s) only in '{names[0]}', "
+                f"{only_second.size} only in '{name}' (e.g. id {int(example)})"
+            )
+        # row_of[i]: the row of `found` holding the image of the first part's row i.
+        row_of = np.empty(first.ids.size, dtype=np.int64)
+        row_of[order[position]] = np.arange(found.ids.size)
+        labels = found.labels[row_of]
+        if not np.array_equal(labels, first.labels):
+            bad = int(np.flatnonzero(labels != first.labels)[0])
+            raise ValueError(
+                f"{path} (part '{name}') labels image id {int(first.ids[bad])} "
+                f"{int(labels[bad])}, {parts[0]} (part '{names[0]}') {int(first.labels[bad])}"
+            )
+        x = np.asarray(found.embeddings[row_of], dtype=np.float32)
+        if normalise == "l2":
+            norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+            x = (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        blocks.append(x)
+    meta = {
+        **(extra_meta or {}),
+        "concat": list(names),
+        "concat_normalise": normalise,
+        "part_dims": [int(b.shape[1]) for b in blocks],
+        "dataset": first.meta.get("dataset"),
+        "split": first.meta.get("split"),
+    }
+    save_embeddings(out, np.concatenate(blocks, axis=1), first.labels, meta, ids=first.ids)
+    return int(first.ids.size)

@@ -23,7 +23,9 @@ JOINED = [d for d, spec in config["datasets"].items() if len(spec["sources"]) > 
 SOURCES = sorted({s for spec in config["datasets"].values() for s in spec["sources"]})
 # Backbones that bring their own embedding files (`embeddings:`) and those extracted here.
 IMPORTED = [b for b, spec in config["backbones"].items() if spec.get("embeddings")]
-EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED]
+# Backbones made of others' embeddings of the same images (`concat:`), joined here.
+CONCAT = [b for b, spec in config["backbones"].items() if spec.get("concat")]
+EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED and b not in CONCAT]
 TABLE1 = config.get("table1", {}).get("experiments", [])
 USES_LS = {e: jobs.uses_ls(config, e) for e in config["experiments"]}
 # Imprinting jobs: small groups of one (experiment, dataset, backbone) share a job and its
@@ -137,6 +139,18 @@ def get_extraction_options(wildcards):
     # batch_size sets speed, not results: the script reads it from the config, so changing it
     # (a smaller GPU) does not rerun every extraction as a changed parameter would.
     return {k: v for k, v in config["extraction"].items() if k != "batch_size"}
+
+
+def get_concat_parts(wildcards):
+    return [
+        file
+        for part in config["backbones"][wildcards.backbone]["concat"]
+        for file in paths.embedding_files(
+            paths.EMBEDDINGS.format(
+                dataset=wildcards.dataset, backbone=part, split=wildcards.split
+            )
+        )
+    ]
 
 
 def get_mapping(wildcards):

@@ -77,3 +77,23 @@ rule import_embeddings:
         classes=get_dataset_classes,
     script:
         "../scripts/import_embeddings.py"
+
+
+# A backbone with `concat:` is made of others' embeddings of the same images (not in the paper):
+# joined by image id, each part L2-normalised first unless `normalise: none`.
+rule concat_embeddings:
+    input:
+        get_concat_parts,
+    output:
+        paths.embedding_files(paths.EMBEDDINGS),
+    log:
+        "logs/concat_embeddings/{dataset}/{backbone}/{split}.log",
+    wildcard_constraints:
+        backbone=alternation(CONCAT),
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        parts=lambda wildcards: config["backbones"][wildcards.backbone]["concat"],
+        normalise=lambda wildcards: config["backbones"][wildcards.backbone]["normalise"],
+    script:
+        "../scripts/concat_embeddings.py"

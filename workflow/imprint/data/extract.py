@@ -256,6 +256,14 @@ def first_per_class(dataset: Dataset, limit: int) -> Subset:
     return Subset(dataset, np.sort(keep).tolist())
 
 
+def source_indices(dataset: Dataset) -> np.ndarray:
+    """Each row's index in the dataset underneath every Subset (class selection, first n per
+    class): the image identity that joins several backbones' embeddings of it."""
+    if isinstance(dataset, Subset):
+        return source_indices(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
+    return np.arange(len(dataset), dtype=np.int64)
+
+
 def extract_to_file(
     backbone_name: str,
     dataset_name: str,
@@ -298,4 +306,4 @@ def extract_to_file(
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
-    return io.save_embeddings(out_path, embeddings, labels, meta)
+    return io.save_embeddings(out_path, embeddings, labels, meta, ids=source_indices(dataset))

@@ -113,12 +113,45 @@ def _check_registered_backbones(config: dict) -> None:
     from imprint.data.ls_lambda import LS_LAMBDA  # torch-free; the registry's names
 
     for name, spec in config["backbones"].items():
-        if not spec.get("embeddings") and name not in LS_LAMBDA:
+        if spec.get("concat"):
+            _check_concat(config, name, spec["concat"])
+        elif not spec.get("embeddings") and name not in LS_LAMBDA:
             raise ConfigError(
                 f"backbones.{name}: not a registered backbone (registered: "
                 f"{', '.join(sorted(LS_LAMBDA))}); register it in imprint/data/backbones.py, or "
                 "bring its embeddings with backbones.<name>.embeddings: <path pattern>"
             )
+
+
+def _check_concat(config: dict, name: str, parts: list) -> None:
+    """A concatenated backbone's parts are other, non-concatenated backbones of the config,
+    each once; with GEN ls or kls it needs its own λ (no registered value fits a new width)."""
+    backbones = config["backbones"]
+    for part in parts:
+        if part not in backbones:
+            raise ConfigError(
+                f"backbones.{name}.concat: '{part}' is not defined under backbones: (defined: "
+                f"{', '.join(b for b in backbones if b != name)})"
+            )
+        if part == name or backbones[part].get("concat"):
+            raise ConfigError(
+                f"backbones.{name}.concat: '{part}' is itself a concatenation; list its parts "
+                "instead"
+            )
+    if len(set(parts)) < len(parts):
+        raise ConfigError(f"backbones.{name}.concat: a part is listed twice in {parts}")
+    if backbones[name].get("embeddings"):
+        raise ConfigError(
+            f"backbones.{name}: 'concat' and 'embeddings' exclude each other (a backbone is made "
+            "of others or brings its own files)"
+        )
+    if backbones[name].get("ls_lambda") is None:
+        for experiment, exp in config["experiments"].items():
+            if name in exp["backbones"] and uses_ls(config, experiment):
+                raise ConfigError(
+                    f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
+                    f"this concatenated backbone's ridge λ: set backbones.{name}.ls_lambda"
+                )
 
 
 def validate_config(config: dict, schema_path: str | Path) -> None:
