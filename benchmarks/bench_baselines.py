@@ -23,7 +23,13 @@ import torch
 from bench_engine import gemm_seconds
 
 from imprint.analysis.similarity import linear_cka
-from imprint.analysis.transferability import h_score, logme, loo_knn_accuracy, ncti_components
+from imprint.analysis.transferability import (
+    h_score,
+    logme,
+    loo_knn_accuracy,
+    ncti_components,
+    tmi,
+)
 from imprint.engine.baselines import knn_predict, linear_probe
 
 
@@ -83,6 +89,7 @@ def main(argv=None) -> None:
         "NCTI's three terms",
         lambda: ", ".join(f"{k} {v:.3f}" for k, v in ncti_components(xtr, ytr).items()),
     )
+    timed("TMI (k = 3, Chebyshev)", lambda: f"{tmi(xtr, ytr):.3f}")
     timed("leave-one-out kNN (5,000 queries)", lambda: f"{loo_knn_accuracy(xtr, ytr):.2f} %")
     timed("linear CKA (train vs its square root)", lambda: f"{linear_cka(xtr, np.sqrt(xtr)):.4f}")
 

@@ -241,6 +241,7 @@ def test_probe_transferability_and_similarity_commands_on_digits(tmp_path, capsy
         "ncti_etf",
         "ncti_ncc",
         "ncti_vc",
+        "tmi",
         "nc1",
         "vci",
         "n_classes",

@@ -320,3 +320,44 @@ def test_ncti_without_shrinkage_uses_the_plain_discriminant():
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     assert terms["ncti_ncc"] == pytest.approx(p[np.arange(120), y].mean(), rel=1e-6)
+
+
+def _tmi_direct(x, y, k=3, min_distance=1.0):
+    """The Kozachenko-Leonenko estimate per class with scipy's k-d tree (max norm), as Xu &
+    Kang define TMI: the mean over classes of (n_c / n) · h_c."""
+    from scipy.spatial import cKDTree
+    from scipy.special import digamma
+
+    terms = []
+    for c in np.unique(y):
+        rows = x[y == c]
+        n_c, d = rows.shape
+        if n_c == 1:
+            terms.append(0.0)
+            continue
+        if n_c <= k:
+            continue
+        eps = cKDTree(rows).query(rows, k + 1, p=np.inf)[0][:, -1]
+        eps = np.maximum(eps, min_distance)
+        h = -digamma(k) + digamma(n_c) + d / n_c * np.log(2 * eps).sum()
+        terms.append(n_c / len(y) * h)
+    return float(np.mean(terms))
+
+
+def test_tmi_equals_the_kozachenko_leonenko_estimate_with_a_kd_tree():
+    from imprint.analysis.transferability import tmi
+
+    rng = np.random.default_rng(7)
+    y = np.r_[np.repeat([0, 1, 2], [40, 25, 60]), [3], [4, 4]]  # a 1-row and a 2-row class
+    x = (rng.normal(size=(len(y), 6)) * (1.0 + y[:, None])).astype(np.float32)
+    assert tmi(x, y) == pytest.approx(_tmi_direct(x.astype(np.float64), y), rel=1e-9)
+    # Distances under the floor count as the floor: a tight set gives D·log 2 per row.
+    tight = np.zeros((10, 4), np.float32)
+    tight[:, 0] = np.arange(10) * 0.01
+    from scipy.special import digamma
+
+    expected = (-digamma(3) + digamma(10) + 4 * math.log(2.0)) * 1.0
+    assert tmi(tight, np.zeros(10, int)) == pytest.approx(expected)
+    assert tmi(x, y, min_distance=0.0) == pytest.approx(
+        _tmi_direct(x.astype(np.float64), y, min_distance=0.0), rel=1e-9
+    )

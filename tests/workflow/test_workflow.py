@@ -218,7 +218,7 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
         assert row.n_classes == len(TINY["tasks"][row.task]) and 0 < row.loo_knn_accuracy <= 100
     agreement = pd.read_csv(workdir / "results/model_choice/transferability_agreement.csv")
     mean = agreement[agreement.task == "mean"]
-    assert len(mean) == 6 * 2  # estimators × (best imprinting, linear probe)
+    assert len(mean) == 7 * 2  # estimators × (best imprinting, linear probe)
     assert table.ncti.notna().all()
     assert agreement.tau.dropna().between(-1, 1).all()
     # CKA as Kornblith et al.'s HSIC ratio of the centred Gram matrices, from the test files.

@@ -289,7 +289,7 @@ def _add_model_choice(sub) -> None:
 
     tr = sub.add_parser(
         "transferability",
-        help="transferability estimates of a training embedding file (LogME, H-score, NCTI terms, leave-one-out kNN, NC1, VCI)",
+        help="transferability estimates of a training embedding file (LogME, H-score, NCTI terms, TMI, leave-one-out kNN, NC1, VCI)",
     )
     tr.add_argument("embeddings", help="training embeddings (.npz or directory)")
     tr.add_argument("--out", help="write the estimates as JSON here (default: print)")

@@ -145,7 +145,7 @@ def transferability_file(
 ) -> dict:
     """Transferability estimates of one training embedding file (after an optional mapping and
     class selection): LogME, H-score, leave-one-out kNN accuracy (5,000 seeded query rows),
-    NCTI's three terms (NCTI itself ranks several backbones: gather_transferability) and
+    TMI, NCTI's three terms (NCTI itself ranks several backbones: gather_transferability) and
     NC1/VCI as `imprint collapse` computes them."""
     from imprint.analysis.collapse import class_statistics, collapse_metrics
     from imprint.analysis.transferability import (
@@ -153,6 +153,7 @@ def transferability_file(
         logme,
         loo_knn_accuracy,
         ncti_components,
+        tmi,
     )
     from imprint.engine.tasks import remap_labels, task_rows
 
@@ -172,6 +173,7 @@ def transferability_file(
         "h_score": h_score(x, index),
         "loo_knn_accuracy": loo_knn_accuracy(x, index),
         **ncti_components(x, index),
+        "tmi": tmi(x, index),
         "nc1": float(collapse["nc1"]),
         "vci": float(collapse["vci"]),
         "n_classes": len(classes),

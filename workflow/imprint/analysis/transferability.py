@@ -14,6 +14,9 @@ H-score (Bao et al., ICIP 2019): tr(cov(f)⁻¹ cov(E[f | y])), the feature cova
 (pseudo-)inverse against the covariance of the class-conditional means (each row replaced by
 its class mean), both with the 1/n normalisation.
 
+TMI (Xu & Kang, ICCV 2023): the intra-class feature variance as a kNN estimate of the
+conditional entropy H(X | Y) (tmi).
+
 NCTI (Wang et al., ICCV 2023): how far the features are from neural collapse on the task,
 three terms of a shrunk linear discriminant analysis (ncti_components), combined across the
 candidate backbones (ncti_scores). Then the agreement of every estimator with the accuracies
@@ -227,11 +230,56 @@ def ncti_scores(etf, ncc, vc) -> np.ndarray:
     return scaled(ncc) + scaled(etf) - scaled(vc)
 
 
+TMI_NEIGHBOURS = 3
+TMI_MIN_DISTANCE = 1.0
+
+
+def tmi(
+    features: np.ndarray,
+    labels: np.ndarray,
+    k: int = TMI_NEIGHBOURS,
+    min_distance: float = TMI_MIN_DISTANCE,
+) -> float:
+    """TMI (Xu & Kang, ICCV 2023): the intra-class feature variance as the conditional entropy
+    H(X | Y) in nats, with the authors' estimator and defaults: per class c of n_c rows in D
+    dimensions, the Kozachenko-Leonenko entropy with the max norm,
+        h_c = −ψ(k) + ψ(n_c) + (D / n_c) Σ_i log(2 ε_i),
+    ε_i the Chebyshev distance from row i to its k-th nearest other row of the class, raised to
+    at least `min_distance` (their 1.0); then the mean over classes of (n_c / n) · h_c. As in
+    their code, a class of one row contributes 0 and a class of 2..k rows (no k-th neighbour)
+    is left out of the mean. Higher: more intra-class variance, expected to transfer better.
+    The neighbour lists are the engine's exact Chebyshev ones (engine/distances.py).
+    """
+    import torch
+    from scipy.special import digamma
+
+    from imprint.engine.aggregate import nearest_proxies
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    _, index = np.unique(np.asarray(labels), return_inverse=True)
+    n, dim = x.shape
+    terms = []
+    for c in range(int(index.max()) + 1):
+        rows = torch.from_numpy(x[index == c])
+        n_c = rows.shape[0]
+        if n_c <= 1:
+            terms.append(0.0)
+            continue
+        if n_c <= k:
+            continue
+        distances, _ = nearest_proxies(rows, rows, "chebyshev", k + 1)  # itself included
+        eps = np.maximum(distances[:, -1].numpy(), min_distance)
+        h = -digamma(k) + digamma(n_c) + dim / n_c * float(np.log(2.0 * eps).sum())
+        terms.append(n_c / n * h)
+    return float(np.mean(terms))
+
+
 # The estimators of a transferability table, each with the sign that makes "higher predicts a
 # better accuracy": NC1 and VCI measure how little the classes have collapsed, so they enter
 # negated.
 ESTIMATORS = {
     "ncti": 1.0,
+    "tmi": 1.0,
     "logme": 1.0,
     "h_score": 1.0,
     "loo_knn_accuracy": 1.0,

@@ -15,6 +15,7 @@ __all__ = ["draw_similarity", "draw_transferability", "plot_similarity", "plot_t
 
 ESTIMATOR_LABELS = {
     "ncti": "NCTI (across backbones)",
+    "tmi": "TMI (intra-class entropy)",
     "logme": "LogME",
     "h_score": "H-score",
     "loo_knn_accuracy": "leave-one-out kNN (%)",
