@@ -255,6 +255,9 @@ def test_report_holds_every_figure_with_its_caption(workdir):
         "table1.csv",
         "transferability.png",
         "similarity.png",
+        "transferability.csv",
+        "transferability_agreement.csv",
+        "digits.csv",
     ]:
         assert any(n.endswith(figure) for n in names), figure
     # Captions travel with the figures (words from workflow/report/*.rst).

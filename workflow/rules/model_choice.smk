@@ -26,8 +26,18 @@ rule gather_transferability:
         estimates=get_transferability_files,
         results=get_model_choice_results,
     output:
-        table=paths.TRANSFERABILITY_TABLE,
-        agreement=paths.TRANSFERABILITY_AGREEMENT,
+        table=report(
+            paths.TRANSFERABILITY_TABLE,
+            caption="../report/transferability_table.rst",
+            category="Model choice (not in the paper)",
+            labels={"table": "transferability estimates"},
+        ),
+        agreement=report(
+            paths.TRANSFERABILITY_AGREEMENT,
+            caption="../report/transferability_agreement.rst",
+            category="Model choice (not in the paper)",
+            labels={"table": "estimator agreement (weighted Kendall τ)"},
+        ),
     log:
         "logs/gather_transferability.log",
     conda:
@@ -69,7 +79,12 @@ rule compute_similarity:
     input:
         get_similarity_embeddings,
     output:
-        paths.SIMILARITY,
+        report(
+            paths.SIMILARITY,
+            caption="../report/similarity_table.rst",
+            category="Model choice (not in the paper)",
+            labels={"table": "linear CKA", "dataset": "{dataset}"},
+        ),
     log:
         "logs/compute_similarity/{dataset}.log",
     benchmark:
