@@ -263,3 +263,25 @@ def test_probe_transferability_and_similarity_commands_on_digits(tmp_path, capsy
     )
     cka = pd.read_csv(pairs)
     assert len(cka) == 1 and 0.9 < cka["cka"][0] < 1.0
+
+
+def test_concat_command_joins_by_image_id(tmp_path, capsys):
+    from imprint.io import load_embeddings, save_embeddings
+
+    x, y = load_digits(return_X_y=True)
+    x = (x[:50] / 16.0).astype(np.float32)
+    ids = np.arange(100, 150)
+    save_embeddings(tmp_path / "a.npz", x, y[:50], ids=ids)
+    order = np.random.default_rng(0).permutation(50)
+    save_embeddings(tmp_path / "b.npz", np.sqrt(x[order]), y[:50][order], ids=ids[order])
+    out = tmp_path / "ab"
+    args = ["concat", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(out)]
+    assert main([*args, "--normalise", "none"]) == 0
+    joined = load_embeddings(out)
+    np.testing.assert_array_equal(joined.embeddings, np.hstack([x, np.sqrt(x)]))
+    assert "joined 2 embedding sets by image id: 50 rows" in capsys.readouterr().out
+    save_embeddings(tmp_path / "c.npz", x, y[:50])  # no ids
+    assert (
+        main(["concat", str(tmp_path / "a.npz"), str(tmp_path / "c.npz"), "--out", str(out)]) == 2
+    )
+    assert "records no image ids" in capsys.readouterr().err

@@ -261,6 +261,14 @@ def _similarity(args) -> None:
         print(f"wrote {args.out}")
 
 
+def _concat(args) -> None:
+    from imprint.model_choice import concat_embeddings
+
+    names = [str(p) for p in args.embeddings]
+    n = concat_embeddings(args.embeddings, args.out, names, args.normalise)
+    print(f"joined {len(names)} embedding sets by image id: {n} rows → {args.out}")
+
+
 def _add_model_choice(sub) -> None:
     pr = sub.add_parser(
         "probe",
@@ -304,6 +312,20 @@ def _add_model_choice(sub) -> None:
     si.add_argument("embeddings", nargs="+", help="embedding files of the same images, same order")
     si.add_argument("--out", help="write the pairs as a table (.csv or .parquet)")
     si.set_defaults(func=_similarity)
+
+    co = sub.add_parser(
+        "concat",
+        help="one embedding set as the concatenation of others of the same images (by image id)",
+        description="Join embedding sets of the same images row by row by their image ids "
+        "(not by position), each part L2-normalised first unless --normalise none. Not in "
+        "the paper (Zhang & Bottou's rich representations).",
+    )
+    co.add_argument("embeddings", nargs="+", help="two or more embedding sets with image ids")
+    co.add_argument("--out", required=True, help="the joined set (directory or .npz)")
+    co.add_argument(
+        "--normalise", default="l2", choices=["l2", "none"], help="per part (default l2)"
+    )
+    co.set_defaults(func=_concat)
 
 
 def _add_cd(sub) -> None:
