@@ -33,7 +33,7 @@ from imprint.engine.generate import (
 )
 from imprint.engine.grid import CONFIG_KEYS, config_id
 from imprint.engine.kmedoids import pairwise_euclidean
-from imprint.engine.metrics import accuracy_percent, f1_per_class
+from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
 from imprint.engine.scores import Request, family_scores, row_norms
@@ -176,13 +176,17 @@ def generate(
     return out
 
 
-def _result_row(pred: torch.Tensor, truth: torch.Tensor, n_classes: int) -> dict:
+def _result_row(pred: torch.Tensor, task: _Task) -> dict:
+    truth, n_classes = task.truth, task.n_classes
     f1 = f1_per_class(pred, truth, n_classes)
-    return {
+    row = {
         "accuracy": accuracy_percent(pred, truth),
         "f1_macro": float(np.mean(f1)),
         "f1_per_class": json.dumps([round(v, 6) for v in f1]),
     }
+    if task.count_correct:
+        row["correct_per_class"] = json.dumps(correct_per_class(pred, truth, n_classes))
+    return row
 
 
 def evaluate_grid(
@@ -198,6 +202,7 @@ def evaluate_grid(
     progress: bool = False,
     ls_precision: str = DEFAULT_LS_PRECISION,
     data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
+    count_correct: bool = False,
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -208,6 +213,8 @@ def evaluate_grid(
     each configuration used, so rows that share work report the same seconds. ls/kls use
     `ls_lambda` and `ls_precision` (see generate.least_squares_weights). `data_names` are what
     errors call the training and test data (the command passes the file names).
+    `count_correct` adds a column correct_per_class: each class's correctly predicted test
+    rows (a JSON list in task order), from which accuracies over class subsets follow.
     """
     if ls_precision not in LS_PRECISIONS:
         raise ValueError(
@@ -225,6 +232,8 @@ def evaluate_grid(
         device,
         data_names,
     )
+    if count_correct:
+        task = dataclasses.replace(task, count_correct=True)
     _warn_fewshot_beyond_classes(configs, task)
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
@@ -268,6 +277,7 @@ class _Task:
     test_norms: dict[
         str, torch.Tensor
     ]  # float64 row norms of each test variant, shared by families
+    count_correct: bool = False  # results also count each class's correct test rows
 
     @property
     def n_classes(self) -> int:
@@ -357,7 +367,7 @@ def _probe(task: _Task, samples, seed: int, rows, presample_seconds: float, resu
     gen_seconds = presample_seconds + time.perf_counter() - t0
     for (norm_inf,), group in _group(rows, ["norm_inf"]).items():
         t0 = time.perf_counter()
-        res = _result_row(probe.predict(task.test[norm_inf]), task.truth, task.n_classes)
+        res = _result_row(probe.predict(task.test[norm_inf]), task)
         res.update(
             n_proxies=task.n_classes,
             gen_seconds=gen_seconds,
@@ -376,7 +386,7 @@ def _results_table(configs: pd.DataFrame, work: pd.DataFrame, results: dict) -> 
         [configs.reset_index(drop=True)[[*CONFIG_KEYS, "seed"]], pd.DataFrame(rows)], axis=1
     )
     out.insert(0, "config_id", [config_id(r) for r in out[list(CONFIG_KEYS)].to_dict("records")])
-    return out[RESULT_COLUMNS]
+    return out[RESULT_COLUMNS + (["correct_per_class"] if "correct_per_class" in out else [])]
 
 
 def _group(rows: list, fields: list[str]) -> dict[tuple, list]:
@@ -444,7 +454,7 @@ def _infer(task: _Task, raw, sample_norm_pre: str, rows, raw_seconds: float, res
             m = min(1 if row.agg == "max" else int(row.m), n_proxies)
             pred, vote_seconds = votes[key, row.weighting][m]
             seconds += vote_seconds
-        res = _result_row(pred, task.truth, task.n_classes)
+        res = _result_row(pred, task)
         res.update(
             n_proxies=n_proxies,
             gen_seconds=gen_seconds[row.norm_pre, row.norm_post],

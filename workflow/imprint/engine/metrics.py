@@ -1,4 +1,4 @@
-"""Top-1 accuracy in percent and one-vs-rest F1 per class."""
+"""Top-1 accuracy in percent, one-vs-rest F1 per class, correct predictions per class."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def f1_per_class(pred: torch.Tensor, truth: torch.Tensor, n_classes: int) -> lis
     denom = predicted + actual
     f1 = torch.where(denom > 0, 2.0 * tp / denom.clamp_min(1.0), torch.zeros_like(tp))
     return (f1 * 100.0).tolist()
+
+
+def correct_per_class(pred: torch.Tensor, truth: torch.Tensor, n_classes: int) -> list[int]:
+    """How many test rows of each class are predicted as that class."""
+    pred, truth = pred.long(), truth.long()
+    return torch.bincount(truth[pred == truth], minlength=n_classes).tolist()

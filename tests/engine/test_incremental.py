@@ -1,0 +1,143 @@
+"""Class-incremental imprinting: one session equals the ordinary evaluation, old proxies stay
+bit-identical, and a direct per-session computation of GEN mean agrees."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from imprint.engine.evaluate import evaluate_grid, generate, presample_classes, rows_by_class
+from imprint.engine.grid import expand_grid
+from imprint.engine.incremental import (
+    Protocol,
+    evaluate_incremental,
+    protocol_rows,
+    split_sessions,
+)
+from imprint.engine.normalize import apply_norm_post
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    return x[:1200], y[:1200], x[1200:], y[1200:]
+
+
+GRID = {
+    "seeds": [3, 8],
+    "norm_pre": ["none", "l2"],
+    "norm_inf": ["none", "l2"],
+    "gen": ["mean", "kmeans", "random", "fps", "all"],
+    "k": [1, 3],
+    "norm_post": ["none", "l2", "quantile"],
+}
+
+
+def test_one_session_of_every_class_is_the_ordinary_evaluation(digits):
+    xtr, ytr, xte, yte = digits
+    configs = expand_grid(GRID)
+    classes = [4, 1, 7, 0, 9]
+    plain = evaluate_grid(xtr, ytr, xte, yte, configs, classes=classes)
+    inc = evaluate_incremental(
+        xtr, ytr, xte, yte, configs, Protocol(sessions=(tuple(classes),)), joint=False
+    )
+    np.testing.assert_array_equal(inc["accuracy"], plain["accuracy"])
+    np.testing.assert_array_equal(inc["f1_per_class"], plain["f1_per_class"])
+    np.testing.assert_allclose(inc["accuracy_base"], plain["accuracy"])
+    assert inc["accuracy_new"].isna().all() and (inc["session"] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "gen", ["mean", "kmeans", "kmedoids", "fps", "random", "cov_max", "all", "none"]
+)
+def test_old_proxies_are_bit_identical_after_a_later_session(digits, gen):
+    xtr, ytr, _, _ = digits
+    protocol = Protocol(sessions=((3, 5, 8), (1, 6), (2,)), shots=5, seed=11)
+    rows_of = protocol_rows(ytr, protocol)
+    previous: dict = {}
+    seen: list = []
+    for session in protocol.sessions:
+        seen = [*seen, *session]
+        rows = np.sort(np.concatenate([rows_of[c] for c in seen]))
+        index = np.array([seen.index(v) for v in ytr[rows]])
+        train = rows_by_class(xtr, rows, index, len(seen), "cpu")
+        current = {}
+        for norm_pre in ("none", "l2"):
+            samples, state = presample_classes(train, norm_pre, "all", 0.0, 1.0, -1, 4, seen)
+            raw = generate(samples, gen, 3, 4, None, {}, state)
+            for norm_post in ("none", "l2", "quantile"):
+                key = (norm_pre, norm_post)
+                current[key] = apply_norm_post(raw, norm_post)
+                # The earlier classes come first and keep every bit of their proxies.
+                for old, now in zip(previous.get(key, []), current[key], strict=False):
+                    assert torch.equal(old, now), (gen, key)
+        previous = current
+
+
+def test_mean_imprinting_session_by_session_by_hand(digits):
+    xtr, ytr, xte, yte = digits
+    protocol = Protocol(
+        sessions=split_sessions([0, 1, 2, 3, 4, 5, 6], base=3, way=2), shots=4, seed=2
+    )
+    assert protocol.sessions == ((0, 1, 2), (3, 4), (5, 6))
+    configs = expand_grid({"seeds": [1], "gen": ["mean"]})  # NORMs none, AGG max
+    out = evaluate_incremental(xtr, ytr, xte, yte, configs, protocol)
+    rows_of = protocol_rows(ytr, protocol)
+    seen = []
+    for s, session in enumerate(protocol.sessions):
+        seen = [*seen, *session]
+        means = np.stack([xtr[rows_of[c]].astype(np.float64).mean(axis=0) for c in seen])
+        test = np.isin(yte, seen)
+        pred = np.array(seen)[np.argmax(xte[test] @ means.T, axis=1)]
+        truth = yte[test]
+        base = np.isin(truth, protocol.sessions[0])
+        row = out[(out.protocol == "incremental") & (out.session == s)].iloc[0]
+        assert row.accuracy == pytest.approx(100 * np.mean(pred == truth))
+        assert row.accuracy_base == pytest.approx(100 * np.mean(pred[base] == truth[base]))
+        if s == 0:
+            assert np.isnan(row.accuracy_new)
+        else:
+            new = 100 * np.mean(pred[~base] == truth[~base])
+            b = 100 * np.mean(pred[base] == truth[base])
+            assert row.accuracy_new == pytest.approx(new)
+            assert row.accuracy_harmonic == pytest.approx(2 * b * new / (b + new))
+        assert row.n_seen_classes == len(seen)
+    # Shots: 4 rows per new class, all rows per base class.
+    assert [len(rows_of[c]) for c in (0, 3, 6)] == [int((ytr == 0).sum()), 4, 4]
+    joint = out[out.protocol == "joint"].iloc[0]
+    means = np.stack([xtr[ytr == c].astype(np.float64).mean(axis=0) for c in seen])
+    test = np.isin(yte, seen)
+    pred = np.array(seen)[np.argmax(xte[test] @ means.T, axis=1)]
+    assert joint.accuracy == pytest.approx(100 * np.mean(pred == yte[test]))
+
+
+def test_shot_draws_do_not_depend_on_later_sessions():
+    y = np.repeat(np.arange(6), 20)
+    short = protocol_rows(y, Protocol(sessions=((0, 1), (2, 3)), shots=3, seed=5))
+    longer = protocol_rows(y, Protocol(sessions=((0, 1), (2, 3), (4, 5)), shots=3, seed=5))
+    for c in (0, 1, 2, 3):
+        np.testing.assert_array_equal(short[c], longer[c])
+    assert len(longer[5]) == 3 and len(longer[0]) == 20
+
+
+def test_refusals_name_what_is_not_incremental(digits):
+    xtr, ytr, xte, yte = digits
+    protocol = Protocol(sessions=((0, 1), (2,)))
+    with pytest.raises(ValueError, match="GEN ls is not incremental"):
+        evaluate_incremental(
+            xtr, ytr, xte, yte, expand_grid({"seeds": [1], "gen": ["ls"]}), protocol, ls_lambda=1.0
+        )
+    probe = expand_grid({"seeds": [1], "gen": ["linear_probe"]})
+    with pytest.raises(ValueError, match="GEN linear_probe is not incremental"):
+        evaluate_incremental(xtr, ytr, xte, yte, probe, protocol)
+    with pytest.raises(ValueError, match="fewshot -1"):
+        evaluate_incremental(
+            xtr, ytr, xte, yte, expand_grid({"seeds": [1], "fewshot": [5]}), protocol
+        )
+    with pytest.raises(ValueError, match="one session only"):
+        Protocol(sessions=((0, 1), (1, 2)))
+    with pytest.raises(ValueError, match="shots must be -1"):
+        Protocol(sessions=((0, 1),), shots=0)
+    with pytest.raises(ValueError, match="do not split into sessions of 3"):
+        split_sessions(range(10), base=5, way=3)
