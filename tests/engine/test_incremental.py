@@ -141,3 +141,45 @@ def test_refusals_name_what_is_not_incremental(digits):
         Protocol(sessions=((0, 1),), shots=0)
     with pytest.raises(ValueError, match="do not split into sessions of 3"):
         split_sessions(range(10), base=5, way=3)
+
+
+def test_the_incremental_command_on_digits_files(tmp_path, capsys, digits):
+    import pandas as pd
+    import yaml
+
+    from imprint.cli import main
+
+    xtr, ytr, xte, yte = digits
+    np.savez(tmp_path / "train.npz", embeddings=xtr, labels=ytr)
+    np.savez(tmp_path / "test.npz", embeddings=xte, labels=yte)
+    (tmp_path / "grid.yaml").write_text(
+        yaml.safe_dump({"seeds": [1], "gen": ["mean", "kmeans"], "k": [1, 3]})
+    )
+    common = ["--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
+    common += ["--grid", str(tmp_path / "grid.yaml"), "-q"]
+    out = tmp_path / "inc.csv"
+    args = ["incremental", *common, "--out", str(out), "--task", "all", "--base", "5", "--way", "1"]
+    assert main([*args, "--shots", "5", "--tag", "backbone=pixels"]) == 0
+    assert "6 sessions (5, 1, 1, 1, 1, 1 classes)" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert (table["backbone"] == "pixels").all()
+    assert sorted(table["session"].unique()) == [0, 1, 2, 3, 4, 5]
+    assert len(table) == 3 * (6 + 1)  # configurations × (sessions + joint)
+    same = [
+        "incremental",
+        *common,
+        "--out",
+        str(tmp_path / "same.csv"),
+        "--sessions",
+        "0,1,2,3,4/5/6/7/8/9",
+        "--shots",
+        "5",
+    ]
+    assert main(same) == 0
+    timings = ["gen_seconds", "inference_seconds"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "same.csv").drop(columns=timings),
+        table.drop(columns=["backbone", *timings]),
+    )
+    assert main(["incremental", *common, "--out", str(out), "--base", "5"]) == 2
+    assert "give --sessions, or --task with --base and --way" in capsys.readouterr().err

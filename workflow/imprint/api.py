@@ -176,6 +176,46 @@ def evaluate_groups(
     return results
 
 
+def incremental_files(
+    train: str | Path,
+    test: str | Path,
+    grid: str | Path | dict,
+    out: str | Path,
+    protocol,
+    mapping=None,
+    device: str | None = None,
+    progress: bool = True,
+    extra_columns: dict | None = None,
+) -> pd.DataFrame:
+    """Class-incremental evaluation (engine.incremental) of a grid on two embedding files:
+    one row per configuration × seed × session, and the joint upper bound; written to `out`."""
+    from imprint.engine.grid import expand_grid, load_grid
+    from imprint.engine.incremental import evaluate_incremental
+
+    check_table_path(out)
+    train_set, test_set = load_embeddings(train), load_embeddings(test)
+    check_pair(train, train_set, test, test_set)
+    where = "grid"
+    if not isinstance(grid, dict):
+        where, grid = load_grid(grid)
+    table = evaluate_incremental(
+        train_set.embeddings,
+        train_set.labels,
+        test_set.embeddings,
+        test_set.labels,
+        expand_grid(grid, where=where),
+        protocol,
+        mapping=load_mapping(mapping),
+        device=device,
+        progress=progress,
+        data_names=(f"training embeddings {train}", f"test embeddings {test}"),
+    )
+    for i, (name, value) in enumerate((extra_columns or {}).items()):
+        table.insert(i, name, value)
+    write_table(table, out)
+    return table
+
+
 def check_pair(train, train_set, test, test_set) -> None:
     """Refuse a training and a test set that cannot belong together (different backbones or
     datasets, as their metadata records, or the two splits swapped); warn where one file is

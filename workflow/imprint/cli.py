@@ -36,6 +36,35 @@ def _evaluate(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _incremental(args) -> None:
+    from imprint.api import incremental_files
+    from imprint.engine.incremental import Protocol, split_sessions
+
+    if args.sessions:
+        sessions = tuple(
+            tuple(parse_classes(part)) for part in args.sessions.split("/") if part.strip()
+        )
+    else:
+        if args.task is None or args.base is None or args.way is None:
+            raise ValueError("give --sessions, or --task with --base and --way")
+        sessions = split_sessions(parse_classes(args.task), args.base, args.way)
+    protocol = Protocol(sessions, args.shots, args.base_shots, args.protocol_seed)
+    incremental_files(
+        args.train,
+        args.test,
+        args.grid,
+        args.out,
+        protocol,
+        mapping=args.mapping,
+        device=args.device,
+        progress=not args.quiet,
+        extra_columns=parse_tags(args.tag),
+    )
+    print(
+        f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes); wrote {args.out}"
+    )
+
+
 def parse_tags(tags: list[str] | None) -> dict[str, str]:
     """--tag KEY=VALUE options as {KEY: VALUE}, in order; a repeated KEY is an error."""
     out: dict[str, str] = {}
@@ -165,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collapse(sub)
     _add_cd(sub)
     _add_model_choice(sub)
+    _add_incremental(sub)
     ch = sub.add_parser(
         "check-config",
         help="check a workflow config file as `snakemake -n` would (YAML, schema, names)",
@@ -267,6 +297,40 @@ def _concat(args) -> None:
     names = [str(p) for p in args.embeddings]
     n = concat_embeddings(args.embeddings, args.out, names, args.normalise)
     print(f"joined {len(names)} embedding sets by image id: {n} rows → {args.out}")
+
+
+def _add_incremental(sub) -> None:
+    inc = sub.add_parser(
+        "incremental",
+        help="class-incremental imprinting: classes arrive session by session",
+        description="Evaluate a grid as classes arrive in sessions (a base session, then "
+        "sessions of new classes, optionally n-shot): after each session the new classes' "
+        "proxies come from that session's rows only and every seen class is tested; plus the "
+        "all-at-once upper bound. One row per configuration x seed x session. Not in the "
+        "paper; GEN ls/kls and the linear probe are not incremental.",
+    )
+    inc.add_argument("--train", required=True, help="training embeddings (.npz or directory)")
+    inc.add_argument("--test", required=True, help="test embeddings (.npz or directory)")
+    inc.add_argument("--grid", required=True, help="grid YAML file, or paper:<name>")
+    inc.add_argument("--out", required=True, help="results table (.csv or .parquet)")
+    inc.add_argument(
+        "--sessions", help="classes per session, sessions split by '/', e.g. 0,1,2,3,4/5/6/7/8/9"
+    )
+    inc.add_argument("--task", help="the classes in arrival order (with --base and --way)")
+    inc.add_argument("--base", type=int, help="classes in the base session")
+    inc.add_argument("--way", type=int, help="new classes per later session")
+    inc.add_argument(
+        "--shots", type=int, default=-1, help="training rows per new class (default -1: all)"
+    )
+    inc.add_argument(
+        "--base-shots", type=int, default=-1, help="training rows per base class (default all)"
+    )
+    inc.add_argument("--protocol-seed", type=int, default=0, help="seed of the shot draws")
+    inc.add_argument("--mapping", help="YAML/JSON label mapping applied first")
+    inc.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a constant column")
+    inc.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    inc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    inc.set_defaults(func=_incremental)
 
 
 def _add_model_choice(sub) -> None:
