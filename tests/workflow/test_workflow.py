@@ -234,6 +234,45 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
     assert cka.cka.iloc[0] == pytest.approx(expected, rel=1e-6)
 
 
+def test_incremental_experiment_session_by_session(workdir):
+    from imprint.engine.incremental import Protocol, protocol_rows
+    from imprint.io import load_embeddings
+
+    res = pd.read_parquet(workdir / "results/imprint/sessions.parquet")
+    short = res[(res.task == "short") & (res.protocol == "incremental")]
+    assert sorted(short.session.unique()) == [0, 1]
+    assert set(res[res.task == "binary"].session) == {0}  # 2 classes: the base session only
+    # GEN mean, L2 everywhere but NORMpost none, after session 1 (classes 0, 1 then 2, 5-shot),
+    # computed here from the embedding files.
+    train = load_embeddings(workdir / "results/embeddings/digits/pixels/train")
+    test = load_embeddings(workdir / "results/embeddings/digits/pixels/test")
+    rows_of = protocol_rows(train.labels, Protocol(((0, 1), (2,)), shots=5))
+    assert [len(rows_of[c]) for c in (0, 1, 2)] == [30, 30, 5]
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    x = unit(np.asarray(train.embeddings, np.float64))
+    means = np.stack([x[rows_of[c]].mean(axis=0) for c in (0, 1, 2)])  # NORMpost none
+    keep = np.isin(test.labels, [0, 1, 2])
+    xt = unit(np.asarray(test.embeddings, np.float64)[keep])
+    pred = np.argmax(xt @ means.T, axis=1)
+    truth = test.labels[keep]
+    row = short[
+        (short.backbone == "pixels")
+        & (short.gen == "mean")
+        & (short.norm_post == "none")
+        & (short.session == 1)
+    ].iloc[0]
+    assert row.accuracy == pytest.approx(100 * np.mean(pred == truth))
+    assert row.accuracy_new == pytest.approx(100 * np.mean(pred[truth == 2] == 2))
+    best = pd.read_csv(workdir / "results/tables/sessions/best_incremental.csv")
+    assert set(best.gen) == {"mean", "kmeans", "all"} and best.joint_accuracy.notna().all()
+    summary = (workdir / "results/stats/sessions/summary.txt").read_text()
+    assert "ranked over 4 groups" in summary  # the last session of each (backbone, task)
+    for ext in ("pdf", "png"):
+        assert (
+            workdir / f"results/figures/sessions/incremental_curves.{ext}"
+        ).stat().st_size > 5000
+
+
 def test_report_holds_every_figure_with_its_caption(workdir):
     snakemake(workdir, "--report", "report.zip")
     with zipfile.ZipFile(workdir / "report.zip") as archive:
@@ -255,6 +294,7 @@ def test_report_holds_every_figure_with_its_caption(workdir):
         "table1.csv",
         "transferability.png",
         "similarity.png",
+        "incremental_curves.png",
         "transferability.csv",
         "transferability_agreement.csv",
         "digits.csv",

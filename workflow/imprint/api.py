@@ -176,21 +176,25 @@ def evaluate_groups(
     return results
 
 
-def incremental_files(
+def incremental_groups(
     train: str | Path,
     test: str | Path,
     grid: str | Path | dict,
     out: str | Path,
-    protocol,
-    mapping=None,
+    protocol: dict,
+    groups: list[dict],
     device: str | None = None,
     progress: bool = True,
-    extra_columns: dict | None = None,
 ) -> pd.DataFrame:
-    """Class-incremental evaluation (engine.incremental) of a grid on two embedding files:
-    one row per configuration × seed × session, and the joint upper bound; written to `out`."""
+    """Class-incremental evaluation (engine.incremental) of a grid on tasks of two embedding
+    files, one table: per group (evaluate_groups' classes, mapping, extra_columns) one row per
+    configuration × seed × session and the joint upper bound. `protocol`: explicit `sessions`
+    (lists of classes), or `base` and `way` splitting the group's classes in their order;
+    `shots`, `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
+    import pandas as pd
+
     from imprint.engine.grid import expand_grid, load_grid
-    from imprint.engine.incremental import evaluate_incremental
+    from imprint.engine.incremental import Protocol, evaluate_incremental, split_sessions
 
     check_table_path(out)
     train_set, test_set = load_embeddings(train), load_embeddings(test)
@@ -198,22 +202,35 @@ def incremental_files(
     where = "grid"
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
-    table = evaluate_incremental(
-        train_set.embeddings,
-        train_set.labels,
-        test_set.embeddings,
-        test_set.labels,
-        expand_grid(grid, where=where),
-        protocol,
-        mapping=load_mapping(mapping),
-        device=device,
-        progress=progress,
-        data_names=(f"training embeddings {train}", f"test embeddings {test}"),
-    )
-    for i, (name, value) in enumerate((extra_columns or {}).items()):
-        table.insert(i, name, value)
-    write_table(table, out)
-    return table
+    configs = expand_grid(grid, where=where)
+    tables = []
+    for group in groups:
+        sessions = protocol.get("sessions") or split_sessions(
+            group["classes"], protocol["base"], protocol["way"]
+        )
+        table = evaluate_incremental(
+            train_set.embeddings,
+            train_set.labels,
+            test_set.embeddings,
+            test_set.labels,
+            configs,
+            Protocol(
+                tuple(tuple(int(c) for c in s) for s in sessions),
+                int(protocol.get("shots", -1)),
+                int(protocol.get("base_shots", -1)),
+                int(protocol.get("protocol_seed", 0)),
+            ),
+            mapping=load_mapping(group.get("mapping")),
+            device=device,
+            progress=progress,
+            data_names=(f"training embeddings {train}", f"test embeddings {test}"),
+        )
+        for i, (name, value) in enumerate((group.get("extra_columns") or {}).items()):
+            table.insert(i, name, value)
+        tables.append(table)
+    results = pd.concat(tables, ignore_index=True)
+    write_table(results, out)
+    return results
 
 
 def check_pair(train, train_set, test, test_set) -> None:

@@ -37,28 +37,31 @@ def _evaluate(args) -> None:
 
 
 def _incremental(args) -> None:
-    from imprint.api import incremental_files
-    from imprint.engine.incremental import Protocol, split_sessions
+    from imprint.api import incremental_groups
+    from imprint.engine.incremental import split_sessions
 
     if args.sessions:
-        sessions = tuple(
-            tuple(parse_classes(part)) for part in args.sessions.split("/") if part.strip()
-        )
+        sessions = [parse_classes(part) for part in args.sessions.split("/") if part.strip()]
     else:
         if args.task is None or args.base is None or args.way is None:
             raise ValueError("give --sessions, or --task with --base and --way")
         sessions = split_sessions(parse_classes(args.task), args.base, args.way)
-    protocol = Protocol(sessions, args.shots, args.base_shots, args.protocol_seed)
-    incremental_files(
+    protocol = {
+        "sessions": sessions,
+        "shots": args.shots,
+        "base_shots": args.base_shots,
+        "protocol_seed": args.protocol_seed,
+    }
+    group = {"mapping": args.mapping, "extra_columns": parse_tags(args.tag)}
+    incremental_groups(
         args.train,
         args.test,
         args.grid,
         args.out,
         protocol,
-        mapping=args.mapping,
+        [group],
         device=args.device,
         progress=not args.quiet,
-        extra_columns=parse_tags(args.tag),
     )
     print(
         f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes); wrote {args.out}"

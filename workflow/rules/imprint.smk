@@ -27,6 +27,9 @@ rule imprint_grid:
         groups=get_batch_groups,
         ls_lambda=get_ls_lambda,
         ls_precision=get_ls_precision,
+        incremental=lambda wildcards: config["experiments"][wildcards.experiment].get(
+            "incremental"
+        ),
     script:
         "../scripts/imprint_grid.py"
 

@@ -3,7 +3,7 @@
 
 from _common import rule_log
 
-from imprint.api import evaluate_groups
+from imprint.api import evaluate_groups, incremental_groups
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
@@ -14,21 +14,27 @@ with rule_log(snakemake):  # noqa: F821
     wc = sm.wildcards
     grid = sm.input.grid_file if sm.input.get("grid_file") else sm.params.grid
     names = {"experiment": wc.experiment, "dataset": wc.dataset, "backbone": wc.backbone}
-    evaluate_groups(
-        embedding_dirs(sm.input.train)[0],
-        embedding_dirs(sm.input.test)[0],
-        dict(grid) if isinstance(grid, dict) else grid,
-        sm.output[0],
-        [
-            {
-                "classes": list(group["classes"]),
-                "mapping": dict(group["mapping"]) or None,
-                "extra_columns": names | {"mapping": group["name"], "task": group["task"]},
-            }
-            for group in sm.params.groups
-        ],
-        # Both None unless the grid has GEN ls/kls (planning resolves λ for the backbone).
-        ls_lambda=sm.params.ls_lambda,
-        ls_precision=sm.params.ls_precision,
-        progress=True,
-    )
+    groups = [
+        {
+            "classes": list(group["classes"]),
+            "mapping": dict(group["mapping"]) or None,
+            "extra_columns": names | {"mapping": group["name"], "task": group["task"]},
+        }
+        for group in sm.params.groups
+    ]
+    train, test = embedding_dirs(sm.input.train)[0], embedding_dirs(sm.input.test)[0]
+    grid = dict(grid) if isinstance(grid, dict) else grid
+    if sm.params.incremental:  # classes arrive session by session (engine/incremental.py)
+        incremental_groups(train, test, grid, sm.output[0], dict(sm.params.incremental), groups)
+    else:
+        evaluate_groups(
+            train,
+            test,
+            grid,
+            sm.output[0],
+            groups,
+            # Both None unless the grid has GEN ls/kls (planning resolves λ for the backbone).
+            ls_lambda=sm.params.ls_lambda,
+            ls_precision=sm.params.ls_precision,
+            progress=True,
+        )

@@ -203,3 +203,18 @@ def _session_columns(
         accuracy_new=new,
         accuracy_harmonic=harmonic,
     )
+
+
+def final_sessions(results: pd.DataFrame) -> pd.DataFrame:
+    """The incremental rows of each group's last session (what a final-session CD diagram
+    ranks); a table without session columns is returned as it is."""
+    if "session" not in results.columns:
+        return results
+    rows = results[results["protocol"] == "incremental"]
+    keys = [c for c in ("experiment", "backbone", "dataset", "mapping", "task") if c in rows]
+    last = (
+        rows.groupby(keys, sort=False)["session"].transform("max")
+        if keys
+        else rows["session"].max()
+    )
+    return rows[rows["session"] == last].drop(columns=INCREMENTAL_COLUMNS)

@@ -25,6 +25,7 @@ from imprint.analysis.ranking import (
     stack_tables,
 )
 from imprint.analysis.stats import CDResult, format_p
+from imprint.engine.incremental import final_sessions
 from imprint.figures import style
 
 __all__ = ["draw", "plot_cd_diagram"]
@@ -291,6 +292,8 @@ def draw(
     the methods are the values of `method` and the ranks those of the methods tested.
     """
     table, groups = stack_tables(named_tables(results), method, score, groups, seed)
+    # An incremental experiment is ranked on its last session (every class seen).
+    table = final_sessions(table)
     attributes = None
     if experiment is not None:
         table, attributes = configuration_methods(table, exclude_gen)

@@ -104,6 +104,13 @@ FIGURE_KINDS: dict[str, FigureKind] = {
         FigureKind("accuracy_vs_proxies", figure("accuracy_vs_proxies", "accuracy_vs_proxies")),
         FigureKind("fewshot_curves", figure("fewshot_curves", "fewshot_curves")),
         FigureKind(
+            "incremental_curves",
+            {
+                **figure("incremental_curves", "incremental_curves"),
+                "best_incremental": table("results/tables/{experiment}/best_incremental.csv"),
+            },
+        ),
+        FigureKind(
             "multimodal",
             {
                 **figure("multimodal", "multimodal"),

@@ -18,6 +18,34 @@ from imprint.planning.mappings import expand_mappings, resolve_classes, section_
 from imprint.planning.paths import SOURCES_DIR
 
 
+def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
+    """An incremental experiment's protocol splits each of its tasks, and its grid holds only
+    what is incremental (engine.incremental)."""
+    spec = exp["incremental"]
+    where = f"experiments.{name}.incremental"
+    if not spec.get("sessions") and ("base" not in spec or "way" not in spec):
+        raise ConfigError(f"{where}: give sessions (lists of classes), or base and way")
+    if not spec.get("sessions"):
+        for task in exp["tasks"]:
+            classes = config["tasks"][task]
+            if (
+                spec["base"] < 2
+                or spec["base"] > len(classes)
+                or (len(classes) - spec["base"]) % spec["way"]
+            ):
+                raise ConfigError(
+                    f"{where}: task {task} has {len(classes)} classes, which do not split into a "
+                    f"base session of {spec['base']} and sessions of {spec['way']}"
+                )
+    not_incremental = sorted(set(configs["gen"]) & {"ls", "kls", "linear_probe"})
+    if not_incremental or (configs["fewshot"] != -1).any():
+        what = f"GEN {', '.join(not_incremental)}" if not_incremental else "a few-shot n"
+        raise ConfigError(
+            f"experiments.{name}.grid: {what} is not incremental; an incremental grid takes "
+            "class-wise GENs and fewshot -1 (the protocol's shots select the rows)"
+        )
+
+
 def _check_experiment_names(config: dict) -> None:
     """table1.experiments and model_choice.experiments must name defined experiments."""
     named = [
@@ -79,7 +107,9 @@ def check_config(config: dict) -> None:
                 where += f" ({grid})"
                 grid = load_grid(grid)[1]
             if not packaged:
-                expand_grid(grid, where=where, with_seeds=False)
+                configs = expand_grid(grid, where=where, with_seeds=False)
+                if exp.get("incremental"):
+                    _check_incremental(config, name, exp, configs)
         except GridError as err:
             message = str(err)
             raise ConfigError(

@@ -1,0 +1,113 @@
+"""Class-incremental imprinting (not in the paper): accuracy against the session, per GEN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from imprint.engine.grid import describe_config
+from imprint.figures import style
+
+__all__ = ["draw", "plot_incremental_curves"]
+
+KEYS = ["backbone", "dataset", "mapping", "task", "config_id"]
+
+
+def plot_incremental_curves(results: pd.DataFrame):
+    """Seed-median accuracy on every class seen so far against the session, one line per GEN
+    (its configuration with the best last-session accuracy, mean over the panel's tasks);
+    panels per dataset × backbone; a hollow marker right of the last session: that
+    configuration's joint upper bound (every class at once, every training row)."""
+    where = "plot_incremental_curves"
+    if "session" not in results.columns:
+        raise ValueError(f"{where}: not an incremental experiment's table (no session column)")
+    med = (
+        results.groupby([*KEYS, "gen", "protocol", "session"], sort=False)["accuracy"]
+        .median()
+        .reset_index()
+    )
+    inc, joint = med[med["protocol"] == "incremental"], med[med["protocol"] == "joint"]
+    rows, cols = style.datasets(med["dataset"]), style.backbones(med["backbone"])
+    gens = style.gens(med["gen"])
+    fig, axes = style.facet_figure(len(rows), len(cols), sharey=False)
+    labels = {}
+    for i, dataset in enumerate(rows):
+        for j, backbone in enumerate(cols):
+            ax = axes[i, j]
+            panel = inc[(inc["dataset"] == dataset) & (inc["backbone"] == backbone)]
+            if panel.empty:
+                style.no_data(ax)
+                continue
+            curves = panel.groupby(["gen", "config_id", "session"])["accuracy"].mean()
+            last = int(panel["session"].max())
+            for gen in gens:
+                if gen not in curves.index.get_level_values(0):
+                    continue
+                by_config = curves[gen].unstack("session")
+                best = by_config[last].idxmax()
+                st = style.gen_style(gen)
+                x = by_config.columns.to_numpy()
+                ax.plot(
+                    x,
+                    by_config.loc[best].to_numpy(),
+                    color=st["color"],
+                    marker=st["marker"],
+                    linestyle=st["linestyle"],
+                    markersize=4,
+                )
+                bound = joint[
+                    (joint["dataset"] == dataset)
+                    & (joint["backbone"] == backbone)
+                    & (joint["config_id"] == best)
+                ]["accuracy"]
+                if len(bound):
+                    ax.plot(
+                        [last + 0.35],
+                        [bound.mean()],
+                        color=st["color"],
+                        marker=st["marker"],
+                        markerfacecolor="white",
+                        linestyle="",
+                    )
+                labels[gen] = st["label"]
+            ax.set_xticks(np.arange(last + 1))
+    style.label_facets(axes, rows, cols, "session (0: base)", "accuracy, seen classes (%)")
+    handles = [style.gen_handle(g) for g in labels]
+    handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle=""))
+    style.legend(fig, handles, [*labels.values(), "joint upper bound"])
+    fig.suptitle(
+        "Class-incremental imprinting: accuracy on the classes seen so far, per GEN "
+        "(best configuration at the last session)",
+        fontsize=style.TITLE_PT,
+    )
+    return fig
+
+
+def best_configurations(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, dataset, GEN): the configuration with the best last-session accuracy
+    (mean over tasks of the seed median), with its components and its joint upper bound."""
+    inc = results[results["protocol"] == "incremental"]
+    last = inc[inc["session"] == inc.groupby(KEYS[:4])["session"].transform("max")]
+    med = last.groupby([*KEYS, "gen"])[
+        ["accuracy", "accuracy_base", "accuracy_new", "accuracy_harmonic"]
+    ].median()
+    mean = med.groupby(["backbone", "dataset", "gen", "config_id"]).mean().reset_index()
+    best = mean.loc[mean.groupby(["backbone", "dataset", "gen"])["accuracy"].idxmax()]
+    configs = results.drop_duplicates("config_id").set_index("config_id")
+    best = best.assign(configuration=[describe_config(configs.loc[c]) for c in best["config_id"]])
+    joint = (
+        results[results["protocol"] == "joint"]
+        .groupby(["backbone", "dataset", "config_id"])["accuracy"]
+        .median()
+        .rename("joint_accuracy")
+    )
+    return best.merge(joint.reset_index(), on=["backbone", "dataset", "config_id"], how="left")
+
+
+def draw(results: pd.DataFrame, experiment: str | None = None) -> dict:
+    """The registry's entry point: the curves and the best configurations' table."""
+    return {
+        "incremental_curves": plot_incremental_curves(results),
+        "best_incremental": best_configurations(results),
+    }
