@@ -498,6 +498,35 @@ def _serve_cifar10(www, base, monkeypatch, rng):
     return images, labels, lambda bad: monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", bad)
 
 
+def _serve_cifar100(www, base, monkeypatch, rng):
+    """cifar-100-python.tar.gz: pickled 'train' and 'test' with uint8 rows and fine labels."""
+    import pickle
+
+    folder = www / "build100" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    images, labels = {}, {}
+    for split, n in (("train", 6), ("test", 3)):
+        chw = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 100, n).tolist()
+        with open(folder / split, "wb") as fh:
+            pickle.dump({"data": chw.reshape(n, -1), "fine_labels": y}, fh)
+        images[split], labels[split] = chw.transpose(0, 2, 3, 1), y
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, fh)
+    with tarfile.open(www / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="cifar-100-python")
+    sums = {name: md5(folder / name) for name in ("train", "test", "meta")}
+    cls = tvd.CIFAR100
+    monkeypatch.setattr(cls, "url", base + "cifar-100-python.tar.gz")
+    monkeypatch.setattr(cls, "tgz_md5", md5(www / "cifar-100-python.tar.gz"))
+    monkeypatch.setattr(cls, "train_list", [["train", sums["train"]]])
+    monkeypatch.setattr(cls, "test_list", [["test", sums["test"]]])
+    monkeypatch.setattr(
+        cls, "meta", {"filename": "meta", "key": "fine_label_names", "md5": sums["meta"]}
+    )
+    return images, labels, lambda bad: monkeypatch.setattr(cls, "tgz_md5", bad)
+
+
 def _patch_split_list(monkeypatch, cls, split_list):
     """Point cls.split_list (SVHN, USPS: split -> [url, file, md5]) at the served files; returns
     a function that swaps every md5 for a wrong one."""
@@ -549,6 +578,7 @@ def _serve_usps(www, base, monkeypatch, rng):
 TINY_SERVED = {
     "FashionMNIST": _serve_fashion,
     "CIFAR10": _serve_cifar10,
+    "CIFAR100": _serve_cifar100,
     "SVHN": _serve_svhn,
     "USPS": _serve_usps,
 }

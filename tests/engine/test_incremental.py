@@ -182,4 +182,38 @@ def test_the_incremental_command_on_digits_files(tmp_path, capsys, digits):
         table.drop(columns=["backbone", *timings]),
     )
     assert main(["incremental", *common, "--out", str(out), "--base", "5"]) == 2
-    assert "give --sessions, or --task with --base and --way" in capsys.readouterr().err
+    assert "give --protocol, --sessions, or --task with --base and --way" in capsys.readouterr().err
+
+
+def test_the_packaged_fscil_cifar100_protocol():
+    from imprint.engine.incremental import packaged_protocol
+
+    spec = packaged_protocol("fscil_cifar100")
+    sessions = spec["sessions"]
+    assert sessions[0] == list(range(60)) and len(sessions) == 9
+    assert [c for s in sessions[1:] for c in s] == list(range(60, 100))
+    ids = spec["session_ids"]
+    assert sorted(ids) == list(range(1, 9)) and all(len(v) == 25 for v in ids.values())
+    flat = [i for v in ids.values() for i in v]
+    assert len(set(flat)) == 200 and 0 <= min(flat) and max(flat) < 50_000
+    assert ids[1][:5] == (29774, 33344, 4815, 6772, 48317)  # session_2.txt of Tao et al.
+    with pytest.raises(ValueError, match="unknown protocol 'fscil'; packaged: fscil_cifar100"):
+        packaged_protocol("fscil")
+
+
+def test_listed_session_images_select_rows_by_image_id():
+    y = np.repeat(np.arange(4), 5)
+    ids = np.arange(100, 120)[::-1]  # row r shows image 119 - r: classes 2, 3 hold 109..100
+    protocol = Protocol(sessions=((0, 1), (2, 3)), session_ids={1: (109, 108, 104, 103, 102)})
+    rows = protocol_rows(y, protocol, ids=ids)
+    assert rows[0].tolist() == list(range(5))  # base: every row
+    assert sorted(ids[rows[2]].tolist()) == [108, 109] and sorted(ids[rows[3]].tolist()) == [
+        102,
+        103,
+        104,
+    ]
+    with pytest.raises(ValueError, match="record no image ids"):
+        protocol_rows(y, protocol)
+    empty = Protocol(sessions=((0, 1), (2, 3)), session_ids={1: (109, 108)})
+    with pytest.raises(ValueError, match="class 3: none of session 1's listed image ids"):
+        protocol_rows(y, empty, ids=ids)

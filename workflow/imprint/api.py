@@ -188,13 +188,19 @@ def incremental_groups(
 ) -> pd.DataFrame:
     """Class-incremental evaluation (engine.incremental) of a grid on tasks of two embedding
     files, one table: per group (evaluate_groups' classes, mapping, extra_columns) one row per
-    configuration × seed × session and the joint upper bound. `protocol`: explicit `sessions`
-    (lists of classes), or `base` and `way` splitting the group's classes in their order;
-    `shots`, `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
+    configuration × seed × session and the joint upper bound. `protocol`: a packaged
+    `protocol` name (engine.incremental.PACKAGED_PROTOCOLS), explicit `sessions` (lists of
+    classes), or `base` and `way` splitting the group's classes in their order; `shots`,
+    `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
     import pandas as pd
 
     from imprint.engine.grid import expand_grid, load_grid
-    from imprint.engine.incremental import Protocol, evaluate_incremental, split_sessions
+    from imprint.engine.incremental import (
+        Protocol,
+        evaluate_incremental,
+        packaged_protocol,
+        split_sessions,
+    )
 
     check_table_path(out)
     train_set, test_set = load_embeddings(train), load_embeddings(test)
@@ -203,6 +209,8 @@ def incremental_groups(
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
+    if protocol.get("protocol"):
+        protocol = {**protocol, **packaged_protocol(protocol["protocol"])}
     tables = []
     for group in groups:
         sessions = protocol.get("sessions") or split_sessions(
@@ -219,8 +227,10 @@ def incremental_groups(
                 int(protocol.get("shots", -1)),
                 int(protocol.get("base_shots", -1)),
                 int(protocol.get("protocol_seed", 0)),
+                protocol.get("session_ids"),
             ),
             mapping=load_mapping(group.get("mapping")),
+            train_ids=train_set.ids,
             device=device,
             progress=progress,
             data_names=(f"training embeddings {train}", f"test embeddings {test}"),

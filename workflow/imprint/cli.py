@@ -40,13 +40,16 @@ def _incremental(args) -> None:
     from imprint.api import incremental_groups
     from imprint.engine.incremental import split_sessions
 
-    if args.sessions:
+    if args.protocol:
+        sessions = None
+    elif args.sessions:
         sessions = [parse_classes(part) for part in args.sessions.split("/") if part.strip()]
     else:
         if args.task is None or args.base is None or args.way is None:
-            raise ValueError("give --sessions, or --task with --base and --way")
+            raise ValueError("give --protocol, --sessions, or --task with --base and --way")
         sessions = split_sessions(parse_classes(args.task), args.base, args.way)
     protocol = {
+        "protocol": args.protocol,
         "sessions": sessions,
         "shots": args.shots,
         "base_shots": args.base_shots,

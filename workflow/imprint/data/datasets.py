@@ -324,6 +324,8 @@ DATASETS: dict[str, Callable[[Path, str, bool, list[int] | None], Dataset]] = {
         "FashionMNIST", tvd.FashionMNIST, own_folder=True, split_arg="train"
     ),
     "CIFAR10": _torchvision("CIFAR10", tvd.CIFAR10, own_folder=False, split_arg="train"),
+    # CIFAR-100's 100 fine labels (the few-shot class-incremental protocol's dataset).
+    "CIFAR100": _torchvision("CIFAR100", tvd.CIFAR100, own_folder=False, split_arg="train"),
     "SVHN": _torchvision("SVHN", tvd.SVHN, own_folder=False, split_arg="split"),
     "USPS": _torchvision("USPS", tvd.USPS, own_folder=False, split_arg="train"),
     "MNIST-M": _label_filter(_mnist_m),

@@ -51,12 +51,16 @@ INCREMENTAL_COLUMNS = [
 @dataclasses.dataclass(frozen=True)
 class Protocol:
     """Sessions of class ids (after any mapping), base first; `shots` training rows per class
-    added after the base session (-1: all), `base_shots` per base class; `seed` draws them."""
+    added after the base session (-1: all), `base_shots` per base class; `seed` draws them;
+    `session_ids` fixes a session's training images instead (a published protocol)."""
 
     sessions: tuple[tuple[int, ...], ...]
     shots: int = -1
     base_shots: int = -1
     seed: int = 0
+    # {session index: image ids}: that session's classes train on exactly these images (a
+    # published protocol's lists; needs the training set's image ids) instead of drawn shots.
+    session_ids: Mapping[int, tuple[int, ...]] | None = None
 
     def __post_init__(self):
         classes = [c for session in self.sessions for c in session]
@@ -89,15 +93,35 @@ def split_sessions(classes: Sequence[int], base: int, way: int) -> tuple[tuple[i
 
 
 def protocol_rows(
-    labels: np.ndarray, protocol: Protocol, mapping: Mapping[int, int] | None = None
+    labels: np.ndarray,
+    protocol: Protocol,
+    mapping: Mapping[int, int] | None = None,
+    ids: np.ndarray | None = None,
 ) -> dict[int, np.ndarray]:
     """{class id: training rows the protocol gives it}: all rows, or `shots` of them drawn
-    without replacement by numpy's generator seeded with (seed, class id), in file order."""
+    without replacement by numpy's generator seeded with (seed, class id), in file order, or
+    the rows of a session's listed image ids (`ids`: the training set's image ids)."""
     classes = [c for session in protocol.sessions for c in session]
     rows, index = task_rows(labels, classes, mapping, where="training embeddings")
+    session_of = {c: s for s, session in enumerate(protocol.sessions) for c in session}
+    listed = dict(protocol.session_ids or {})
+    if listed and ids is None:
+        raise ValueError(
+            "the protocol lists each session's training images by id, but the training "
+            "embeddings record no image ids (re-extract them)"
+        )
     out = {}
     for i, c in enumerate(classes):
         mine = rows[index == i]
+        if session_of[c] in listed:
+            mine = mine[np.isin(ids[mine], listed[session_of[c]])]
+            if mine.size == 0:
+                raise ValueError(
+                    f"class {c}: none of session {session_of[c]}'s listed image ids is one of "
+                    "its training images (another dataset, or another class order?)"
+                )
+            out[c] = mine
+            continue
         shots = protocol.base_shots if c in protocol.sessions[0] else protocol.shots
         if 0 < shots < mine.size:
             rng = np.random.default_rng([int(protocol.seed), int(c)])
@@ -115,18 +139,20 @@ def evaluate_incremental(
     protocol: Protocol,
     mapping: Mapping[int, int] | None = None,
     joint: bool = True,
+    train_ids: np.ndarray | None = None,
     **options,
 ) -> pd.DataFrame:
     """Every configuration × seed of `configs` after every session of `protocol`, and (with
     `joint`) its all-at-once upper bound. `options` go to engine.evaluate.evaluate_grid
-    (device, progress, ls_precision, data_names). Columns: evaluate_grid's and
+    (device, progress, ls_precision, data_names); `train_ids`: the training rows' image ids,
+    for a protocol that lists its sessions' images. Columns: evaluate_grid's and
     INCREMENTAL_COLUMNS; protocol "incremental" or "joint"; accuracies in percent, NaN where
     a session has no new classes (the base session).
     """
     from imprint.engine.evaluate import evaluate_grid
 
     _check_incremental(configs)
-    rows_of = protocol_rows(train_labels, protocol, mapping)
+    rows_of = protocol_rows(train_labels, protocol, mapping, train_ids)
     _, test_index = task_rows(
         test_labels, [c for s in protocol.sessions for c in s], mapping, where="test embeddings"
     )
@@ -218,3 +244,22 @@ def final_sessions(results: pd.DataFrame) -> pd.DataFrame:
         else rows["session"].max()
     )
     return rows[rows["session"] == last].drop(columns=INCREMENTAL_COLUMNS)
+
+
+PACKAGED_PROTOCOLS = ("fscil_cifar100",)
+
+
+def packaged_protocol(name: str) -> dict:
+    """A published protocol shipped with the package: {sessions, session_ids} (data/<name>.yaml)."""
+    from importlib import resources
+
+    import yaml
+
+    if name not in PACKAGED_PROTOCOLS:
+        raise ValueError(f"unknown protocol '{name}'; packaged: {', '.join(PACKAGED_PROTOCOLS)}")
+    text = resources.files("imprint.data").joinpath(f"{name}.yaml").read_text()
+    spec = yaml.safe_load(text)
+    return {
+        "sessions": [list(s) for s in spec["sessions"]],
+        "session_ids": {int(k): tuple(v) for k, v in spec["session_ids"].items()},
+    }

@@ -23,9 +23,13 @@ def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
     what is incremental (engine.incremental)."""
     spec = exp["incremental"]
     where = f"experiments.{name}.incremental"
-    if not spec.get("sessions") and ("base" not in spec or "way" not in spec):
-        raise ConfigError(f"{where}: give sessions (lists of classes), or base and way")
-    if not spec.get("sessions"):
+    given = [k for k in ("protocol", "sessions") if spec.get(k)]
+    if len(given) > 1 or (not given and ("base" not in spec or "way" not in spec)):
+        raise ConfigError(
+            f"{where}: give one of protocol (a packaged one), sessions (lists of classes), or "
+            "base and way"
+        )
+    if not given:
         for task in exp["tasks"]:
             classes = config["tasks"][task]
             if (
