@@ -209,7 +209,7 @@ def incremental_groups(
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
-    if protocol.get("protocol"):
+    if protocol.get("protocol"):  # a packaged one: its sessions and image lists
         protocol = {**protocol, **packaged_protocol(protocol["protocol"])}
     tables = []
     for group in groups:

@@ -66,9 +66,10 @@ def _incremental(args) -> None:
         device=args.device,
         progress=not args.quiet,
     )
-    print(
-        f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes); wrote {args.out}"
+    what = args.protocol or (
+        f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes)"
     )
+    print(f"{what}; wrote {args.out}")
 
 
 def parse_tags(tags: list[str] | None) -> dict[str, str]:
@@ -321,6 +322,11 @@ def _add_incremental(sub) -> None:
     inc.add_argument("--out", required=True, help="results table (.csv or .parquet)")
     inc.add_argument(
         "--sessions", help="classes per session, sessions split by '/', e.g. 0,1,2,3,4/5/6/7/8/9"
+    )
+    inc.add_argument(
+        "--protocol",
+        choices=["fscil_cifar100"],
+        help="a packaged published protocol (its sessions and training image lists)",
     )
     inc.add_argument("--task", help="the classes in arrival order (with --base and --way)")
     inc.add_argument("--base", type=int, help="classes in the base session")
