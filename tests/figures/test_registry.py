@@ -39,6 +39,11 @@ FILES = {
         "results/figures/{experiment}/fewshot_curves.pdf",
         "results/figures/{experiment}/fewshot_curves.png",
     ],
+    "incremental_curves": [
+        "results/figures/{experiment}/incremental_curves.pdf",
+        "results/figures/{experiment}/incremental_curves.png",
+        "results/tables/{experiment}/best_incremental.csv",
+    ],
     "multimodal": [
         "results/figures/{experiment}/multimodal.pdf",
         "results/figures/{experiment}/multimodal.png",

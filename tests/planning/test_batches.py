@@ -43,7 +43,9 @@ def test_the_quickstart_packs_each_dataset_and_backbone_into_one_job():
         assert f"digits/{backbone}/none/all+even+odd+short.parquet" in got["components"]
     for backbone in ("pixels", "resnet18_random"):
         assert f"digits/{backbone}/{maps}/binary.parquet" in got["multimodal"]
-    assert sum(len(paths) for paths in got.values()) == 9  # 28 groups
+    for backbone in ("pixels", "pixels_random_relu", "resnet18_random"):
+        assert f"digits/{backbone}/none/all.parquet" in got["sessions"]
+    assert sum(len(paths) for paths in got.values()) == 12  # 31 groups
 
 
 def test_the_paper_packs_only_the_oracle():

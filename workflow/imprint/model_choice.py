@@ -262,7 +262,6 @@ def gather_transferability(
     from imprint.io import read_table
 
     results = [results] if isinstance(results, str | Path) else list(results)
-
     check_table_path(out)
     check_table_path(agreement_out)
     keys = ["dataset", "backbone", "mapping", "task"]
@@ -272,15 +271,14 @@ def gather_transferability(
     ]
     estimates = pd.DataFrame(rows)
     achieved = achieved_accuracies(pd.concat([read_table(r) for r in results]))
-    table = estimates.merge(achieved, on=["backbone", *keys[:1], *keys[2:]], how="left")
+    table = estimates.merge(achieved, on=keys, how="left")
     missing = table["best_imprinting"].isna()
     if missing.any():
         first = table.loc[missing, keys].iloc[0].tolist()
         raise ValueError(
             f"{', '.join(map(str, results))}: no imprinting result (presampling all, "
-            "few-shot -1) for "
-            f"{int(missing.sum())} transferability group(s), first {first}; the estimators "
-            "are compared with the accuracies of the same groups"
+            f"few-shot -1) for {int(missing.sum())} transferability group(s), first {first}; "
+            "the estimators are compared with the accuracies of the same groups"
         )
     table = with_ncti(table)  # NCTI compares the backbones of a task
     agreement = estimator_agreement(table)

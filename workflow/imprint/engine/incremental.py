@@ -157,34 +157,21 @@ def evaluate_incremental(
         test_labels, [c for s in protocol.sessions for c in s], mapping, where="test embeddings"
     )
     test_counts = np.bincount(test_index)
+
+    def evaluate(x, y, classes):
+        return evaluate_grid(
+            x, y, test_embeddings, test_labels, configs, classes=classes, mapping=mapping,
+            count_correct=True, **options,
+        )  # fmt: skip
+
     tables, seen = [], []
     for s, session in enumerate(protocol.sessions):
         seen = [*seen, *session]
         rows = np.sort(np.concatenate([rows_of[c] for c in seen]))
-        table = evaluate_grid(
-            train_embeddings[rows],
-            np.asarray(train_labels)[rows],
-            test_embeddings,
-            test_labels,
-            configs,
-            classes=seen,
-            mapping=mapping,
-            count_correct=True,
-            **options,
-        )
+        table = evaluate(train_embeddings[rows], np.asarray(train_labels)[rows], seen)
         tables.append(_session_columns(table, "incremental", s, protocol, test_counts))
-    if joint:
-        table = evaluate_grid(
-            train_embeddings,
-            train_labels,
-            test_embeddings,
-            test_labels,
-            configs,
-            classes=seen,
-            mapping=mapping,
-            count_correct=True,
-            **options,
-        )
+    if joint:  # every class at once, from every training row
+        table = evaluate(train_embeddings, train_labels, seen)
         last = len(protocol.sessions) - 1
         tables.append(_session_columns(table, "joint", last, protocol, test_counts))
     return pd.concat(tables, ignore_index=True)
