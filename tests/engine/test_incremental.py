@@ -217,3 +217,26 @@ def test_listed_session_images_select_rows_by_image_id():
     empty = Protocol(sessions=((0, 1), (2, 3)), session_ids={1: (109, 108)})
     with pytest.raises(ValueError, match="class 3: none of session 1's listed image ids"):
         protocol_rows(y, empty, ids=ids)
+
+
+def test_the_curves_draw_one_line_per_gen_and_agg_family(digits):
+    from imprint.figures.incremental_curves import draw
+
+    xtr, ytr, xte, yte = digits
+    grid = {"parts": [
+        {"seeds": [1], "gen": ["mean", "kmeans"], "k": [2]},
+        {"seeds": [1], "gen": ["mean", "kmeans"], "k": [2], "agg": ["mnn"],
+         "distance": ["euclidean"], "m": [3]},
+    ]}  # fmt: skip
+    table = evaluate_incremental(
+        xtr, ytr, xte, yte, expand_grid(grid), Protocol(split_sessions(range(6), 4, 1))
+    )
+    table = table.assign(backbone="pixels", dataset="digits", mapping="none", task="six")
+    out = draw(table)
+    ax = out["incremental_curves"].axes[0]
+    assert len(ax.lines) == 2 * 2 * 2  # GEN × AGG family × (curve, joint bound)
+    best = out["best_incremental"]
+    assert sorted(best["gen"]) == ["kmeans", "mean"]  # one best configuration per GEN
+    final = table[(table.protocol == "incremental") & (table.session == 2)]
+    for row in best.itertuples():
+        assert row.accuracy == final[final.gen == row.gen].accuracy.max()

@@ -14,24 +14,38 @@ __all__ = ["draw", "plot_incremental_curves"]
 KEYS = ["backbone", "dataset", "mapping", "task", "config_id"]
 
 
+AGG_DASHES = ("-", "--", ":", "-.")
+
+
+def agg_family(row) -> str:
+    """A configuration's AGG family: max, max-<distance> (1-NN) or mnn-<distance>."""
+    if row["agg"] == "max":
+        return "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
+    return f"mnn-{row['distance']}"
+
+
 def plot_incremental_curves(results: pd.DataFrame):
     """Seed-median accuracy on every class seen so far against the session, one line per GEN
-    (its configuration with the best last-session accuracy, mean over the panel's tasks);
-    panels per dataset × backbone; a hollow marker right of the last session: that
-    configuration's joint upper bound (every class at once, every training row)."""
+    and AGG family (its configuration with the best last-session accuracy, mean over the
+    panel's tasks; colour: GEN, dashes: AGG family where there are several); panels per
+    dataset × backbone; a hollow marker right of the last session: that configuration's joint
+    upper bound (every class at once, every training row)."""
     where = "plot_incremental_curves"
     if "session" not in results.columns:
         raise ValueError(f"{where}: not an incremental experiment's table (no session column)")
+    results = results.assign(family=[agg_family(r) for r in results.to_dict("records")])
     med = (
-        results.groupby([*KEYS, "gen", "protocol", "session"], sort=False)["accuracy"]
+        results.groupby([*KEYS, "gen", "family", "protocol", "session"], sort=False)["accuracy"]
         .median()
         .reset_index()
     )
     inc, joint = med[med["protocol"] == "incremental"], med[med["protocol"] == "joint"]
     rows, cols = style.datasets(med["dataset"]), style.backbones(med["backbone"])
-    gens = style.gens(med["gen"])
+    families = sorted(med["family"].unique(), key=lambda f: (f != "max", f))
+    dashes = {f: AGG_DASHES[n % len(AGG_DASHES)] for n, f in enumerate(families)}
+    lines = [(g, f) for g in style.gens(med["gen"]) for f in families]
     fig, axes = style.facet_figure(len(rows), len(cols), sharey=False)
-    labels = {}
+    drawn = set()
     for i, dataset in enumerate(rows):
         for j, backbone in enumerate(cols):
             ax = axes[i, j]
@@ -39,46 +53,38 @@ def plot_incremental_curves(results: pd.DataFrame):
             if panel.empty:
                 style.no_data(ax)
                 continue
-            curves = panel.groupby(["gen", "config_id", "session"])["accuracy"].mean()
+            curves = panel.groupby(["gen", "family", "config_id", "session"])["accuracy"].mean()
             last = int(panel["session"].max())
-            for gen in gens:
-                if gen not in curves.index.get_level_values(0):
+            bounds = joint[(joint["dataset"] == dataset) & (joint["backbone"] == backbone)]
+            for gen, family in lines:
+                if (gen, family) not in curves.index.droplevel([2, 3]):
                     continue
-                by_config = curves[gen].unstack("session")
+                by_config = curves[gen, family].unstack("session")
                 best = by_config[last].idxmax()
                 st = style.gen_style(gen)
-                x = by_config.columns.to_numpy()
-                ax.plot(
-                    x,
-                    by_config.loc[best].to_numpy(),
-                    color=st["color"],
-                    marker=st["marker"],
-                    linestyle=st["linestyle"],
-                    markersize=4,
-                )
-                bound = joint[
-                    (joint["dataset"] == dataset)
-                    & (joint["backbone"] == backbone)
-                    & (joint["config_id"] == best)
-                ]["accuracy"]
+                look = {"color": st["color"], "marker": st["marker"], "markersize": 4}
+                ax.plot(by_config.columns.to_numpy(), by_config.loc[best].to_numpy(),
+                        linestyle=dashes[family], **look)  # fmt: skip
+                bound = bounds[bounds["config_id"] == best]["accuracy"]
                 if len(bound):
-                    ax.plot(
-                        [last + 0.35],
-                        [bound.mean()],
-                        color=st["color"],
-                        marker=st["marker"],
-                        markerfacecolor="white",
-                        linestyle="",
-                    )
-                labels[gen] = st["label"]
+                    ax.plot([last + 0.35], [bound.mean()], linestyle="", markerfacecolor="white",
+                            **look)  # fmt: skip
+                drawn.add((gen, family))
             ax.set_xticks(np.arange(last + 1))
     style.label_facets(axes, rows, cols, "session (0: base)", "accuracy, seen classes (%)")
-    handles = [style.gen_handle(g) for g in labels]
+    gens = [g for g in style.gens(med["gen"]) if any(d[0] == g for d in drawn)]
+    handles = [style.gen_handle(g) for g in gens]
+    labels = [style.gen_style(g)["label"] for g in gens]
+    if len(families) > 1:
+        handles += [Line2D([], [], color="0.3", linestyle=dashes[f]) for f in families]
+        labels += [f"AGG {f}" for f in families]
     handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle=""))
-    style.legend(fig, handles, [*labels.values(), "joint upper bound"])
+    style.legend(fig, handles, [*labels, "joint upper bound"])
     fig.suptitle(
-        "Class-incremental imprinting: accuracy on the classes seen so far, per GEN "
-        "(best configuration at the last session)",
+        "Class-incremental imprinting: accuracy on the classes seen so far\n"
+        + "the best configuration per GEN"
+        + (" and AGG family" if len(families) > 1 else "")
+        + " at the last session",
         fontsize=style.TITLE_PT,
     )
     return fig
