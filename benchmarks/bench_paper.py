@@ -18,6 +18,10 @@ Which group is timed (`--timed`):
   shapes: one group per distinct true shape (rows per label, labels, embedding size) of each
     experiment, each group costing its shape's time: no cost model, more groups timed.
 
+An incremental experiment (experiments.<name>.incremental, not in the paper) costs one
+evaluation per session plus the joint bound; each is counted as the full task's evaluation (an
+upper bound: early sessions see fewer classes).
+
 Two totals per experiment:
   hours (× groups)  seconds per group × the group count, as the issue defines the estimate; with
                     --timed representative an upper bound wherever the representative is the
@@ -96,6 +100,7 @@ SOURCE_SIZES = {
     "MNIST": (60_000, 10_000, 10),
     "FashionMNIST": (60_000, 10_000, 10),
     "CIFAR10": (50_000, 10_000, 10),
+    "CIFAR100": (50_000, 10_000, 100),
     "MNIST-M": (59_001, 9_001, 10),
     "USPS": (7_291, 2_007, 10),
     "SVHN": (73_257, 26_032, 10),
@@ -391,6 +396,25 @@ def report_timing(exp: str, t: Timing) -> None:
         )
 
 
+def evaluations_per_group(config: dict, exp: str) -> int:
+    """How many evaluations of the grid one group costs: 1, or for an incremental experiment
+    its sessions plus the joint bound (each session re-imprints the seen classes; timing the
+    full task once and multiplying is an upper bound, the early sessions seeing fewer rows)."""
+    spec = config["experiments"][exp].get("incremental")
+    if not spec:
+        return 1
+    if spec.get("protocol"):
+        from imprint.engine.incremental import packaged_protocol
+
+        sessions = len(packaged_protocol(spec["protocol"])["sessions"])
+    elif spec.get("sessions"):
+        sessions = len(spec["sessions"])
+    else:
+        n = max(len(config["tasks"][t]) for t in config["experiments"][exp]["tasks"])
+        sessions = 1 + (n - spec["base"]) // spec["way"]
+    return sessions + 1
+
+
 def estimate_experiment(config: dict, mappings: dict, exp: str, args) -> dict:
     """Time the experiment's chosen group(s) and estimate all its groups: one table row."""
     groups = jobs.experiment_groups(config, exp)
@@ -417,6 +441,8 @@ def estimate_experiment(config: dict, mappings: dict, exp: str, args) -> dict:
         rep = timings[shape_of[chosen[0]]]
         ratio = sum(shape_of[g].weight for g in groups) / shape_of[chosen[0]].weight
         per_group, weighted, noise = rep.seconds, rep.seconds * ratio, rep.uncertainty * ratio
+    runs = evaluations_per_group(config, exp)
+    per_group, weighted, noise = per_group * runs, weighted * runs, noise * runs
     n_configs = configs["config_id"].nunique()
     return {
         "experiment": exp,
