@@ -68,7 +68,7 @@ class Protocol:
             raise ValueError(f"a protocol needs non-empty sessions, got {self.sessions}")
         if len(set(classes)) != len(classes):
             raise ValueError(f"a class may arrive in one session only, got {self.sessions}")
-        if len(self.sessions[0]) < 2 and len(self.sessions) > 0:
+        if len(self.sessions[0]) < 2:
             raise ValueError(
                 f"the base session needs at least 2 classes, got {list(self.sessions[0])}"
             )
