@@ -240,3 +240,16 @@ def test_the_curves_draw_one_line_per_gen_and_agg_family(digits):
     final = table[(table.protocol == "incremental") & (table.session == 2)]
     for row in best.itertuples():
         assert row.accuracy == final[final.gen == row.gen].accuracy.max()
+
+
+def test_summaries_of_an_incremental_table_read_its_last_session(digits):
+    from imprint.analysis.tables import seed_medians
+
+    xtr, ytr, xte, yte = digits
+    configs = expand_grid({"seeds": [1, 2], "gen": ["mean", "random"], "k": [2]})
+    table = evaluate_incremental(xtr, ytr, xte, yte, configs, Protocol(((0, 1, 2), (3,), (4,))))
+    table = table.assign(backbone="b", dataset="d", mapping="none", task="t")
+    med = seed_medians(table)
+    last = table[(table.protocol == "incremental") & (table.session == 2)]
+    expected = last.groupby("config_id").accuracy.median()
+    assert med.set_index("config_id").accuracy.to_dict() == expected.to_dict()

@@ -76,8 +76,12 @@ def seed_medians(results: pd.DataFrame) -> pd.DataFrame:
     experiments - count once, so seeds of one configuration are pooled across experiments.
     Columns: GROUP_COLUMNS, CONFIG_COLUMNS, `config_id` (when given), `accuracy` (median),
     `accuracy_min`, `accuracy_max`, `n_seeds` and the medians of f1_macro, n_proxies and the
-    timings when those columns exist. A missing mapping becomes "none".
+    timings when those columns exist. A missing mapping becomes "none". An incremental
+    experiment's table (session columns) counts its last session, every class seen.
     """
+    from imprint.engine.incremental import final_sessions
+
+    results = final_sessions(results)
     # Repeats dropped (stats.score_matrix refuses them): pooled experiments rerun configurations.
     check_columns(results, [*GROUP_COLUMNS, *CONFIG_COLUMNS, "seed", "accuracy"], "seed_medians")
     keys = [*GROUP_COLUMNS, *CONFIG_COLUMNS]
