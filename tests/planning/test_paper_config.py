@@ -245,3 +245,41 @@ def test_every_paper_experiment_has_ls_and_asks_for_float32(paper):
     assert all(uses_ls(paper, e) for e in paper["experiments"] if e not in NOT_IN_PAPER)
     assert not any(uses_ls(paper, e) for e in NOT_IN_PAPER)
     assert ls_precision(paper) == "float32"
+
+
+@pytest.mark.parametrize(
+    ("incremental", "grid_change", "message"),
+    [
+        (
+            {"base": 4, "way": 1},
+            {},
+            "experiments.fscil.incremental: task hundred: base session of 4 classes",
+        ),
+        (
+            {"base": 60, "way": 7},
+            {},
+            "experiments.fscil.incremental: task hundred: 40 classes after the base session do "
+            "not split into sessions of 7",
+        ),
+        (
+            {"protocol": "fscil_cifar100", "sessions": [[0, 1]]},
+            {},
+            "give one of protocol (a packaged one), sessions",
+        ),
+        (
+            {"protocol": "fscil_cifar100"},
+            {"gen": ["kls"]},
+            "experiments.fscil.grid: GEN kls is not incremental",
+        ),
+        ({"protocol": "fscil_cifar100"}, {"fewshot": [5]}, "an incremental grid takes fewshot -1"),
+    ],
+)
+def test_incremental_config_mistakes_name_the_key(paper, incremental, grid_change, message):
+    config = copy.deepcopy(paper)
+    exp = config["experiments"]["fscil"]
+    exp["incremental"] = incremental
+    exp["grid"] = {**exp["grid"], **grid_change}
+    if incremental.get("base") == 4:
+        config["tasks"]["hundred"] = [0, 1, 2]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(config)

@@ -151,7 +151,7 @@ def evaluate_incremental(
     """
     from imprint.engine.evaluate import evaluate_grid
 
-    _check_incremental(configs)
+    check_incremental_grid(configs)
     rows_of = protocol_rows(train_labels, protocol, mapping, train_ids)
     _, test_index = task_rows(
         test_labels, [c for s in protocol.sessions for c in s], mapping, where="test embeddings"
@@ -177,7 +177,9 @@ def evaluate_incremental(
     return pd.concat(tables, ignore_index=True)
 
 
-def _check_incremental(configs: pd.DataFrame) -> None:
+def check_incremental_grid(configs: pd.DataFrame) -> None:
+    """A ValueError unless every configuration is incremental (the planning checks call this
+    too, so a config fails at planning with the same reason)."""
     joint = sorted(set(configs["gen"]) & {*JOINT_GEN, PROBE_GEN})
     if joint:
         raise ValueError(

@@ -20,7 +20,9 @@ from imprint.planning.paths import SOURCES_DIR
 
 def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
     """An incremental experiment's protocol splits each of its tasks, and its grid holds only
-    what is incremental (engine.incremental)."""
+    what is incremental: engine.incremental's own checks, named by the config key."""
+    from imprint.engine.incremental import check_incremental_grid, split_sessions
+
     spec = exp["incremental"]
     where = f"experiments.{name}.incremental"
     given = [k for k in ("protocol", "sessions") if spec.get(k)]
@@ -31,23 +33,14 @@ def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
         )
     if not given:
         for task in exp["tasks"]:
-            classes = config["tasks"][task]
-            if (
-                spec["base"] < 2
-                or spec["base"] > len(classes)
-                or (len(classes) - spec["base"]) % spec["way"]
-            ):
-                raise ConfigError(
-                    f"{where}: task {task} has {len(classes)} classes, which do not split into a "
-                    f"base session of {spec['base']} and sessions of {spec['way']}"
-                )
-    not_incremental = sorted(set(configs["gen"]) & {"ls", "kls", "linear_probe"})
-    if not_incremental or (configs["fewshot"] != -1).any():
-        what = f"GEN {', '.join(not_incremental)}" if not_incremental else "a few-shot n"
-        raise ConfigError(
-            f"experiments.{name}.grid: {what} is not incremental; an incremental grid takes "
-            "class-wise GENs and fewshot -1 (the protocol's shots select the rows)"
-        )
+            try:
+                split_sessions(config["tasks"][task], spec["base"], spec["way"])
+            except ValueError as err:
+                raise ConfigError(f"{where}: task {task}: {err}") from None
+    try:
+        check_incremental_grid(configs)
+    except ValueError as err:
+        raise ConfigError(f"experiments.{name}.grid: {err}") from None
 
 
 def _check_experiment_names(config: dict) -> None:
