@@ -107,11 +107,26 @@ def test_bench_distances_runs_and_the_chosen_path_is_exact():
     assert chosen and all("bit-equal" in line and " rows" not in line for line in chosen), out
 
 
-def test_bench_engine_mixed_grid_reports_gemm_equivalents():
-    args = ("--grids", "mixed264", "--scale", "0.01", "--dim", "8", "--naive-sample", "0")
-    out = run_benchmark("bench_engine.py", *args).stdout
+def test_bench_engine_mixed_grids_report_gemm_equivalents_and_compare_results(tmp_path):
+    args = ("--grids", "mixed264", "mixed313", "--scale", "0.01", "--dim", "8")
+    out = run_benchmark(
+        "bench_engine.py", *args, "--naive-sample", "0", "--save", str(tmp_path)
+    ).stdout
     assert "= 1 GEMM-equivalent" in out
     assert re.search(r"mixed264: 264 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", out)
+    assert re.search(r"mixed313: 313 configurations in [\d.]+ s = [\d.]+ GEMM-equivalents", out)
+    # A kept table with one accuracy changed: --compare finds exactly that row.
+    kept = tmp_path / "mixed313.csv"
+    lines = kept.read_text().splitlines()
+    cells = lines[5].split(",")
+    at = lines[0].split(",").index("accuracy")
+    cells[at] = str(float(cells[at]) + 1e-9)
+    kept.write_text("\n".join([*lines[:5], ",".join(cells), *lines[6:]]) + "\n")
+    out = run_benchmark(
+        "bench_engine.py", *args, "--naive-sample", "0", "--compare", str(tmp_path)
+    ).stdout
+    assert "mixed264: 0 of 264 rows differ" in out and "(every accuracy and F1 equal)" in out
+    assert "mixed313: 1 of 313 rows differ" in out
 
 
 def test_bench_paper_prints_the_cost_table():

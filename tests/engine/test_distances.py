@@ -238,3 +238,20 @@ def test_cuda_gives_the_cuda_reference(distance):
     assert torch.equal(i, ref_i) and torch.equal(d, ref_d)
     _, cpu_i = nearest_proxies(test.cpu(), proxies.cpu(), distance, 50)
     assert torch.equal(i.cpu(), cpu_i)
+
+
+@pytest.mark.parametrize("largest", [True, False])
+@pytest.mark.parametrize(("width", "k"), [(4096, 5), (5000, 42), (60_007, 34), (300, 42)])
+def test_first_candidates_give_topks_values_and_their_own_columns(largest, width, k):
+    gen = torch.Generator().manual_seed(width + k)
+    smooth = torch.randn(40, width, generator=gen)
+    # Few distinct values: ties everywhere, the best values crowd into a few chunks.
+    tied = torch.randint(0, 4, (40, width), generator=gen).float()
+    crowded = smooth.clone()
+    crowded[:, 64:128] += 10.0 if largest else -10.0  # every best value in one chunk
+    for block in (smooth, tied, crowded):
+        values, cols = distances.first_candidates(block, k, largest=largest)
+        expected = torch.topk(block, k, dim=1, largest=largest, sorted=True).values
+        assert torch.equal(values, expected)
+        assert torch.equal(torch.gather(block, 1, cols), values)
+        assert all(len(set(row.tolist())) == k for row in cols)  # distinct columns

@@ -38,6 +38,9 @@ FIRST_EXTRA = 32
 # 1% on top of the bound: covers the rounding of the bound's own float64 arithmetic.
 BOUND_MARGIN = 1.01
 
+# Columns per chunk of first_candidates' pre-selection (64: fastest here of 32-256).
+CHUNK_COLUMNS = 64
+
 # Kernel tiling: 4 test rows share each proxy value loaded; 64 proxies (128 KiB at 512-d)
 # stay in L2 while every row of a task passes over them; a task is 32 test rows.
 _TILE = 64
@@ -64,6 +67,34 @@ def smallest_stable(block: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Te
     d, i = torch.gather(d, 1, by_column), torch.gather(i, 1, by_column)
     by_value = torch.argsort(d, dim=1, stable=True)
     return torch.gather(d, 1, by_value), torch.gather(i, 1, by_value)
+
+
+def first_candidates(
+    block: torch.Tensor, k: int, largest: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk(block, k, dim=1, largest, sorted=True) at a fraction of its cost on wide
+    blocks: the same values; among equal values the columns may differ, as topk's own do.
+
+    Columns in chunks of CHUNK_COLUMNS; topk then runs over the k chunks with the best maxima
+    (minima) and the tail. It finds the same values in a block without NaN: the j-th best
+    value v_j of a row lies in one of those chunks, or else k of them each hold a value at
+    least as good as v_j. (A
+    559 × 60,000 block, k = 42: 14 ms instead of 25 ms.)
+    """
+    n, width = block.shape
+    whole = width // CHUNK_COLUMNS
+    if whole < 4 * k:
+        return torch.topk(block, k, dim=1, largest=largest, sorted=True)
+    chunks = block[:, : whole * CHUNK_COLUMNS].unflatten(1, (whole, CHUNK_COLUMNS))
+    best = chunks.amax(dim=2) if largest else chunks.amin(dim=2)
+    chosen = torch.topk(best, k, dim=1, largest=largest, sorted=False).indices
+    offsets = torch.arange(CHUNK_COLUMNS, device=block.device)
+    cols = (chosen[:, :, None] * CHUNK_COLUMNS + offsets).flatten(1)
+    if whole * CHUNK_COLUMNS < width:
+        tail = torch.arange(whole * CHUNK_COLUMNS, width, device=block.device)
+        cols = torch.cat([cols, tail.expand(n, -1)], dim=1)
+    values, at = torch.topk(torch.gather(block, 1, cols), k, dim=1, largest=largest, sorted=True)
+    return values, torch.gather(cols, 1, at)
 
 
 @functools.cache
@@ -240,7 +271,7 @@ def _nearest_in_block(x, w, expand, approx, slack, r, distance, m):
     """Exact top-m of one chunk: candidates from the float32 block, exact rows where too many."""
     # One topk gives the m-th value and, for most rows, every candidate.
     first = min(approx.shape[1], 2 * m + FIRST_EXTRA)
-    values, cand = torch.topk(approx, first, dim=1, largest=False, sorted=True)
+    values, cand = first_candidates(approx, first, largest=False)
     threshold = candidate_threshold(values[:, m - 1], slack, r)
     counts = (values <= threshold[:, None]).sum(dim=1)
     more = counts == first  # candidates may go on past the first ones

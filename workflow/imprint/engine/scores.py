@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from imprint.engine.distances import rerank_batches, smallest_stable
+from imprint.engine.distances import first_candidates, rerank_batches, smallest_stable
 
 # Bound on the elements of one block of test rows × every proxy (float32: 4 bytes each).
 BLOCK_ELEMENTS = 2**25
@@ -217,7 +217,7 @@ class _Family:
             first = min(
                 block.shape[1], 2 * max((r.depth for r, _ in nearest), default=0) + FIRST_EXTRA
             )
-            top = torch.topk(block, first, dim=1, sorted=True) if nearest else None
+            top = first_candidates(block, first) if nearest else None
             for request, bound in by_score[name]:
                 if request.agg == "max":
                     out[request][rows] = self._max(block, bound, rows, request.view)
