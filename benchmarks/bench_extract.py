@@ -41,7 +41,8 @@ def per_image_pil(model, dataset, transform, device, workers: int) -> tuple[floa
     out = []
     synchronize(device)
     start = time.perf_counter()
-    with torch.no_grad():
+    # TF32 off, as the workflow path runs: the reference is float32 proper on any GPU.
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         for images, _ in loader:
             out.append(model(images.to(device)).float().cpu())
     synchronize(device)

@@ -76,7 +76,7 @@ if [[ -z ${GPU_CHECK_SMOKE:-} ]] && ! "$python" -c "import torch; assert torch.c
 fi
 
 step pytest_gpu "${limits[0]}" "$python" -m pytest -m gpu -p no:cacheprovider -q -rA \
-    tests/engine/test_evaluate.py tests/data/test_extract.py
+    tests/engine/test_evaluate.py tests/engine/test_distances.py tests/data/test_extract.py
 step bench_extract "${limits[1]}" "$python" benchmarks/bench_extract.py "${extract_args[@]}"
 step bench_engine_aggfixed "${limits[2]}" "$python" benchmarks/bench_engine.py \
     --grids aggfixed "${engine_args[@]}"

@@ -251,3 +251,15 @@ def test_cuda_extraction_matches_cpu(digits):
     images = image_array(subset).expand(-1, 3, -1, -1)
     on_gpu = batched_transform(transform)(images.cuda()).cpu()
     assert torch.equal(on_gpu, torch.stack([transform(to_rgb(im)) for im, _ in subset]))
+
+
+def test_unit_float_pixels_are_true_divisions_by_255():
+    from imprint.data.backbones import to_unit_float
+
+    values = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
+    expected = np.arange(256, dtype=np.float32).reshape(1, 16, 16) / np.float32(255.0)
+    assert np.array_equal(to_unit_float(values).numpy(), expected)
+    assert torch.equal(
+        to_unit_float(values),
+        torchvision.transforms.functional.convert_image_dtype(values, torch.float),
+    )

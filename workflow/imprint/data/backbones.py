@@ -67,6 +67,17 @@ def _tv(arch: str, head: str, dim: int, enum: str, **kw) -> BackboneSpec:
     )
 
 
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 → float32 in [0, 1], as TF.convert_image_dtype, by true division on every device.
+
+    CUDA divides by a Python scalar as a multiplication by its float32 reciprocal (one bit
+    off for about half of the 256 values); a 0-d tensor on the device is divided properly,
+    so the GPU batch gives the CPU's PIL-path pixels.
+    """
+    divisor = torch.full((), 255.0, dtype=torch.float32, device=images.device)
+    return images.to(torch.float32).div_(divisor)
+
+
 class PixelsTransform(nn.Module):
     """Resize to 16 x 16 and scale to [0, 1]; PIL images or uint8 tensors [..., C, H, W] alike.
 
@@ -77,7 +88,7 @@ class PixelsTransform(nn.Module):
         if isinstance(image, Image.Image):
             image = TF.pil_to_tensor(image)
         image = TF.resize(image, [PIXELS_SIZE, PIXELS_SIZE], antialias=True)
-        return TF.convert_image_dtype(image, torch.float)
+        return to_unit_float(image)
 
 
 def _pixels_transform(model: nn.Module, image_size: int | None) -> Callable:
@@ -107,7 +118,7 @@ class PresetOnBatches(nn.Module):
         if size != in_hw:
             images = resize_like_pil(images, size, self.interpolation)
         images = TF.center_crop(images, p.crop_size)
-        images = TF.convert_image_dtype(images, torch.float)
+        images = to_unit_float(images)
         return TF.normalize(images, mean=p.mean, std=p.std)
 
 

@@ -36,7 +36,7 @@ from imprint.engine.kmedoids import pairwise_euclidean
 from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
-from imprint.engine.scores import Request, family_scores, row_norms
+from imprint.engine.scores import Request, SharedTests, family_scores
 from imprint.engine.tasks import task_rows
 from imprint.engine.vocabulary import PROBE_GEN
 from imprint.io import progress_bar
@@ -274,9 +274,7 @@ class _Task:
     test: dict[str, torch.Tensor]  # by NORMinf: "none" (as stored) and "l2"
     truth: torch.Tensor  # class index (task order) of each test row
     device: torch.device
-    test_norms: dict[
-        str, torch.Tensor
-    ]  # float64 row norms of each test variant, shared by families
+    test_shared: SharedTests  # what every family of the test rows shares (norms, unit rows)
     count_correct: bool = False  # results also count each class's correct test rows
 
     @property
@@ -302,7 +300,7 @@ def _task_tensors(train, test, classes, mapping, device, data_names) -> _Task:
     ).to(device)
     truth = torch.from_numpy(test_index[test_order]).to(device)
     test_by_norm = {"none": test_raw, "l2": apply_norm(test_raw, "l2")}
-    return _Task(classes, by_class, test_by_norm, truth, device, row_norms(test_by_norm))
+    return _Task(classes, by_class, test_by_norm, truth, device, SharedTests.of(test_by_norm))
 
 
 def _with_draw_seeds(configs: pd.DataFrame) -> pd.DataFrame:
@@ -527,9 +525,9 @@ def _answers(task: _Task, raw, sample_norm_pre, proxies: dict, sizes: list, plan
                 name = next((n for n, v in views.items() if v is stored or _same(v, stored)), name)
                 views.setdefault(name, stored)
             requests.append(dataclasses.replace(request, view=name))
-        # The test rows' float64 norms once per task, not per family.
-        norms = task.test_norms if tests is task.test else None
-        out = family_scores(tests, views, sizes, requests, norms)
+        # The test rows' float64 norms and unit rows once per task, not per family.
+        shared = task.test_shared if tests is task.test else None
+        out = family_scores(tests, views, sizes, requests, shared)
         seconds = time.perf_counter() - t0
         answers.update({k: (out[r], seconds) for k, r in zip(keys, requests)})
     for key in [k for k in plan if k[0] == "list"]:

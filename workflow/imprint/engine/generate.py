@@ -212,7 +212,11 @@ def least_squares_weights(
         # Group by group, as the reference accumulates it (the same float32 rounding path).
         scatter = sum((g - mu).T @ (g - mu) for g in xs) / n_total
         means = torch.stack([g.mean(dim=0) for g in xs])  # [C, D] = Mᵀ
-        a = scatter + torch.outer(mu, mu) + ls_lambda * torch.eye(mu.shape[0], dtype=work)
+        a = (
+            scatter
+            + torch.outer(mu, mu)
+            + ls_lambda * torch.eye(mu.shape[0], dtype=work, device=mu.device)
+        )
         # Mᵀ as the transposed view of M [D, C], the reference's operand layout: BLAS rounds
         # differently for a contiguous [C, D] operand.
         w = torch.mm(means.T.contiguous().T, torch.linalg.inv(a)) * (1.0 / len(groups))

@@ -21,9 +21,10 @@ time in float64 and decide, ties going to the lower proxy (nearest lists) or the
                    not change them, so every view of a family shares one cosine list)
     euclidean      √(Σ (t_k - p_k)²)
 
-each computed pair by pair (torch.linalg.vecdot; torch.cdist without its matrix-product path),
-so a pair's value never depends on where the pair sits in a matrix: duplicate proxies and
-duplicate test rows tie exactly. (Norms are clamped below at 1e-12, as F.normalize does.)
+each computed pair by pair (torch.linalg.vecdot's elementwise product summed, by a fixed
+halving tree on a GPU; torch.cdist without its matrix-product path), so a pair's value never
+depends on where the pair sits in a matrix: duplicate proxies and duplicate test rows tie
+exactly. (Norms are clamped below at 1e-12, as F.normalize does.)
 
 The bound, per row i, in units of the score that is ranked (largest first): a floating-point
 dot product of D terms is within γ_D·Σ|x_k b_k| ≤ γ_D·‖x‖‖b‖ of the exact one in any order of
@@ -49,6 +50,8 @@ RERANK_ELEMENTS = 2**21
 EXACT_ROW_FRACTION = 0.25
 # Candidates taken with the first sort: 2·m + this; rows with more are counted over the row.
 FIRST_EXTRA = 32
+# A view of at most this many elements (8 MiB as float64) keeps a float64 copy to gather from.
+SMALL_VIEW_ELEMENTS = 2**20
 # On top of every bound: covers the float64 arithmetic that evaluates the bound itself.
 BOUND_MARGIN = 1.05
 SERVED = {("inner_product", "max"), ("cosine", "nearest"), ("euclidean", "nearest")}
@@ -73,12 +76,26 @@ def row_norms(tests: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {v: torch.linalg.vector_norm(t.to(torch.float64), dim=1) for v, t in tests.items()}
 
 
+@dataclass
+class SharedTests:
+    """What every family of one set of test rows shares, kept by the caller (one per task):
+    the float64 row norms of each variant, and the float64 unit rows that cosine references
+    read, made on first use (a family would otherwise redo both: 10 ms per family here)."""
+
+    norms: dict[str, torch.Tensor]
+    unit: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, tests: dict[str, torch.Tensor]) -> SharedTests:
+        return cls(row_norms(tests))
+
+
 def family_scores(
     tests: dict[str, torch.Tensor],
     views: dict[str, torch.Tensor],
     class_sizes: list[int],
     requests: list[Request],
-    test_norms: dict[str, torch.Tensor] | None = None,
+    shared: SharedTests | None = None,
 ) -> dict[Request, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
     """Every request of one family: {request: predictions [n]} for max, {request: (distances
     [n, m] float64, proxy indices [n, m])} for nearest, nearest first, ties to the lower proxy.
@@ -88,10 +105,10 @@ def family_scores(
     class by class (class_sizes rows each); every other view holds the same rows, each scaled
     by a positive factor and rounded (an L2 normalisation, or two), which the bound covers: a
     view that is not such a scaling of the base gives wrong answers. A view or test variant
-    a request names must be given. `test_norms`: row_norms(tests), where the caller keeps them
-    for many families of the same test rows (each would otherwise convert the rows to float64).
+    a request names must be given. `shared`: SharedTests.of(tests), where the caller keeps it
+    for many families of the same test rows.
     """
-    family = _Family.build(tests, views, class_sizes, test_norms)
+    family = _Family.build(tests, views, class_sizes, shared)
     requests = list(dict.fromkeys(requests))  # configurations that read the same answer
     out: dict = {}
     for request in requests:
@@ -156,7 +173,7 @@ class _Family:
     # "unit" (no stored view): β_j = 1/‖b_j‖, the scale of the base's directions
     view_sq_norm: dict[str, torch.Tensor]  # float64 ‖p_j‖² of each view's stored rows
     base_norm: torch.Tensor  # float64 ‖b_j‖
-    unit_test: torch.Tensor | None = None  # float64 x/‖x‖, made on first use
+    shared: SharedTests  # the test rows' float64 norms and unit rows
     # Two blocks reused for every block of test rows: the product and one derived score.
     # Fresh 128 MiB blocks would come from the OS each time and page-fault on first touch,
     # which cost more than the product itself (18 blocks of 559 × 60,000 here: 6.8 s against
@@ -164,7 +181,7 @@ class _Family:
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, tests, views, class_sizes, test_norms=None) -> _Family:
+    def build(cls, tests, views, class_sizes, shared=None) -> _Family:
         base = views["base"]
         dtype = approximate_dtype(tests["none"], base)
         b64 = torch.linalg.vector_norm(base.to(torch.float64), dim=1)
@@ -183,10 +200,11 @@ class _Family:
             starts.append(starts[-1] + int(size))
         if starts[-1] != base.shape[0]:
             raise ValueError(f"class sizes {class_sizes} do not add up to {base.shape[0]} proxies")
-        norms = row_norms(tests) if test_norms is None else test_norms
+        shared = SharedTests.of(tests) if shared is None else shared
+        norms = shared.norms
         nx = norms["none"]
         alpha = {v: torch.where(nx > 0, n / nx.clamp_min(NORM_EPS), 1.0) for v, n in norms.items()}
-        return cls(tests, views, starts, dtype, nx, alpha, norms, scale, sq, b64)
+        return cls(tests, views, starts, dtype, nx, alpha, norms, scale, sq, b64, shared)
 
     @property
     def n_test(self) -> int:
@@ -372,25 +390,35 @@ class _Family:
     def _reference(self, test_rows: torch.Tensor, proxies: torch.Tensor, request: Request):
         """float64 reference of every (test row, proxy) pair: proxies [len(test_rows), k].
 
-        Per-pair kernels (vecdot, cdist without its matrix-product path) whose value for a
+        Per-pair kernels (the elementwise product summed, cdist without its matrix-product path) whose value for a
         pair does not depend on the other pairs computed with it.
         """
         f64 = torch.float64
         if request.distance == "cosine":
             x = self._unit_test()[test_rows][:, None, :]
-            b = self.views["base"][proxies].to(f64)
-            cos = torch.linalg.vecdot(x, b) / self.base_norm[proxies].clamp_min(NORM_EPS)
-            return (1.0 - cos).clamp_min_(0.0)
-        p = self.views[request.view][proxies].to(f64)
+            cos = _dot(x, self._rows64("base", proxies))
+            return (1.0 - cos / self.base_norm[proxies].clamp_min(NORM_EPS)).clamp_min_(0.0)
+        p = self._rows64(request.view, proxies)
         if request.distance == "inner_product":
-            return torch.linalg.vecdot(self.tests["none"][test_rows].to(f64)[:, None, :], p)
+            return _dot(self.tests["none"][test_rows].to(f64)[:, None, :], p)
         t = self.tests[request.norm_inf][test_rows].to(f64)[:, None, :]
         return torch.cdist(t, p, compute_mode=DIRECT)[:, 0, :]
 
+    def _rows64(self, view: str, index: torch.Tensor) -> torch.Tensor:
+        """A view's rows at `index` (any shape) in float64, a fresh tensor: gathered from a
+        float64 copy of the whole view where that is small (it is gathered many times)."""
+        rows = self.views[view]
+        if rows.numel() > SMALL_VIEW_ELEMENTS:
+            return rows[index].to(torch.float64)
+        key = f"float64 {view}"
+        if key not in self.buffers:
+            self.buffers[key] = rows.to(torch.float64)
+        return self.buffers[key][index]
+
     def _unit_test(self) -> torch.Tensor:
-        if self.unit_test is None:
-            self.unit_test = _unit(self.tests["none"].to(torch.float64))
-        return self.unit_test
+        if self.shared.unit is None:
+            self.shared.unit = _unit(self.tests["none"].to(torch.float64))
+        return self.shared.unit
 
     # --- max: the class of the best inner product -------------------------------------------
 
@@ -440,6 +468,29 @@ class _Family:
             scores.scatter_reduce_(1, proxy_class[some], ref, reduce="amax")
             pred[local] = torch.argmax(scores, dim=1)  # the first maximum: the lower class
         return pred
+
+
+def _dot(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Σ_k x_k·p_k over the last dimension, pair by pair, in place in `rows` (a fresh tensor)
+    where shapes allow. On the CPU torch.linalg.vecdot's values (the elementwise product,
+    summed one pair at a time); elsewhere summed by halving, since a GPU's sum splits the
+    dimension by the shape of the whole batch: a pair's value would depend on its batch."""
+    in_place = rows.shape == torch.broadcast_shapes(rows.shape, x.shape)
+    product = rows.mul_(x) if in_place else rows * x
+    if product.device.type == "cpu":
+        return product.sum(dim=-1)
+    return halving_sum(product)
+
+
+def halving_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over the last dimension as a fixed tree of elementwise additions (zero-padded to a
+    power of two, then halves added): the same additions for an element whatever the shape."""
+    width = 1 << max(t.shape[-1] - 1, 0).bit_length()
+    t = torch.nn.functional.pad(t, (0, width - t.shape[-1]))
+    while width > 1:
+        width //= 2
+        t = t[..., :width] + t[..., width:]
+    return t[..., 0]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
