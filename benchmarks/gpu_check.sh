@@ -2,7 +2,7 @@
 # The GPU checks the CPU-only CI cannot run, as one bounded command for a borrowed GPU machine:
 #   1. pytest -m gpu             the engine and the extraction on CUDA equal the CPU's
 #   2. bench_extract.py          images/s per backbone, batched path vs per-image PIL (batch 64)
-#   3. bench_engine.py aggfixed  the §5.1 grids on CUDA, full MNIST size, one seed
+#   3. bench_engine.py aggfixed  the §5.1 grids and mixed313 on CUDA, full MNIST size, one seed
 #   4. bench_engine.py aggfocus
 # Each step has its own time limit in seconds (default GPU_CHECK_LIMITS="120 120 120 150", 8.5 min
 # in all, inside a 10-minute command limit), so one slow step cannot lose the others' numbers.
@@ -79,7 +79,7 @@ step pytest_gpu "${limits[0]}" "$python" -m pytest -m gpu -p no:cacheprovider -q
     tests/engine/test_evaluate.py tests/engine/test_distances.py tests/data/test_extract.py
 step bench_extract "${limits[1]}" "$python" benchmarks/bench_extract.py "${extract_args[@]}"
 step bench_engine_aggfixed "${limits[2]}" "$python" benchmarks/bench_engine.py \
-    --grids aggfixed "${engine_args[@]}"
+    --grids aggfixed mixed313 "${engine_args[@]}"
 step bench_engine_aggfocus "${limits[3]}" "$python" benchmarks/bench_engine.py \
     --grids aggfocus "${engine_args[@]}"
 cat "$summary"

@@ -254,14 +254,17 @@ def test_kmeans_kls_and_ls_share_fits_and_the_system_and_equal_the_references(di
     assert kls.accuracy == pytest.approx(100 * np.mean(pred == yte[task]), abs=1e-9)
 
 
-def test_kmedoids_without_room_to_cache_distances_gives_the_same_table(digits, monkeypatch):
-    import imprint.engine.evaluate
-
-    grid = {"gen": ["kmedoids"], "k": [1, 3, 5], "seeds": [0]}
-    cached = run(digits, grid, classes=[0, 1, 2])
-    monkeypatch.setattr(imprint.engine.evaluate, "KMEDOIDS_CACHE_BYTES", 0)
-    recomputed = run(digits, grid, classes=[0, 1, 2])
-    pd.testing.assert_frame_equal(cached.drop(columns=TIMING), recomputed.drop(columns=TIMING))
+def test_kmedoids_for_every_k_at_once_equals_each_k_alone(digits):
+    # One distance matrix per class serves every k of the grid; alone, each k makes its own.
+    together = run(digits, {"gen": ["kmedoids"], "k": [1, 3, 5, 200], "seeds": [0]}, [0, 1, 2])
+    alone = pd.concat(
+        [
+            run(digits, {"gen": ["kmedoids"], "k": [k], "seeds": [0]}, [0, 1, 2])
+            for k in (1, 3, 5, 200)
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(together.drop(columns=TIMING), alone.drop(columns=TIMING))
 
 
 def test_quantile_norm_order_follows_the_task(digits):

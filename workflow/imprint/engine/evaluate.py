@@ -32,7 +32,7 @@ from imprint.engine.generate import (
     select_proxies,
 )
 from imprint.engine.grid import CONFIG_KEYS, config_id
-from imprint.engine.kmedoids import pairwise_euclidean
+from imprint.engine.kmedoids import kmedoids_indices, pairwise_euclidean, total_distances
 from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import fewshot_sample, weibull_filter
@@ -41,9 +41,6 @@ from imprint.engine.tasks import task_rows
 from imprint.engine.vocabulary import PROBE_GEN
 from imprint.io import progress_bar
 
-# k-medoids keeps each class's n × n distances for the next k while they fit in this budget
-# (a paper grid on MNIST: 10 × 144 MB); larger classes are recomputed per k instead.
-KMEDOIDS_CACHE_BYTES = 2 * 2**30
 SAMPLE_KEYS = ["norm_pre", "presampling", "quantile_lo", "quantile_hi", "fewshot", "sample_seed"]
 RESULT_COLUMNS = [
     "config_id",
@@ -114,7 +111,6 @@ def generate(
     cache: dict | None = None,
     stream_state: torch.Tensor | None = None,
     ls_precision: str = DEFAULT_LS_PRECISION,
-    keep_distances: bool = True,
 ) -> list[torch.Tensor]:
     """Proxies per class for one (GEN, k, seed).
 
@@ -122,8 +118,8 @@ def generate(
     state presample_classes left), or start a generator seeded with `seed` when it is None.
     A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
     one seed. `cache` (one per training set) keeps what GENs of that set share: k-medoids'
-    pairwise distances across k (unless `keep_distances` is False: no k-medoids run of the
-    set follows), k-means fits for GEN kmeans and kls, ls's factored system.
+    medoids for every k (see _medoids), k-means fits for GEN kmeans and kls, ls's factored
+    system.
     """
     cache = {} if cache is None else cache
     if gen == PROBE_GEN:
@@ -151,29 +147,32 @@ def generate(
         generator.manual_seed(int(seed))
     else:
         generator.set_state(stream_state)
-    out = []
+    if gen == "kmedoids":
+        medoids = _medoids(samples, k, cache)
+        return [x[medoids[c, k]] if (c, k) in medoids else x for c, x in enumerate(samples)]
+    return [select_proxies(x, gen, k, generator) for x in samples]
+
+
+def _medoids(samples: list[torch.Tensor], k: int, cache: dict) -> dict:
+    """{(class, k): medoid indices} of k-medoids for k and every k the caller registered in
+    cache["kmedoids_ks"] (the k of this training set's grid): each class's distance matrix is
+    made once, in one block reused class after class, and read for all of them (its row
+    sums, the heuristic start, too). Classes with fewer samples than k have no entry."""
+    medoids = cache.setdefault("medoids", {})
+    ks = sorted({k, *cache.get("kmedoids_ks", ())})
+    block = None
     for c, x in enumerate(samples):
-        d = None
-        if gen == "kmedoids" and x.shape[0] >= k > 0:
-            d = cache.get(("distances", c))
-            if d is None:
-                n = x.shape[0]
-                held = sum(
-                    t.numel() * t.element_size()
-                    for key, t in cache.items()
-                    if key[0] == "distances"
-                )
-                if keep_distances and held + n * n * 4 <= KMEDOIDS_CACHE_BYTES:
-                    d = cache[("distances", c)] = pairwise_euclidean(x)
-                else:  # used once: one block for every class, its pages touched once
-                    spare = cache.get(("distance_block",))
-                    if spare is None or spare.numel() < n * n:
-                        spare = cache[("distance_block",)] = torch.empty(
-                            n * n, dtype=torch.float32, device=x.device
-                        )
-                    d = pairwise_euclidean(x, out=spare[: n * n].view(n, n))
-        out.append(select_proxies(x, gen, k, generator, distances=d))
-    return out
+        n = x.shape[0]
+        todo = [j for j in ks if 0 < j <= n and (c, j) not in medoids]
+        if not todo:
+            continue
+        if block is None or block.numel() < n * n:
+            block = torch.empty(n * n, dtype=torch.float32, device=x.device)
+        d = pairwise_euclidean(x, out=block[: n * n].view(n, n))
+        costs = total_distances(d)
+        for j in todo:
+            medoids[c, j] = kmedoids_indices(d, j, costs=costs).to(x.device)
+    return medoids
 
 
 def _result_row(pred: torch.Tensor, task: _Task) -> dict:
@@ -326,8 +325,8 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
     presample_seconds = time.perf_counter() - t0
     cache: dict = {}  # work the GENs of this training set share (see generate)
     by_gen = _group(rows, ["gen", "k", "gen_seed"])
-    last_kmedoids = max((i for i, key in enumerate(by_gen) if key[0] == "kmedoids"), default=-1)
-    for i, ((gen, k, gen_seed), by_proxies) in enumerate(by_gen.items()):
+    cache["kmedoids_ks"] = [int(k) for gen, k, _ in by_gen if gen == "kmedoids"]
+    for (gen, k, gen_seed), by_proxies in by_gen.items():
         if gen == PROBE_GEN:
             _probe(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
             bar.update(len(by_proxies))
@@ -342,11 +341,7 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             cache,
             stream_state,
             ls_precision,
-            keep_distances=i < last_kmedoids,
         )
-        if i == last_kmedoids:  # k-medoids' distances are not needed again: free them now
-            for key in [key for key in cache if key[0] in ("distances", "distance_block")]:
-                del cache[key]
         raw_seconds = presample_seconds + time.perf_counter() - t0
         _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)
         bar.update(len(by_proxies))

@@ -60,18 +60,24 @@ def total_distances(distances: torch.Tensor) -> torch.Tensor:
     return torch.cat([block.sum(dim=1, dtype=torch.float64) for block in distances.split(rows)])
 
 
-def heuristic_init(distances: torch.Tensor, k: int) -> torch.Tensor:
-    """The k points with the smallest row sums of the distance matrix, ties to the lower index."""
-    costs = total_distances(distances)
+def heuristic_init(
+    distances: torch.Tensor, k: int, costs: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The k points with the smallest row sums of the distance matrix, ties to the lower index
+    (`costs`: those row sums, total_distances(distances), where the caller has them)."""
+    costs = total_distances(distances) if costs is None else costs
     return torch.argsort(costs, stable=True)[:k]
 
 
-def kmedoids_indices(distances: torch.Tensor, k: int, max_iter: int = 300) -> torch.Tensor:
-    """Indices of the k medoids given a full distance matrix [n, n] (n >= k)."""
+def kmedoids_indices(
+    distances: torch.Tensor, k: int, max_iter: int = 300, costs: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Indices of the k medoids given a full distance matrix [n, n] (n >= k); `costs` as for
+    heuristic_init (one matrix read for many k)."""
     n = distances.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k-medoids needs 1 <= k <= n samples, got k={k}, n={n}")
-    medoids = heuristic_init(distances, k).clone()
+    medoids = heuristic_init(distances, k, costs).clone()
     for _ in range(max_iter):
         previous = medoids.clone()
         labels = torch.argmin(distances[medoids], dim=0)  # ties: the lower cluster index
