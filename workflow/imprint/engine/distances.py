@@ -78,8 +78,7 @@ def first_candidates(
     Columns in chunks of CHUNK_COLUMNS; topk then runs over the k chunks with the best maxima
     (minima) and the tail. It finds the same values in a block without NaN: the j-th best
     value v_j of a row lies in one of those chunks, or else k of them each hold a value at
-    least as good as v_j. (A
-    559 × 60,000 block, k = 42: 14 ms instead of 25 ms.)
+    least as good as v_j. (A 559 × 60,000 block, k = 42: 14 ms instead of 25 ms.)
     """
     n, width = block.shape
     whole = width // CHUNK_COLUMNS

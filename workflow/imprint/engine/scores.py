@@ -390,8 +390,8 @@ class _Family:
     def _reference(self, test_rows: torch.Tensor, proxies: torch.Tensor, request: Request):
         """float64 reference of every (test row, proxy) pair: proxies [len(test_rows), k].
 
-        Per-pair kernels (the elementwise product summed, cdist without its matrix-product path) whose value for a
-        pair does not depend on the other pairs computed with it.
+        Per-pair kernels (the elementwise product summed, cdist without its matrix-product
+        path) whose value for a pair does not depend on the other pairs computed with it.
         """
         f64 = torch.float64
         if request.distance == "cosine":
