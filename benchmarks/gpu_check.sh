@@ -4,8 +4,11 @@
 #   2. bench_extract.py          images/s per backbone, batched path vs per-image PIL (batch 64)
 #   3. bench_engine.py aggfixed  the §5.1 grids and mixed313 on CUDA, full MNIST size, one seed
 #   4. bench_engine.py aggfocus
-# Each step has its own time limit in seconds (default GPU_CHECK_LIMITS="120 120 120 150", 8.5 min
-# in all, inside a 10-minute command limit), so one slow step cannot lose the others' numbers.
+#   5. engine_cpu_vs_cuda        aggfixed and mixed313 at a tenth of the size on the CPU, then on
+#                                CUDA: how many of the results tables' rows differ (--compare)
+# Each step has its own time limit in seconds (default GPU_CHECK_LIMITS="120 120 110 140 60",
+# 9.2 min in all, inside a 10-minute command limit), so one slow step cannot lose the others'
+# numbers.
 # Logs go to $OUT (or results/gpu_check) as each step prints, a summary line per step last.
 #
 #   bash benchmarks/gpu_check.sh                 # on the GPU machine, from the repository root
@@ -19,7 +22,7 @@ set -uo pipefail
 out=${OUT:-results/gpu_check}
 mkdir -p "$out"
 python=${PYTHON:-python3}
-defaults=(120 120 120 150)
+defaults=(120 120 110 140 60)
 read -r -a limits <<<"${GPU_CHECK_LIMITS:-}"
 for i in "${!defaults[@]}"; do limits[i]=${limits[i]:-${defaults[i]}}; done
 export PYTHONPATH="$PWD/workflow${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -27,9 +30,11 @@ export PYTHONPATH="$PWD/workflow${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if [[ -n ${GPU_CHECK_SMOKE:-} ]]; then
     extract_args=(--backbones resnet18 --images 32 --workers 0)
     engine_args=(--scale 0.01 --naive-sample 0)
+    compare_args=(--grids aggfixed mixed313 --scale 0.01 --naive-sample 0) compare_device=cpu
 else
     extract_args=()
     engine_args=(--device cuda --naive-sample 0)
+    compare_args=(--grids aggfixed mixed313 --scale 0.1 --naive-sample 0) compare_device=cuda
 fi
 
 summary="$out/summary.txt"
@@ -82,5 +87,9 @@ step bench_engine_aggfixed "${limits[2]}" "$python" benchmarks/bench_engine.py \
     --grids aggfixed mixed313 "${engine_args[@]}"
 step bench_engine_aggfocus "${limits[3]}" "$python" benchmarks/bench_engine.py \
     --grids aggfocus "${engine_args[@]}"
+# $1 python, $2 the CPU's tables, $3 the device compared, then bench_engine's arguments.
+step engine_cpu_vs_cuda "${limits[4]}" bash -c '"$1" benchmarks/bench_engine.py "${@:4}" \
+    --device cpu --save "$2" && "$1" benchmarks/bench_engine.py "${@:4}" --device "$3" \
+    --compare "$2"' _ "$python" "$out/cpu_tables" "$compare_device" "${compare_args[@]}"
 cat "$summary"
 exit "$failed"

@@ -26,11 +26,15 @@ def test_gpu_check_script_runs_every_step(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     summary = (tmp_path / "summary.txt").read_text().splitlines()
     steps = ["pytest_gpu", "bench_extract", "bench_engine_aggfixed", "bench_engine_aggfocus"]
+    steps += ["engine_cpu_vs_cuda"]
     assert [line.split(":")[0] for line in summary] == steps
     assert all(": exit 0 after" in line for line in summary), summary
     assert "rel. error" in (tmp_path / "bench_extract.log").read_text()
-    assert "294 configurations in" in (tmp_path / "bench_engine_aggfixed.log").read_text()
+    engine = (tmp_path / "bench_engine_aggfixed.log").read_text()
+    assert "294 configurations in" in engine and "313 configurations in" in engine
     assert "2087 configurations in" in (tmp_path / "bench_engine_aggfocus.log").read_text()
+    compared = (tmp_path / "engine_cpu_vs_cuda.log").read_text()
+    assert "aggfixed: 0 of 294 rows differ" in compared and "mixed313: 0 of 313 rows" in compared
 
 
 def test_gpu_check_steps_end_at_their_limit_with_every_child(tmp_path):
@@ -50,7 +54,7 @@ def test_gpu_check_steps_end_at_their_limit_with_every_child(tmp_path):
         "OUT": str(tmp_path / "out"),
         "PYTHON": str(fake),
         "GPU_CHECK_SMOKE": "1",
-        "GPU_CHECK_LIMITS": "1 1 1 1",
+        "GPU_CHECK_LIMITS": "1 1 1 1 1",
     }
     done = subprocess.run(
         ["bash", "benchmarks/gpu_check.sh"],
@@ -62,7 +66,7 @@ def test_gpu_check_steps_end_at_their_limit_with_every_child(tmp_path):
     )
     assert done.returncode == 1
     summary = (tmp_path / "out/summary.txt").read_text().splitlines()
-    assert len(summary) == 4 and all("exit 124" in s and "(time limit)" in s for s in summary)
+    assert len(summary) == 5 and all("exit 124" in s and "(time limit)" in s for s in summary)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert left.stdout == "", "a step's child outlived its limit"
 
