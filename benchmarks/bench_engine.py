@@ -184,6 +184,9 @@ def main() -> None:
     p.add_argument("--save", type=Path, help="write each grid's results table to DIR/GRID.csv")
     p.add_argument("--compare", type=Path, help="compare with the tables --save wrote there")
     args = p.parse_args()
+    for name in args.grids if args.compare else []:
+        if not (args.compare / f"{name}.csv").is_file():
+            p.error(f"--compare {args.compare}: no {name}.csv there (write it with --save first)")
 
     n_train, n_test = int(6000 * args.scale), int(1000 * args.scale)
     xtr, ytr, xte, yte = synthetic(n_train, n_test, args.dim, 10, args.modes)

@@ -131,6 +131,15 @@ def test_bench_engine_mixed_grids_report_gemm_equivalents_and_compare_results(tm
     ).stdout
     assert "mixed264: 0 of 264 rows differ" in out and "(every accuracy and F1 equal)" in out
     assert "mixed313: 1 of 313 rows differ" in out
+    # Nothing kept to compare with: a clear error before any work.
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_engine.py", *args, "--compare", str(tmp_path / "no")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "workflow")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "no mixed264.csv there (write it with --save" in done.stderr
 
 
 def test_bench_paper_prints_the_cost_table():
