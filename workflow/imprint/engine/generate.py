@@ -105,13 +105,12 @@ def select_proxies(
     gen: str,
     k: int,
     generator: torch.Generator,
-    distances: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Proxies [k', D] of one class under a per-class GEN (every GEN but kmeans, ls and kls).
 
     k = -1, gen 'all', or a class with fewer samples than k: every sample is a proxy.
-    `distances`, if given, is this class's pairwise Euclidean matrix (k-medoids reuses it
-    across k). Draws for random, fps and none come from `generator`. kmeans, ls and kls are
+    Draws for random, fps and none come from `generator` (a grid's k-medoids share one
+    distance matrix per class across k: evaluate.generate). kmeans, ls and kls are
     fitted over a task's classes together (evaluate.generate sends them to kmeans_fit_many and
     joint_proxies).
     """
@@ -131,8 +130,7 @@ def select_proxies(
     if gen == "random":
         return x[torch.randperm(n, generator=generator)[:k].to(x.device)]
     if gen == "kmedoids":
-        d = pairwise_euclidean(x) if distances is None else distances
-        return x[kmedoids_indices(d, k).to(x.device)]
+        return x[kmedoids_indices(pairwise_euclidean(x), k).to(x.device)]
     if gen == "fps":
         return x[farthest_point_sampling(x, k, generator)]
     if gen == "cov_max":

@@ -168,12 +168,11 @@ class _Family:
     dtype: torch.dtype  # of the approximate product
     test_norm: torch.Tensor  # float64 ‖x_i‖ of the stored test rows
     test_scale: dict[str, torch.Tensor]  # float64 α_i: tests[v] row i = α_i·x_i (rounded)
-    test_view_norm: dict[str, torch.Tensor]  # float64 ‖t_i‖ of each test variant
     view_scale: dict[str, torch.Tensor]  # float64 β_j: view row j = β_j·b_j (rounded);
     # "unit" (no stored view): β_j = 1/‖b_j‖, the scale of the base's directions
     view_sq_norm: dict[str, torch.Tensor]  # float64 ‖p_j‖² of each view's stored rows
     base_norm: torch.Tensor  # float64 ‖b_j‖
-    shared: SharedTests  # the test rows' float64 norms and unit rows
+    shared: SharedTests  # float64 ‖t_i‖ of each test variant (norms) and the unit rows
     # Two blocks reused for every block of test rows: the product and one derived score.
     # Fresh 128 MiB blocks would come from the OS each time and page-fault on first touch,
     # which cost more than the product itself (18 blocks of 559 × 60,000 here: 6.8 s against
@@ -204,7 +203,7 @@ class _Family:
         norms = shared.norms
         nx = norms["none"]
         alpha = {v: torch.where(nx > 0, n / nx.clamp_min(NORM_EPS), 1.0) for v, n in norms.items()}
-        return cls(tests, views, starts, dtype, nx, alpha, norms, scale, sq, b64, shared)
+        return cls(tests, views, starts, dtype, nx, alpha, scale, sq, b64, shared)
 
     @property
     def n_test(self) -> int:
@@ -278,7 +277,7 @@ class _Family:
         # euclidean: d² = ‖t‖² - 2α·(β·G - h·‖p‖²), h = 1/(2α); score = β·G - h·‖p‖².
         h = self._half_inverse_alpha(request.norm_inf, rows)
         sq = self.view_sq_norm[view]
-        nt = self.test_view_norm[request.norm_inf][rows]
+        nt = self.shared.norms[request.norm_inf][rows]
         reach_p = float(sq.max().sqrt())
         bound = (
             dot_bound
