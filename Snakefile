@@ -5,12 +5,16 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+from imprint.planning.checks import check_yaml_file
+
+# Every config file is read strictly first: Snakemake's own reading names no line for a YAML
+# error and keeps the last of a key given twice.
+check_yaml_file(*(workflow.overwrite_configfiles or ["config.yaml"]))
+
+
 # config.yaml is the default; a file given with --configfile replaces it rather than being
 # deep-merged into it (the quickstart's experiments must not leak into the paper config).
 if not workflow.overwrite_configfiles:
-    from imprint.planning.checks import check_yaml_file
-
-    check_yaml_file("config.yaml")  # Snakemake's own error names no line
 
     configfile: "config.yaml"
 

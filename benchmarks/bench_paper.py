@@ -81,7 +81,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from bench_engine import gemm_seconds, synthetic  # the sibling benchmark (this script's folder)
 
 from imprint.data.backbones import BACKBONES
@@ -89,7 +88,7 @@ from imprint.data.selections import LABEL_OFFSET
 from imprint.engine.evaluate import evaluate_grid
 from imprint.engine.grid import expand_grid, load_grid
 from imprint.engine.vocabulary import JOINT_GEN, RANDOM_GEN
-from imprint.io import load_embeddings
+from imprint.io import load_embeddings, read_yaml
 from imprint.planning import jobs, paths
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
@@ -480,7 +479,10 @@ def main() -> None:
     # The paper's grids ask for more neighbours than some tasks have proxies (the reference
     # clips m, and the engine says so once per configuration): expected here, not news.
     warnings.filterwarnings("ignore", message=r"mNN m=\d+ exceeds")
-    config = yaml.safe_load(Path(args.config).read_text())
+    try:
+        config = read_yaml(args.config)  # a key given twice is refused, with its line
+    except (OSError, ValueError) as err:
+        p.error(str(err))
     names = args.experiments or list(config["experiments"])
     unknown = sorted(set(names) - set(config["experiments"]))
     if unknown:

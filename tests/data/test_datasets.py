@@ -396,6 +396,21 @@ def test_digits_split_sizes_labels_and_determinism(tmp_path):
     assert set(dataset_targets(subset)) == {0, 9}
 
 
+def test_planning_knows_every_registry_dataset_and_its_classes(tmp_path):
+    from imprint.data.selections import SOURCE_CLASSES
+    from imprint.io import read_yaml
+
+    schema = read_yaml(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml")
+    sources = schema["properties"]["datasets"]["additionalProperties"]["properties"]["sources"]
+    assert set(SOURCE_CLASSES) == set(ds.DATASETS) == set(sources["items"]["enum"])
+    digits = build_dataset("digits", tmp_path, "train")
+    assert SOURCE_CLASSES["digits"] == len(np.unique(dataset_targets(digits)))
+    assert [SOURCE_CLASSES[n] for n in ("MNIST", "FashionMNIST")] == [
+        len(tvd.MNIST.classes),
+        len(tvd.FashionMNIST.classes),
+    ]
+
+
 # --- raw image arrays for batched extraction ----------------------------------------------------
 
 

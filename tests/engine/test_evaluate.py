@@ -451,9 +451,9 @@ def test_cli_checks_mapping_output_and_lambda_before_the_work(tmp_path, capsys, 
         return main(["evaluate", *args, *extra]), capsys.readouterr().err
 
     code, err = evaluate("mean.yaml", "o.csv", "--mapping", str(tmp_path / "bad_map.yaml"))
-    assert code == 2 and "bad_map.yaml: not a valid YAML/JSON mapping file" in err
+    assert code == 2 and "bad_map.yaml: not valid YAML: line 2, column 1" in err
     code, err = evaluate("mean.yaml", "o.txt")
-    assert code == 2 and "o.txt: results tables are .csv or .parquet, not '.txt'" in err
+    assert code == 2 and "o.txt: a results table is .csv or .parquet, not '.txt'" in err
     # λ is only looked up for ls/kls: an unregistered backbone runs every other GEN.
     assert evaluate("mean.yaml")[0] == 0 and len(pd.read_csv(tmp_path / "o.csv")) == 3  # seeds
     code, err = evaluate("ls.yaml")

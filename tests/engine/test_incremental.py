@@ -143,6 +143,67 @@ def test_refusals_name_what_is_not_incremental(digits):
         split_sessions(range(10), base=5, way=3)
 
 
+def test_protocol_settings_are_refused_naming_the_key_as_the_caller_names_it():
+    from imprint.engine.incremental import ProtocolError, check_protocol
+
+    cases = [
+        ({"sessions": [[0, 1], [2]], "base": 2, "way": 1}, "sessions", "excludes base, way"),
+        ({"protocol": "fscil_cifar100", "sessions": [[0, 1]]}, "protocol", "excludes sessions"),
+        ({"base": 2}, "way", "missing beside base: give protocol, sessions, or base with way"),
+        ({"base": 2, "way": 1, "shots": 0}, "shots", "must be -1 (all rows) or >= 1, got 0"),
+        ({"base": 2, "way": 1, "base_shots": -2}, "base_shots", "got -2"),
+        ({"base": 2, "way": 1, "protocol_seed": -1}, "protocol_seed", "must be >= 0"),
+        ({"sessions": [[0], [1, 2]]}, "sessions", "at least 2 classes"),
+        ({}, None, "give protocol, sessions, or base with way"),
+    ]
+    for spec, key, text in cases:
+        with pytest.raises(ProtocolError) as err:
+            check_protocol(spec)
+        assert (err.value.key, text in err.value.text) == (key, True), str(err.value)
+    check_protocol({"base": 2, "way": 1, "shots": -1, "base_shots": 5, "protocol_seed": 0})
+
+    def flag(key):
+        return "--" + key.replace("_", "-")
+
+    spec = {"sessions": [[0, 1]], "task": "0,1", "base": 2, "way": None, "shots": -1}
+    with pytest.raises(ProtocolError, match=r"^--sessions: excludes --task, --base: give only one"):
+        check_protocol(spec, flag)
+    with pytest.raises(ProtocolError, match=r"^--base-shots: must be -1"):
+        check_protocol({"sessions": [[0, 1]], "task": None, "base_shots": 0}, flag)
+
+
+def test_the_sessions_of_a_task_hold_exactly_its_classes():
+    from imprint.engine.incremental import ProtocolError, task_sessions
+
+    assert task_sessions({"base": 2, "way": 1}, [4, 1, 7]) == ((4, 1), (7,))
+    assert task_sessions({"sessions": [[1, 7], [4]]}, [4, 1, 7]) == ((1, 7), (4,))
+    assert len(task_sessions({"protocol": "fscil_cifar100"}, range(100))) == 9
+    with pytest.raises(
+        ProtocolError,
+        match=r"^sessions: the sessions name class\(es\) \[7\] not in task short \(its classes: \[0\.\.2\]\)",
+    ):
+        task_sessions({"sessions": [[0, 1], [7]]}, [0, 1, 2], what="task short")
+    with pytest.raises(ProtocolError, match=r"task short's class\(es\) \[2\] arrive in no session"):
+        task_sessions({"sessions": [[0, 1]]}, [0, 1, 2], what="task short")
+    with pytest.raises(
+        ProtocolError, match=r"^protocol: fscil_cifar100's sessions name class\(es\) \[10\.\.99\]"
+    ):
+        task_sessions({"protocol": "fscil_cifar100"}, range(10))
+    with pytest.raises(ProtocolError, match=r"^way: 3 classes after the base session do not split"):
+        task_sessions({"base": 2, "way": 2}, range(5))
+
+
+def test_shots_beyond_a_class_warn_once_and_the_class_takes_all_its_rows():
+    y = np.repeat(np.arange(3), [20, 20, 4])
+    message = (
+        r"protocol shots = 6 exceeds the training rows of 1 class\(es\) \(fewest: class 2 with "
+        r"4 rows\): such a class uses all its rows"
+    )
+    with pytest.warns(UserWarning, match=message) as record:
+        rows = protocol_rows(y, Protocol(sessions=((0, 1), (2,)), shots=6))
+    assert len(record) == 1 and [len(rows[c]) for c in range(3)] == [20, 20, 4]
+
+
 def test_the_incremental_command_on_digits_files(tmp_path, capsys, digits):
     import pandas as pd
     import yaml

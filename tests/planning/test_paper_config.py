@@ -253,18 +253,20 @@ def test_every_paper_experiment_has_ls_and_asks_for_float32(paper):
         (
             {"base": 4, "way": 1},
             {},
-            "experiments.fscil.incremental: task hundred: base session of 4 classes",
+            "experiments.fscil.incremental.base: base session of 4 classes: needs 2..3 (task "
+            "hundred has 3 classes)",
         ),
         (
             {"base": 60, "way": 7},
             {},
-            "experiments.fscil.incremental: task hundred: 40 classes after the base session do "
-            "not split into sessions of 7",
+            "experiments.fscil.incremental.way: 40 classes after the base session do not split "
+            "into sessions of 7 (task hundred has 100 classes, base 60)",
         ),
         (
             {"protocol": "fscil_cifar100", "sessions": [[0, 1]]},
             {},
-            "give one of protocol (a packaged one), sessions",
+            "experiments.fscil.incremental.protocol: excludes sessions: give only one of "
+            "protocol, sessions, or base with way",
         ),
         (
             {"protocol": "fscil_cifar100"},

@@ -100,3 +100,27 @@ def test_imported_embeddings_fill_dataset_and_split():
     config = {"backbones": {"fm": {"embeddings": "emb/{dataset}/{split}.npz"}, "x": {}}}
     assert imported_embeddings(config, "mnist", "fm", "train") == "emb/mnist/train.npz"
     assert imported_embeddings(config, "mnist", "x", "train") is None
+
+
+def test_dataset_classes_are_known_at_planning_where_the_registry_knows_them():
+    from imprint.planning.mappings import dataset_classes
+
+    config = {
+        "datasets": {
+            "digits": {"sources": ["digits"]},
+            "some": {"sources": ["CIFAR100"], "classes": [3, 99, 200]},
+            "joined": {"sources": ["MNIST", "USPS"]},
+            "imagenet": {"sources": ["ImageNet"]},
+            "imagenet_some": {"sources": ["ImageNet"], "classes": [7, 5]},
+            "own": {"sources": []},
+        }
+    }
+    known = {name: dataset_classes(config, name) for name in config["datasets"]}
+    assert known == {
+        "digits": list(range(10)),
+        "some": [3, 99],  # CIFAR-100 has no class 200
+        "joined": list(range(20)),  # USPS's labels offset by 10
+        "imagenet": None,  # its tree decides
+        "imagenet_some": [5, 7],
+        "own": None,  # only backbones that bring their own files read it
+    }

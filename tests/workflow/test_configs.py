@@ -79,3 +79,108 @@ def test_a_yaml_error_in_config_yaml_names_line_and_column(tmp_path):
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0
     assert "config.yaml: not valid YAML: line 3, column 1" in proc.stderr + proc.stdout
+
+
+# Config files the user's report ("Nothing lost") showed passing `imprint check-config` and
+# `snakemake -n` and then failing in a job, or not at all: each now refused by both, in one
+# line naming the file's key. A case edits the text of .test/tiny/config.yaml (duplicates
+# cannot be written through a dict) and returns it with the strings the refusal must name.
+TINY_TEXT = config_path("tiny").read_text()
+INCREMENTAL = "    incremental: {base: 2, way: 1, shots: 5}\n"
+
+
+def _line_of(text: str, line: str, nth: int = 2) -> int:
+    """The line number of the nth occurrence of `line` in `text`."""
+    return [i for i, s in enumerate(text.splitlines(), 1) if s == line][nth - 1]
+
+
+def _duplicated_backbone():
+    text = TINY_TEXT.replace("    image_size: 16\n", "    image_size: 16\n  pixels: {}\n", 1)
+    return text, [f"line {_line_of(text, '  pixels: {}')}", "duplicate key 'pixels'"]
+
+
+def _duplicated_base():
+    block = "    incremental:\n      base: 2\n      way: 1\n      shots: 5\n      base: 3\n"
+    text = TINY_TEXT.replace(INCREMENTAL, block)
+    return text, [f"line {_line_of(text, '      base: 3', 1)}", "duplicate key 'base'"]
+
+
+def _incremental(spec: dict, **experiment):
+    """The tiny config with experiments.sessions.incremental replaced (and other keys set)."""
+
+    def make():
+        import yaml
+
+        config = load_config("tiny")
+        config["experiments"]["sessions"].update(incremental=spec, **experiment)
+        config["tasks"]["hundred"] = list(range(100))
+        return yaml.safe_dump(config, sort_keys=False), []
+
+    return make
+
+
+KEY = "experiments.sessions.incremental"
+BAD_CONFIG_FILES = {
+    "duplicated-backbone": _duplicated_backbone,
+    "duplicated-base": _duplicated_base,
+    "sessions-and-base-way": (
+        _incremental({"sessions": [[0, 1], [2]], "base": 2, "way": 1}),
+        [f"{KEY}.sessions: excludes base, way", "give only one of protocol, sessions"],
+    ),
+    "negative-shots": (
+        _incremental({"base": 2, "way": 1, "shots": -3}),
+        [f"{KEY}.shots: -3 is not allowed", "-1 (all) or >= 1"],
+    ),
+    "session-class-absent-from-task": (
+        _incremental({"sessions": [[0, 1], [2], [7]]}, tasks=["short"]),
+        [f"{KEY}.sessions: the sessions name class(es) [7] not in task short"],
+    ),
+    "cifar100-protocol-on-digits": (
+        _incremental({"protocol": "fscil_cifar100"}, tasks=["hundred"]),
+        [f"{KEY}.protocol: fscil_cifar100's sessions name class(es) [10..99]", "dataset digits"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIG_FILES))
+def test_a_bad_config_file_is_refused_by_check_config_and_snakemake_naming_the_key(
+    name, tmp_path, capsys
+):
+    from imprint.cli import main
+
+    case = BAD_CONFIG_FILES[name]
+    make, named = case if isinstance(case, tuple) else (case, [])
+    text, located = make()
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    culprits = [*named, *located]
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err, err
+    for culprit in culprits:
+        assert culprit in err, err
+    proc = snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    for culprit in culprits:
+        assert culprit in proc.stderr + proc.stdout, proc.stderr[-3000:]
+
+
+def test_sessions_are_checked_against_a_dataset_only_where_planning_knows_its_classes():
+    def far(c):
+        c["tasks"]["far"] = [0, 1, 12]
+        c["experiments"]["sessions"].update(incremental={"sessions": [[0, 1], [12]]}, tasks=["far"])
+
+    def checked(config):
+        validate_config(config, SCHEMA)
+        validate(config, str(SCHEMA))
+        check_config(config)
+
+    with pytest.raises(ConfigError, match=r"class\(es\) \[12\] not in dataset digits"):
+        checked(_edited(far))
+
+    def own(c):  # a backbone's own files label the rows: unknown until its job reads them
+        far(c)
+        c["backbones"]["mine"] = {"embeddings": "own/{dataset}/{split}.npz"}
+        c["experiments"]["sessions"]["backbones"] = ["mine"]
+
+    checked(_edited(own))

@@ -15,9 +15,15 @@ import numpy as np
 BLOCK_ROWS = 8192
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS) -> float:
-    """Linear CKA of two embeddings of the same images (rows aligned), in [0, 1]."""
-    if x.shape[0] != y.shape[0]:
+def linear_cka(
+    x: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS, y_rows: np.ndarray | None = None
+) -> float:
+    """Linear CKA of two embeddings of the same images, in [0, 1]: rows aligned, or
+    y_rows[i] the row of `y` holding the image of x's row i (gathered block by block)."""
+    if y_rows is not None:
+        if y_rows.shape != (x.shape[0],):
+            raise ValueError(f"y_rows must give one row of y per row of x, got {y_rows.shape}")
+    elif x.shape[0] != y.shape[0]:
         raise ValueError(
             f"CKA compares two embeddings of the same images: got {x.shape[0]} and {y.shape[0]} rows"
         )
@@ -30,7 +36,12 @@ def linear_cka(x: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS) -> fl
     sx, sy = np.zeros(x.shape[1]), np.zeros(y.shape[1])
     for start in range(0, n, block_rows):
         bx = np.asarray(x[start : start + block_rows], dtype=np.float64)
-        by = np.asarray(y[start : start + block_rows], dtype=np.float64)
+        rows = (
+            slice(start, start + block_rows)
+            if y_rows is None
+            else y_rows[start : start + block_rows]
+        )
+        by = np.asarray(y[rows], dtype=np.float64)
         xx += bx.T @ bx
         yy += by.T @ by
         xy += bx.T @ by

@@ -14,9 +14,9 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from imprint.engine.vocabulary import CONFIG_KEYS, GROUP_COLUMNS
+from imprint.io import load_yaml_text
 
 __all__ = [
     "CONFIG_COLUMNS",
@@ -180,7 +180,8 @@ class Table1Method:
 
 def _load_table1() -> tuple[dict, tuple[Table1Method, ...]]:
     # The paper's five methods are data: analysis/table1.yaml.
-    spec = yaml.safe_load(resources.files("imprint.analysis").joinpath("table1.yaml").read_text())
+    text = resources.files("imprint.analysis").joinpath("table1.yaml").read_text()
+    spec = load_yaml_text(text, "imprint/analysis/table1.yaml")
     methods = tuple(
         Table1Method(m["method"], tuple(m["components"]), m["filters"], m["paper_accuracy"])
         for m in spec["methods"]

@@ -7,6 +7,20 @@ import random
 # CombiDigits (paper §5.3): these datasets in this order, labels offset by 10 per dataset.
 COMBIDIGITS = ("MNIST", "MNIST-M", "USPS", "SVHN")
 LABEL_OFFSET = 10  # labels of the j-th source of a joined dataset are shifted by 10·j
+# Classes of each registry dataset (data/datasets.py), ids 0..n-1, known to planning without
+# torch (tests/data/test_datasets.py holds the two lists together). ImageNet: None, as its tree
+# decides (ImageNet-1k folders are ids 0..999, a tree of other classes numbers its own).
+SOURCE_CLASSES: dict[str, int | None] = {
+    "digits": 10,
+    "MNIST": 10,
+    "FashionMNIST": 10,
+    "CIFAR10": 10,
+    "CIFAR100": 100,
+    "SVHN": 10,
+    "USPS": 10,
+    "MNIST-M": 10,
+    "ImageNet": None,
+}
 
 
 def imagenet_class_selections() -> dict:

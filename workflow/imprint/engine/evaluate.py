@@ -249,18 +249,26 @@ def evaluate_grid(
 def _warn_fewshot_beyond_classes(configs: pd.DataFrame, task: _Task) -> None:
     """One warning line where a few-shot n exceeds a class: SPEC has such a class use all its
     rows, so that n-shot is partly a larger-shot run."""
-    sizes = [int(x.shape[0]) for x in task.train]
-    largest_n = int(configs["fewshot"].max())
-    short = [(c, n) for c, n in zip(task.classes, sizes, strict=True) if n < largest_n]
+    sizes = {c: int(x.shape[0]) for c, x in zip(task.classes, task.train, strict=True)}
+    warn_rows_beyond("few-shot n", configs["fewshot"].unique(), sizes, stacklevel=4)
+
+
+def warn_rows_beyond(what: str, ns, sizes: Mapping[int, int], stacklevel: int = 3) -> None:
+    """One warning line where a number of training rows to draw per class (`what` = n, e.g.
+    the grid's few-shot n or an incremental protocol's shots) exceeds some classes' rows
+    (`sizes`: {class: rows}): such a class uses all its rows (SPEC), so that n-shot is partly
+    a larger-shot run."""
+    short = {c: n for c, n in sizes.items() if n < max(ns)}
     if short:
         import warnings
 
-        ns = sorted({int(n) for n in configs["fewshot"].unique() if n > min(sizes)})
+        fewest = min(short, key=short.get)
+        ns = sorted({int(n) for n in ns if n > short[fewest]})
         warnings.warn(
-            f"few-shot n = {', '.join(map(str, ns))} exceeds the training rows of "
-            f"{len(short)} class(es) (fewest: class {min(short, key=lambda s: s[1])[0]} with "
-            f"{min(sizes)} rows): such a class uses all its rows",
-            stacklevel=3,
+            f"{what} = {', '.join(map(str, ns))} exceeds the training rows of "
+            f"{len(short)} class(es) (fewest: class {fewest} with {short[fewest]} rows): such "
+            "a class uses all its rows",
+            stacklevel=stacklevel,
         )
 
 

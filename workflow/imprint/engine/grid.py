@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from imprint.engine.vocabulary import (
     AGG,
@@ -215,9 +214,9 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
         raise GridError(
             f"{where}: the grid expands to no configuration after the reference's filtering "
             "rules: NORMpre l2 needs NORMinf l2; mnn needs an m other than -1 and a distance "
-            "other than inner_product; k = -1 goes with GEN all only; weibull needs quantiles "
-            "other than [0, 1]; linear_probe needs AGG max, distance inner_product and NORMpost "
-            "none"
+            "other than inner_product; weighting exp_similarity needs distance cosine; m may "
+            "be at most 10 × k; k = -1 goes with GEN all only; weibull needs quantiles other "
+            "than [0, 1]; linear_probe needs AGG max, distance inner_product and NORMpost none"
         )
     # A configuration two parts both give runs with the union of their seeds (first-seen
     # order), not only the first part's.
@@ -256,12 +255,12 @@ def load_grid(source: str | Path) -> tuple[str, dict | list]:
         if not path.exists():
             raise GridError(f"{path}: no such grid file")
         text = path.read_text()
-    try:
-        grid = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        from imprint.io import yaml_error_text
+    from imprint.io import load_yaml_text
 
-        raise GridError(f"{source}: not valid YAML: {yaml_error_text(err)}") from err
+    try:
+        grid = load_yaml_text(text, source)  # a key given twice is refused, with its line
+    except ValueError as err:
+        raise GridError(str(err)) from None
     return source, grid
 
 

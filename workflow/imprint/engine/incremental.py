@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,21 +72,155 @@ class Protocol:
             raise ValueError(
                 f"the base session needs at least 2 classes, got {list(self.sessions[0])}"
             )
-        for name in ("shots", "base_shots"):
-            value = getattr(self, name)
-            if value == 0 or value < -1:
-                raise ValueError(f"protocol {name} must be -1 (all rows) or >= 1, got {value}")
+        for name in ("shots", "base_shots", "seed"):
+            problem = _setting_problem(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"protocol {name} {problem}")
 
 
-def split_sessions(classes: Sequence[int], base: int, way: int) -> tuple[tuple[int, ...], ...]:
-    """`classes` in order: the first `base` of them, then sessions of `way` classes."""
+# The rules of a protocol's settings live here, once: Protocol, the `imprint incremental`
+# command (flags) and the workflow's planning (experiments.<name>.incremental.<key>) apply them.
+
+
+class ProtocolError(ValueError):
+    """A protocol setting refused: `key` (protocol, sessions, base, way, task, shots, base_shots,
+    protocol_seed; None where no one key is at fault) and `text`, what is wrong and allowed.
+    The message names the key as the caller's `name` does (a flag, a config key)."""
+
+    def __init__(self, key: str | None, text: str, name: Callable[[str], str] = str):
+        super().__init__(f"{name(key)}: {text}" if key else text)
+        self.key, self.text = key, text
+
+
+def _setting_problem(key: str, value) -> str | None:
+    """What is wrong with a number of shots or a seed, or None."""
+    if key in ("shots", "base_shots") and (value == 0 or value < -1):
+        return f"must be -1 (all rows) or >= 1, got {value}"
+    if key in ("seed", "protocol_seed") and value < 0:
+        return f"must be >= 0 (it seeds the shot draws), got {value}"
+    return None
+
+
+def _class_ids(values) -> str:
+    """Class ids in short: [0..59, 61, 63]."""
+    values = sorted({int(v) for v in values})
+    parts, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[i - 1] + 1:
+            a, b = values[start], values[i - 1]
+            parts.append(f"{a}..{b}" if b - a >= 2 else ", ".join(map(str, range(a, b + 1))))
+            start = i
+    return f"[{', '.join(parts)}]"
+
+
+def check_protocol(spec: Mapping, name: Callable[[str], str] = str) -> None:
+    """Refuse protocol settings (a config's `incremental` section, or the command's flags with
+    `task`) that contradict each other or cannot be: exactly one of `protocol` (a packaged
+    one), `sessions` (lists of classes, each class once, a base of 2 or more) or `base` with
+    `way` (and, for the command, `task`); shots and base_shots -1 or >= 1; protocol_seed
+    >= 0. Unset keys are None or absent. A ProtocolError names the key by `name`."""
+    split = ["task", "base", "way"] if "task" in spec else ["base", "way"]
+    given = [k for k in ("protocol", "sessions", *split) if spec.get(k) is not None]
+    alone = f"{name(split[0])} with {' and '.join(name(k) for k in split[1:])}"
+    choices = f"{name('protocol')}, {name('sessions')}, or {alone}"
+    if len(given) > 1 and given[0] in ("protocol", "sessions"):
+        excluded = ", ".join(name(k) for k in given[1:])
+        raise ProtocolError(given[0], f"excludes {excluded}: give only one of {choices}", name)
+    if not given:
+        raise ProtocolError(None, f"give {choices}", name)
+    missing = [k for k in split if spec.get(k) is None]
+    if given[0] in split and missing:
+        beside = ", ".join(name(k) for k in given)
+        raise ProtocolError(missing[0], f"missing beside {beside}: give {choices}", name)
+    for key in ("shots", "base_shots", "protocol_seed"):
+        problem = spec.get(key) is not None and _setting_problem(key, spec[key])
+        if problem:
+            raise ProtocolError(key, problem, name)
+    if spec.get("protocol") is not None and spec["protocol"] not in PACKAGED_PROTOCOLS:
+        packaged = ", ".join(PACKAGED_PROTOCOLS)
+        raise ProtocolError("protocol", f"unknown {spec['protocol']!r}; packaged: {packaged}", name)
+    if spec.get("sessions") is not None:
+        try:
+            Protocol(tuple(tuple(int(c) for c in s) for s in spec["sessions"]))
+        except ValueError as err:
+            raise ProtocolError("sessions", str(err), name) from None
+
+
+def task_sessions(
+    spec: Mapping,
+    classes: Sequence[int] | None = None,
+    name: Callable[[str], str] = str,
+    what: str = "the task",
+) -> tuple[tuple[int, ...], ...]:
+    """The sessions settings `spec` (as check_protocol takes them) give a task of `classes`
+    (in arrival order; None: no task given, as the command without --task): a packaged
+    protocol's, the listed ones, or the task's classes split by base and way. The listed or
+    packaged sessions must hold exactly the task's classes (a class of no session would be
+    left out of results labelled with the task). `what` names the task in errors."""
+    if spec.get("protocol") is not None:
+        key, sessions = "protocol", packaged_protocol(spec["protocol"])["sessions"]
+    elif spec.get("sessions") is not None:
+        key, sessions = "sessions", spec["sessions"]
+    else:
+        return split_sessions(classes, spec["base"], spec["way"], name, what)
+    sessions = tuple(tuple(int(c) for c in s) for s in sessions)
+    if classes is not None:
+        check_sessions_within(spec, sessions, classes, what, name)
+        listed = {c for s in sessions for c in s}
+        left = [c for c in classes if int(c) not in listed]
+        if left:
+            raise ProtocolError(
+                key,
+                f"{what}'s class(es) {_class_ids(left)} arrive in no session (the sessions "
+                "hold every class of the task, and no other)",
+                name,
+            )
+    return sessions
+
+
+def check_sessions_within(
+    spec: Mapping,
+    sessions: Sequence[Sequence[int]],
+    available: Sequence[int],
+    what: str,
+    name: Callable[[str], str] = str,
+) -> None:
+    """A ProtocolError unless every class of `sessions` (those `spec` gives) is one of
+    `available`, the classes of `what` (a task, a dataset under a mapping)."""
+    absent = {int(c) for s in sessions for c in s} - {int(c) for c in available}
+    if absent:
+        packaged = spec.get("protocol")
+        key = "protocol" if packaged else "sessions" if spec.get("sessions") else None
+        whose = f"{packaged}'s sessions" if packaged else "the sessions"
+        raise ProtocolError(
+            key,
+            f"{whose} name class(es) {_class_ids(absent)} not in {what} (its classes: "
+            f"{_class_ids(available)})",
+            name,
+        )
+
+
+def split_sessions(
+    classes: Sequence[int],
+    base: int,
+    way: int,
+    name: Callable[[str], str] = str,
+    what: str = "the task",
+) -> tuple[tuple[int, ...], ...]:
+    """`classes` in order: the first `base` of them, then sessions of `way` classes (a
+    ProtocolError naming base or way by `name` where they do not fit)."""
     classes = [int(c) for c in classes]
-    if not 2 <= base <= len(classes):
-        raise ValueError(f"base session of {base} classes: needs 2..{len(classes)}")
-    if way < 1 or (len(classes) - base) % way:
-        raise ValueError(
-            f"{len(classes) - base} classes after the base session do not split into "
-            f"sessions of {way}"
+    n = len(classes)
+    if not 2 <= base <= n:
+        raise ProtocolError(
+            "base", f"base session of {base} classes: needs 2..{n} ({what} has {n} classes)", name
+        )
+    if way < 1 or (n - base) % way:
+        raise ProtocolError(
+            "way",
+            f"{n - base} classes after the base session do not split into sessions of {way} "
+            f"({what} has {n} classes, base {base})",
+            name,
         )
     rest = classes[base:]
     return (tuple(classes[:base]), *(tuple(rest[i : i + way]) for i in range(0, len(rest), way)))
@@ -97,12 +231,14 @@ def protocol_rows(
     protocol: Protocol,
     mapping: Mapping[int, int] | None = None,
     ids: np.ndarray | None = None,
+    where: str = "training embeddings",
 ) -> dict[int, np.ndarray]:
     """{class id: training rows the protocol gives it}: all rows, or `shots` of them drawn
     without replacement by numpy's generator seeded with (seed, class id), in file order, or
-    the rows of a session's listed image ids (`ids`: the training set's image ids)."""
+    the rows of a session's listed image ids (`ids`: the training set's image ids). `where`
+    names the labels' file in errors."""
     classes = [c for session in protocol.sessions for c in session]
-    rows, index = task_rows(labels, classes, mapping, where="training embeddings")
+    rows, index = task_rows(labels, classes, mapping, where=where)
     session_of = {c: s for s, session in enumerate(protocol.sessions) for c in session}
     listed = dict(protocol.session_ids or {})
     if listed and ids is None:
@@ -110,7 +246,7 @@ def protocol_rows(
             "the protocol lists each session's training images by id, but the training "
             "embeddings record no image ids (re-extract them)"
         )
-    out = {}
+    out, short = {}, {"base_shots": {}, "shots": {}}  # {setting: {class: rows}} beyond a class
     for i, c in enumerate(classes):
         mine = rows[index == i]
         if session_of[c] in listed:
@@ -122,11 +258,19 @@ def protocol_rows(
                 )
             out[c] = mine
             continue
-        shots = protocol.base_shots if c in protocol.sessions[0] else protocol.shots
+        setting = "base_shots" if c in protocol.sessions[0] else "shots"
+        shots = getattr(protocol, setting)
         if 0 < shots < mine.size:
             rng = np.random.default_rng([int(protocol.seed), int(c)])
             mine = np.sort(rng.choice(mine, size=shots, replace=False))
+        elif shots > mine.size:
+            short[setting][c] = mine.size
         out[c] = mine
+    for setting, sizes in short.items():
+        if sizes:  # one warning line each, worded as the grid's few-shot one
+            from imprint.engine.evaluate import warn_rows_beyond
+
+            warn_rows_beyond(f"protocol {setting}", [getattr(protocol, setting)], sizes, 4)
     return out
 
 
@@ -152,9 +296,10 @@ def evaluate_incremental(
     from imprint.engine.evaluate import evaluate_grid
 
     check_incremental_grid(configs)
-    rows_of = protocol_rows(train_labels, protocol, mapping, train_ids)
+    names = options.get("data_names") or ("training embeddings", "test embeddings")
+    rows_of = protocol_rows(train_labels, protocol, mapping, train_ids, where=names[0])
     _, test_index = task_rows(
-        test_labels, [c for s in protocol.sessions for c in s], mapping, where="test embeddings"
+        test_labels, [c for s in protocol.sessions for c in s], mapping, where=names[1]
     )
     test_counts = np.bincount(test_index)
 
@@ -242,12 +387,12 @@ def packaged_protocol(name: str) -> dict:
     """A published protocol shipped with the package: {sessions, session_ids} (data/<name>.yaml)."""
     from importlib import resources
 
-    import yaml
+    from imprint.io import load_yaml_text
 
     if name not in PACKAGED_PROTOCOLS:
         raise ValueError(f"unknown protocol '{name}'; packaged: {', '.join(PACKAGED_PROTOCOLS)}")
     text = resources.files("imprint.data").joinpath(f"{name}.yaml").read_text()
-    spec = yaml.safe_load(text)
+    spec = load_yaml_text(text, f"imprint/data/{name}.yaml")
     return {
         "sessions": [list(s) for s in spec["sessions"]],
         "session_ids": {int(k): tuple(v) for k, v in spec["session_ids"].items()},

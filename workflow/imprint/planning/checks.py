@@ -14,33 +14,71 @@ from imprint.figures.registry import check_figure_kinds
 from imprint.planning.batches import SEP
 from imprint.planning.errors import ConfigError
 from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
-from imprint.planning.mappings import expand_mappings, resolve_classes, section_mappings
+from imprint.planning.mappings import (
+    dataset_classes,
+    expand_mappings,
+    resolve_classes,
+    section_mappings,
+)
 from imprint.planning.paths import SOURCES_DIR
 
 
 def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
-    """An incremental experiment's protocol splits each of its tasks, and its grid holds only
-    what is incremental: engine.incremental's own checks, named by the config key."""
-    from imprint.engine.incremental import check_incremental_grid, split_sessions
+    """An incremental experiment's protocol settings pass engine.incremental's rules (those
+    `imprint incremental` applies to its flags), its sessions hold each task's classes and
+    only classes its datasets have, and its grid holds only what is incremental: each refusal
+    names the key (experiments.<name>.incremental.<key>) and what is allowed."""
+    from imprint.engine.incremental import (
+        ProtocolError,
+        check_incremental_grid,
+        check_protocol,
+        task_sessions,
+    )
 
     spec = exp["incremental"]
     where = f"experiments.{name}.incremental"
-    given = [k for k in ("protocol", "sessions") if spec.get(k)]
-    if len(given) > 1 or (not given and ("base" not in spec or "way" not in spec)):
-        raise ConfigError(
-            f"{where}: give one of protocol (a packaged one), sessions (lists of classes), or "
-            "base and way"
-        )
-    if not given:
+    try:
+        check_protocol(spec)
+        if spec.get("protocol") is not None or spec.get("sessions") is not None:
+            sessions = task_sessions(spec)  # listed or packaged: every task gets the same
+            for dataset in exp["datasets"]:
+                _check_sessions_in_dataset(config, name, spec, sessions, dataset)
         for task in exp["tasks"]:
-            try:
-                split_sessions(config["tasks"][task], spec["base"], spec["way"])
-            except ValueError as err:
-                raise ConfigError(f"{where}: task {task}: {err}") from None
+            task_sessions(spec, config["tasks"][task], what=f"task {task}")
+    except ProtocolError as err:
+        raise ConfigError(
+            f"{where}.{err.key}: {err.text}" if err.key else f"{where}: {err.text}"
+        ) from None
     try:
         check_incremental_grid(configs)
     except ValueError as err:
         raise ConfigError(f"experiments.{name}.grid: {err}") from None
+
+
+def _check_sessions_in_dataset(config: dict, name: str, spec: dict, sessions, dataset: str) -> None:
+    """Every class the sessions name is one of the dataset's (under each of the experiment's
+    mappings), where planning knows them: registry sources have known classes (ImageNet
+    without `classes` excepted: its tree decides), while a backbone that brings its own
+    embedding files labels its rows as those files do, unknown until its job reads them. Only
+    the listed or packaged sessions are checked here; base/way split a task's classes."""
+    from imprint.engine.incremental import check_sessions_within
+
+    exp = config["experiments"][name]
+    known = dataset_classes(config, dataset)
+    backbones = config["backbones"]
+
+    def brings_own(backbone: str) -> bool:
+        parts = backbones[backbone].get("concat") or [backbone]
+        return any(backbones.get(part, {}).get("embeddings") for part in parts)
+
+    if known is None or all(brings_own(b) for b in exp["backbones"]):
+        return
+    mappings = expand_mappings(config["mappings"])
+    for mapping in section_mappings(config, exp, dataset, f"experiments.{name}"):
+        labels = mappings[mapping]
+        classes = sorted({labels[c] for c in known if c in labels}) if labels else known
+        what = f"dataset {dataset}" + (f" under mapping {mapping}" if labels else "")
+        check_sessions_within(spec, sessions, classes, what)
 
 
 def _check_experiment_names(config: dict) -> None:
@@ -103,7 +141,7 @@ def check_config(config: dict) -> None:
             if isinstance(grid, str):
                 where += f" ({grid})"
                 grid = load_grid(grid)[1]
-            if not packaged:
+            if not packaged or exp.get("incremental"):  # a paper grid takes ~0.2 s at most
                 configs = expand_grid(grid, where=where, with_seeds=False)
                 if exp.get("incremental"):
                     _check_incremental(config, name, exp, configs)
@@ -185,9 +223,10 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     """Check `config` against the JSON schema, with one line per error: the key's path and
     what is allowed (an unknown key lists the allowed keys, not the whole schema)."""
     import jsonschema
-    import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    from imprint.io import read_yaml
+
+    schema = read_yaml(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
@@ -197,6 +236,10 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
+    if error.validator == "anyOf" and "description" in error.schema:  # e.g. shots: -1 or >= 1
+        raise ConfigError(
+            f"{where}: {error.instance!r} is not allowed ({error.schema['description']})"
+        )
     raise ConfigError(f"{where}: {error.message}")
 
 
@@ -208,14 +251,12 @@ def check_config_file(path: str | Path) -> dict:
     """Every check `snakemake -n` makes of a config file, without Snakemake's planning: YAML
     (line and column), the schema (defaults filled in) and the names (check_config). For a file
     given with --configfile, whose YAML errors Snakemake reports without a line."""
-    import yaml
     from snakemake.utils import validate
 
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
-    check_yaml_file(path)
-    config = yaml.safe_load(path.read_text())
+    config = _read_config_yaml(path)
     if not isinstance(config, dict):
         raise ConfigError(
             f"{path}: a config is a YAML mapping of sections, got {type(config).__name__}"
@@ -229,19 +270,23 @@ def check_config_file(path: str | Path) -> dict:
     return config
 
 
-def check_yaml_file(path: str | Path) -> None:
-    """A config file Snakemake would reject as 'not valid JSON or YAML', refused with its line
-    and column."""
-    import yaml
+def check_yaml_file(*paths: str | Path) -> None:
+    """Config files Snakemake would reject as 'not valid JSON or YAML', or read keeping the
+    last of a key given twice, refused with the line and column (the Snakefile calls this on
+    config.yaml or on every --configfile before Snakemake's own reading counts)."""
+    for path in paths:
+        if Path(path).exists():  # else Snakemake says so itself
+            _read_config_yaml(path)
 
-    from imprint.io import yaml_error_text
 
-    if not Path(path).exists():
-        return  # Snakemake says so itself
+def _read_config_yaml(path: str | Path):
+    """A config file's YAML, strictly (imprint.io.read_yaml); errors as ConfigError."""
+    from imprint.io import read_yaml
+
     try:
-        yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_error_text(err)}") from None
+        return read_yaml(path)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from imprint.data.selections import combidigits_mapping, imagenet_class_selections
+from imprint.data.selections import (
+    LABEL_OFFSET,
+    SOURCE_CLASSES,
+    combidigits_mapping,
+    imagenet_class_selections,
+)
 from imprint.planning.errors import ConfigError
 
 
@@ -113,3 +118,21 @@ def resolve_classes(value, where: str = "classes") -> list[int] | None:
             f"{where}: unknown class selection {value!r} (allowed: a list of ids, {', '.join(named)})"
         )
     return named[value]
+
+
+def dataset_classes(config: dict, dataset: str) -> list[int] | None:
+    """The class ids (before any mapping) of the embeddings extracted here for a dataset, or
+    None where planning cannot know them: a dataset without sources (only backbones that bring
+    their own embedding files read it, and those files decide) or one whose source's classes
+    its files decide (ImageNet without `classes`). Source j of a joined dataset is offset by
+    LABEL_OFFSET·j; `classes` keeps the listed ids a single source has."""
+    spec = config["datasets"][dataset]
+    sources = spec.get("sources", [])
+    counts = [SOURCE_CLASSES.get(s) for s in sources]
+    if len(sources) == 1:
+        listed = resolve_classes(spec.get("classes"), f"datasets.{dataset}.classes")
+        if listed is not None:
+            return sorted({c for c in listed if counts[0] is None or c < counts[0]})
+    if not sources or None in counts:
+        return None
+    return sorted({c + LABEL_OFFSET * j for j, n in enumerate(counts) for c in range(n)})
