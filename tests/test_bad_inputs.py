@@ -1,9 +1,11 @@
 """Bad inputs, as a tired researcher at 2 a.m. makes them, against the `imprint` command.
 
 Every case runs `imprint ...` in-process on small files made here and asserts: the exit code,
-that stderr names the culprit (file, key or value) and no traceback, that nothing is left
-behind (no output, no temporary sibling), and for valid but surprising inputs exactly one
-warning line. Workflow-config cases (YAML errors, unknown keys, unregistered backbones) are
+that stderr names the culprit (file, key or value) and no traceback, that no file it did not
+write changed (every byte, by checksum), that a refusal leaves nothing behind (no output, no
+temporary sibling), that what a valid case writes is right (`written`), and for valid but
+surprising inputs exactly one warning line. test_no_output_destroys_what_it_did_not_write
+points every command's output at its input, at a folder of the user's and at unwritable places. Workflow-config cases (YAML errors, unknown keys, unregistered backbones) are
 in tests/workflow/test_configs.py; interruption drills in tests/workflow/test_drills.py.
 """
 
@@ -38,7 +40,9 @@ def _npz(path: Path, x, y, **extra) -> None:
 
 def _standard_files(tmp: Path) -> None:
     """The good inputs every case starts from: one training and one test set (.npz and as
-    workflow directories), a one-configuration grid, a mapping and a results table for `cd`."""
+    workflow directories), a one-configuration grid, a mapping, a results table for `cd`, two
+    embedding sets of the same images with image ids (ids_a.npz, 8-d; ids_b, a folder, 5-d,
+    its rows in another order) and a folder of the user's (mine/notes.txt)."""
     x, y = _embeddings(0)
     _npz(tmp / "train.npz", x, y)
     save_embeddings(
@@ -57,6 +61,25 @@ def _standard_files(tmp: Path) -> None:
         for m in range(3)
     ]
     _write_csv(tmp / "scores.csv", rows)
+    ids = np.arange(100, 100 + x.shape[0])
+    _npz(tmp / "ids_a.npz", x, y, ids=ids)
+    shuffled = np.random.default_rng(2).permutation(x.shape[0])
+    save_embeddings(tmp / "ids_b", _ids_b(x)[shuffled], y[shuffled], {}, ids=ids[shuffled])
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.txt").write_text("a user's notes\n")
+
+
+def _ids_b(x: np.ndarray) -> np.ndarray:
+    """ids_b's embeddings in ids_a's image order: another 5-d view of the same images."""
+    return np.tanh(x[:, :5] * 0.5) + 0.1 * x[:, 3:]
+
+
+def _cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Linear CKA as Kornblith et al. define it, by the Gram matrices of centred rows (HSIC)."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    ka, kb = a @ a.T, b @ b.T
+    return float((ka * kb).sum() / np.sqrt((ka * ka).sum() * (kb * kb).sum()))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -166,6 +189,19 @@ class Case:
     make: Callable[[Path], None] | None = None
     rc: int = 2
     warning: bool = False  # valid but surprising: exit 0 and exactly one warning line
+    written: Callable[[Path], None] | None = None  # exit 0: asserts what was written is right
+
+    def outputs(self) -> list[str]:
+        """The paths the command may write: its --out, or the files of its --out-prefix."""
+        for flag, value in zip(self.argv, self.argv[1:], strict=False):
+            if flag == "--out":
+                return [value]
+            if flag == "--out-prefix":
+                return [f"{value}{end}" for end in CD_OUTPUTS]
+        return []
+
+
+CD_OUTPUTS = ("_ranks.csv", "_pvalues.csv", "_summary.txt", ".pdf", ".png")
 
 
 EV = ["evaluate", "--train", "train.npz", "--test", "test.npz", "--grid", "grid.yaml"]
@@ -627,12 +663,12 @@ CASES = [
             "--penalties",
             "0",
         ],
-        ["penalty λ must be positive"],
+        ["--penalties", "> 0", "0"],
     ),
     Case(
         "probe-knn-k-zero",
         ["probe", "--train", "train.npz", "--test", "test.npz", "--out", "p.csv", "--knn-k", "0"],
-        ["k >= 1"],
+        ["--knn-k", ">= 1", "0"],
     ),
     Case(
         "probe-out-suffix",
@@ -645,10 +681,11 @@ CASES = [
         ["at least 2 classes"],
     ),
     Case("similarity-one-file", ["similarity", "train.npz"], ["two or more"]),
+    *[],  # more similarity cases below, with the other commands' output and input cases
     Case(
         "similarity-other-images",
         ["similarity", "train.npz", "test.npz"],
-        ["test.npz", "train.npz", "not embeddings of the same images", "different row counts"],
+        ["test.npz", "train.npz", "not embeddings of the same images", "15 and 36 rows"],
     ),
     Case(
         "similarity-shuffled",
@@ -658,12 +695,514 @@ CASES = [
     ),
     # --- grid command
     Case("grid-command-missing", ["grid", "nope.yaml"], ["nope.yaml"]),
+    Case(
+        "grid-exp-similarity-euclidean",
+        ["grid", "grid.yaml"],
+        ["grid.yaml", "no configuration", "exp_similarity needs distance cosine"],
+        _write(
+            "grid.yaml",
+            "gen: [all]\nagg: [mnn]\ndistance: [euclidean]\nweighting: [exp_similarity]\nm: [5]\n",
+        ),
+    ),
     Case("grid-command-out-suffix", ["grid", "grid.yaml", "--out", "g.json"], ["g.json", ".csv"]),
+]
+
+PROBE = ["probe", "--train", "train.npz", "--test", "test.npz"]
+
+
+def inc(*extra: str) -> list[str]:
+    return [
+        *["incremental", "--train", "train.npz", "--test", "test.npz", "--grid", "grid.yaml"],
+        *OUT,
+        *extra,
+    ]
+
+
+def probe(*extra: str, out: str = "p.csv") -> list[str]:
+    return [*PROBE, "--out", out, *extra]
+
+
+def _table(path: str, **expected) -> Callable[[Path], None]:
+    """`written`: the table at `path` has these column values (in order) and nothing else."""
+
+    def check(tmp: Path) -> None:
+        import pandas as pd
+
+        table = pd.read_csv(tmp / path)
+        for column, values in expected.items():
+            assert table[column].tolist() == values, (column, table[column].tolist())
+
+    return check
+
+
+def _similarity_is(expected: Callable[[Path], float]) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        import pandas as pd
+
+        table = pd.read_csv(tmp / "s.csv")
+        assert len(table) == 1
+        assert table["cka"].iloc[0] == pytest.approx(expected(tmp), rel=1e-9)
+
+    return check
+
+
+def _standard_cka(tmp: Path) -> float:
+    x, _ = _embeddings(0)
+    return _cka(x, _ids_b(x))
+
+
+def _concat_is(tmp: Path) -> None:
+    """c holds ids_a's rows, each part L2-normalised, ids_b's rows put in ids_a's order."""
+    from imprint.io import load_embeddings
+
+    x, y = _embeddings(0)
+    b = _ids_b(x)
+    expected = np.hstack(
+        [x / np.linalg.norm(x, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)]
+    )
+    joined = load_embeddings(tmp / "c")
+    np.testing.assert_allclose(joined.embeddings, expected, rtol=1e-6, atol=1e-7)
+    assert joined.labels.tolist() == y.tolist()
+    assert joined.ids.tolist() == list(range(100, 136))
+
+
+def _ids(name: str, ids) -> Callable[[Path], None]:
+    """Replace the image ids of ids_a.npz (`name` "ids_a.npz") with `ids`."""
+
+    def make(tmp: Path) -> None:
+        x, y = _embeddings(0)
+        _npz(tmp / name, x, y, ids=np.asarray(ids))
+
+    return make
+
+
+def _mine_csv(tmp: Path) -> None:
+    """A table of the user's, not one of this project's results tables."""
+    _write_csv(tmp / "mine.csv", [{"sample": "a", "weight": 1.5}])
+
+
+def _folder_holding_train(tmp: Path) -> None:
+    (tmp / "r.csv").mkdir()
+    (tmp / "r.csv" / "train.npz").write_bytes((tmp / "train.npz").read_bytes())
+
+
+def _zero_rows(tmp: Path) -> None:
+    x, y = _embeddings(0)
+    x[[3, 7]] = 0.0
+    _npz(tmp / "ids_a.npz", x, y, ids=np.arange(100, 136))
+
+
+def _strict_json(path: str, nulls: set[str]) -> Callable[[Path], None]:
+    """`written`: strict JSON (no NaN or inf) whose null keys are exactly `nulls`."""
+
+    def check(tmp: Path) -> None:
+        def refuse(constant: str):
+            raise AssertionError(f"{path} holds {constant}")
+
+        data = json.loads((tmp / path).read_text(), parse_constant=refuse)
+        assert {k for k, v in data.items() if v is None} == nulls
+
+    return check
+
+
+CASES += [
+    Case(
+        "collapse-class-means-coincide",
+        ["collapse", "train.npz", "--out", "nc.json"],
+        ["undefined on these data", "class means coincide", "nc1, ", "cdnv"],
+        _set("train.npz", embeddings=np.ones((36, 8), np.float32)),
+        rc=0,
+        warning=True,
+        written=_strict_json(
+            "nc.json",
+            {
+                "nc1",
+                "nc1_sample_weighted",
+                "nc1_reference_centring",
+                "nc1_svd",
+                "nc1_quotient",
+                "vci",
+                "vci_sample_weighted",
+                "vci_reference_centring",
+                "cdnv",
+                "nc2_equinorm",
+                "nc2_equiangular",
+                "nc2_max_angle",
+                "nc2_etf_error",
+                "nc2g_log",
+                "nc3_self_duality",
+            },
+        ),
+    ),
+    # --- imprint incremental: one way to give the sessions, each setting in its range
+    Case(
+        "inc-sessions-and-base",
+        inc("--sessions", "0,1/2", "--base", "2"),
+        ["--sessions", "excludes --base"],
+    ),
+    Case(
+        "inc-sessions-and-task-base-way",
+        inc("--sessions", "0,1/2", "--task", "0,1,2", "--base", "2", "--way", "1"),
+        ["--sessions", "excludes --task, --base, --way"],
+    ),
+    Case(
+        "inc-protocol-and-sessions",
+        inc("--protocol", "fscil_cifar100", "--sessions", "0,1/2"),
+        ["--protocol", "excludes --sessions"],
+    ),
+    Case(
+        "inc-protocol-and-base-way",
+        inc("--protocol", "fscil_cifar100", "--base", "2", "--way", "1"),
+        ["--protocol", "excludes --base, --way"],
+    ),
+    Case(
+        "inc-base-alone",
+        inc("--base", "2"),
+        ["--task", "give --protocol, --sessions, or --task with --base and --way"],
+    ),
+    Case(
+        "inc-sessions-empty-last",
+        inc("--sessions", "0,1/2/"),
+        ["--sessions", "session 3 of 3 is empty"],
+    ),
+    Case(
+        "inc-sessions-empty-middle",
+        inc("--sessions", "0,1//2"),
+        ["--sessions", "session 2 of 3 is empty"],
+    ),
+    Case(
+        "inc-sessions-class-twice", inc("--sessions", "0,1/1,2"), ["--sessions", "one session only"]
+    ),
+    Case(
+        "inc-shots-zero",
+        inc("--sessions", "0,1/2", "--shots", "0"),
+        ["--shots", "-1 (all rows) or >= 1", "got 0"],
+    ),
+    Case(
+        "inc-shots-below-minus-one",
+        inc("--sessions", "0,1/2", "--shots", "-2"),
+        ["--shots", "got -2"],
+    ),
+    Case(
+        "inc-base-shots-zero",
+        inc("--sessions", "0,1/2", "--base-shots", "0"),
+        ["--base-shots", "got 0"],
+    ),
+    Case(
+        "inc-protocol-seed-negative",
+        inc("--sessions", "0,1/2", "--protocol-seed", "-1"),
+        ["--protocol-seed", ">= 0", "got -1"],
+    ),
+    Case(
+        "inc-base-too-large",
+        inc("--task", "0,1,2", "--base", "4", "--way", "1"),
+        ["--base", "needs 2..3"],
+    ),
+    Case(
+        "inc-way-does-not-split",
+        inc("--task", "0,1,2", "--base", "2", "--way", "2"),
+        ["--way", "do not split into sessions of 2"],
+    ),
+    Case("inc-session-class-absent", inc("--sessions", "0,1/7"), ["train.npz", "[7]"]),
+    Case(
+        "inc-shots-beyond-class",
+        inc("--sessions", "0,1/2", "--shots", "20"),
+        ["protocol shots = 20", "class 2 with 12 rows", "uses all its rows"],
+        rc=0,
+        warning=True,
+    ),
+    Case("inc-shots-as-many-as-rows", inc("--sessions", "0,1/2", "--shots", "12"), [], rc=0),
+    Case(
+        "inc-out-is-input",
+        [*inc("--sessions", "0,1/2")[:-5], "--out", "train.npz", "--sessions", "0,1/2"],
+        ["--out train.npz", "inputs", "--train"],
+    ),
+    Case(
+        "inc-dims-differ",
+        inc("--sessions", "0,1/2"),
+        ["dimension", "8", "5"],
+        _set("test.npz", embeddings=np.ones((15, 5), np.float32)),
+    ),
+    # --- output paths: never an input, never a folder of other things, never another format
+    Case(
+        "evaluate-out-is-input",
+        ev(train="train_dir")[:-3] + ["--out", "train_dir"],
+        ["--out train_dir", "inputs", "--train"],
+    ),
+    Case(
+        "evaluate-out-inside-input",
+        ev(train="train_dir")[:-3] + ["--out", "train_dir/r.csv"],
+        ["train_dir/r.csv", "inside", "--train"],
+    ),
+    Case("evaluate-out-folder-of-files", ev()[:-3] + ["--out", "mine", "-q"], ["mine", ".csv"]),
+    Case(
+        "evaluate-out-csv-folder-of-files",
+        ev()[:-3] + ["--out", "r.csv", "-q"],
+        ["r.csv", "folder holding 1 other", "notes.txt", "--force"],
+        lambda t: (t / "r.csv").mkdir() or (t / "r.csv" / "notes.txt").write_text("x"),
+    ),
+    Case(
+        "evaluate-out-other-table",
+        ev()[:-3] + ["--out", "mine.csv", "-q"],
+        ["mine.csv", "config_id", "--force"],
+        _mine_csv,
+    ),
+    Case(
+        "evaluate-out-other-table-forced",
+        ev()[:-3] + ["--out", "mine.csv", "-q", "--force"],
+        [],
+        _mine_csv,
+        rc=0,
+        written=_table("mine.csv", gen=["mean"] * 3),
+    ),
+    Case(
+        "evaluate-out-earlier-results",
+        ev()[:-3] + ["--out", "r.csv", "-q"],
+        [],
+        lambda t: _write_csv(t / "r.csv", [{"config_id": 9, "accuracy": 1.0}]),
+        rc=0,
+        written=_table("r.csv", gen=["mean"] * 3),
+    ),
+    Case(
+        "evaluate-out-is-grid",
+        ev()[:-3] + ["--out", "grid.yaml"],
+        ["grid.yaml", "inputs", "--grid"],
+    ),
+    Case(
+        "evaluate-out-is-mapping",
+        [*EV, "--mapping", "map.yaml", "--out", "map.yaml"],
+        ["map.yaml", "inputs", "--mapping"],
+    ),
+    Case(
+        "evaluate-out-folder-holds-input",
+        ev(train="r.csv/train.npz")[:-3] + ["--out", "r.csv"],
+        ["r.csv", "holding", "r.csv/train.npz"],
+        _folder_holding_train,
+    ),
+    Case("probe-out-is-input", probe(out="train.npz"), ["--out train.npz", "inputs", "--train"]),
+    Case("probe-out-folder-of-files", probe(out="mine"), ["--out mine", ".csv"]),
+    Case(
+        "probe-out-read-only-dir",
+        probe(out="ro/p.csv"),
+        ["ro/p.csv", "Permission denied"],
+        lambda t: _read_only_dir(t / "ro"),
+    ),
+    Case(
+        "probe-out-parent-is-a-file",
+        probe(out="train.npz/p.csv"),
+        ["train.npz/p.csv", "not a folder"],
+    ),
+    Case("probe-out-other-table", probe(out="scores.csv"), ["scores.csv", "method", "--force"]),
+    Case(
+        "collapse-out-is-input",
+        ["collapse", "train_dir", "--out", "train_dir"],
+        ["train_dir", "inputs"],
+    ),
+    Case("collapse-out-suffix", ["collapse", "train.npz", "--out", "nc.csv"], ["nc.csv", ".json"]),
+    Case(
+        "collapse-out-other-json",
+        ["collapse", "train.npz", "--out", "o.json"],
+        ["o.json", "nc1", "--force"],
+        _write("o.json", '{"mine": 1}\n'),
+    ),
+    Case(
+        "similarity-out-is-input",
+        ["similarity", "ids_a.npz", "ids_b", "--out", "ids_b"],
+        ["--out ids_b", "inputs"],
+    ),
+    Case(
+        "similarity-out-suffix",
+        ["similarity", "ids_a.npz", "ids_b", "--out", "s.json"],
+        ["s.json", ".csv"],
+    ),
+    Case(
+        "similarity-out-folder-of-files",
+        ["similarity", "ids_a.npz", "ids_b", "--out", "s.csv"],
+        ["s.csv", "folder holding"],
+        lambda t: (t / "s.csv").mkdir() or (t / "s.csv" / "x").write_text("x"),
+    ),
+    Case(
+        "concat-out-is-input",
+        ["concat", "ids_a.npz", "ids_b", "--out", "ids_b"],
+        ["--out ids_b", "inputs", "part"],
+    ),
+    Case(
+        "concat-out-inside-input",
+        ["concat", "ids_a.npz", "ids_b", "--out", "ids_b/c"],
+        ["ids_b/c", "inside"],
+    ),
+    Case(
+        "concat-out-suffix",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c.csv"],
+        ["c.csv", "folder or .npz", ".csv"],
+    ),
+    Case(
+        "concat-out-folder-of-files",
+        ["concat", "ids_a.npz", "ids_b", "--out", "mine"],
+        ["mine", "notes.txt", "--force"],
+    ),
+    Case(
+        "concat-out-folder-forced",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c", "--force"],
+        [],
+        lambda t: (t / "c").mkdir() or (t / "c" / "x").write_text("x"),
+        rc=0,
+        written=_concat_is,
+    ),
+    Case(
+        "concat-out-is-a-file",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c"],
+        ["c", "exists", "embedding set"],
+        _write("c", "x"),
+    ),
+    Case(
+        "concat-out-earlier-set",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c"],
+        [],
+        lambda t: save_embeddings(t / "c", np.ones((2, 2)), [0, 1]),
+        rc=0,
+        written=_concat_is,
+    ),
+    Case(
+        "grid-command-out-is-input",
+        ["grid", "grid.yaml", "--out", "grid.yaml"],
+        ["grid.yaml", "inputs"],
+    ),
+    Case(
+        "grid-command-out-other-table",
+        ["grid", "grid.yaml", "--out", "mine.csv"],
+        ["mine.csv", "config_id", "--force"],
+        _mine_csv,
+    ),
+    Case(
+        "cd-out-is-input",
+        ["cd", "s_ranks.csv", "--out-prefix", "s", "--groups", "dataset"],
+        ["--out-prefix s_ranks.csv", "inputs"],
+        lambda t: (t / "s_ranks.csv").write_bytes((t / "scores.csv").read_bytes()),
+    ),
+    Case(
+        "cd-out-folder-of-files",
+        [*CD[:2], "--out-prefix", "mine/../x", "--groups", "dataset"],
+        ["x_summary.txt", "folder"],
+        lambda t: (t / "x_summary.txt").mkdir() or (t / "x_summary.txt" / "y").write_text("y"),
+    ),
+    # --- probe: numbers in range, named by their flag; the pair's widths
+    Case("probe-temperature-nan", probe("--temperature", "nan"), ["--temperature", "nan", "> 0"]),
+    Case("probe-temperature-zero", probe("--temperature", "0"), ["--temperature", "0"]),
+    Case("probe-temperature-inf", probe("--temperature", "inf"), ["--temperature", "inf"]),
+    Case("probe-penalty-inf", probe("--penalties", "inf"), ["--penalties", "inf"]),
+    Case("probe-penalty-nan", probe("--penalties", "1,nan"), ["--penalties", "nan"]),
+    Case(
+        "probe-penalty-huge", probe("--penalties", "1e300"), ["--penalties", "1e+300", "<= 1e+15"]
+    ),
+    Case("probe-penalty-twice", probe("--penalties", "1,1"), ["--penalties", "twice"]),
+    Case(
+        "probe-knn-k-beyond-rows",
+        probe("--knn-k", "5,200"),
+        ["--knn-k", "[200]", "36 training rows"],
+    ),
+    Case("probe-knn-k-fraction", probe("--knn-k", "2.5"), ["2.5", "numbers"]),
+    Case(
+        "probe-default-ks-beyond-rows",
+        probe(),
+        ["[100, 200]", "36 training rows", "[10, 20]"],
+        rc=0,
+        warning=True,
+        written=_table("p.csv", method=["linear_probe", "knn", "knn"], k=[-1, 10, 20]),
+    ),
+    Case("probe-seed-negative", probe("--seed", "-1"), ["--seed", "-1", ">= 0"]),
+    Case(
+        "probe-dims-differ",
+        probe(),
+        ["dimension", "8", "5"],
+        _set("test.npz", embeddings=np.ones((15, 5), np.float32)),
+    ),
+    Case("probe-temperature-words", probe("--temperature", "warm"), ["--temperature", "warm"]),
+    # --- similarity: rows paired by image id
+    Case(
+        "similarity-same-images-other-order",
+        ["similarity", "ids_a.npz", "ids_b", "--out", "s.csv"],
+        [],
+        rc=0,
+        written=_similarity_is(_standard_cka),
+    ),
+    Case(
+        "similarity-other-images-by-id",
+        ["similarity", "ids_a.npz", "ids_b"],
+        ["ids_b", "ids_a.npz", "not embeddings of the same images", "1 image id(s) only"],
+        _ids("ids_a.npz", np.r_[np.arange(100, 135), 999]),
+    ),
+    Case(
+        "similarity-same-file-twice",
+        ["similarity", "ids_a.npz", "./ids_a.npz"],
+        ["ids_a.npz", "given twice"],
+    ),
+    Case(
+        "similarity-ids-on-one-side",
+        ["similarity", "ids_a.npz", "train.npz", "--out", "s.csv"],
+        ["train.npz", "no image ids", "position"],
+        rc=0,
+        warning=True,
+        written=_similarity_is(lambda t: 1.0),
+    ),
+    Case(
+        "similarity-label-disagrees",
+        ["similarity", "ids_a.npz", "ids_b"],
+        ["ids_b", "labels image id 112 1", "ids_a.npz", "0"],
+        _ids("ids_a.npz", np.r_[112, np.arange(101, 112), 100, np.arange(113, 136)]),
+    ),
+    # --- concat
+    Case(
+        "concat-same-part-twice",
+        ["concat", "ids_a.npz", "ids_a.npz", "--out", "c"],
+        ["ids_a.npz", "given twice"],
+    ),
+    Case(
+        "concat-other-images",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c"],
+        ["not embeddings of the same images"],
+        _ids("ids_a.npz", np.arange(36)),
+    ),
+    Case(
+        "concat-zero-rows",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c"],
+        ["ids_a.npz", "2 row(s) are all zero", "[103, 107]"],
+        _zero_rows,
+        rc=0,
+        warning=True,
+    ),
+    Case(
+        "concat-without-ids",
+        ["concat", "train.npz", "ids_b", "--out", "c"],
+        ["train.npz", "no image ids"],
+    ),
 ]
 
 
 def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """Every path below `root` with its bytes' SHA-256 (folders as such)."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): "folder"
+        if p.is_dir()
+        else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+    }
+
+
+def _under(path: str, outputs: list[str]) -> bool:
+    """`path` is one of the outputs or inside one (an output folder is written as a whole)."""
+    return any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs)
+
+
+def _changed(before: dict[str, str], after: dict[str, str], outputs: list[str]) -> list[str]:
+    """Paths that existed before and differ or are gone, except the outputs."""
+    return sorted(p for p, d in before.items() if not _under(p, outputs) and after.get(p) != d)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -672,8 +1211,8 @@ def test_bad_input_is_refused_by_name(case: Case, tmp_path, capsys, monkeypatch)
     _standard_files(tmp_path)
     if case.make is not None:
         case.make(tmp_path)
-    before = _tree(tmp_path)
-    if case.id == "out-read-only-dir" and os.geteuid() == 0:
+    before = _digests(tmp_path)
+    if "read-only" in case.id and os.geteuid() == 0:
         pytest.skip("root writes into read-only directories")
     try:
         rc = main(case.argv)
@@ -690,12 +1229,92 @@ def test_bad_input_is_refused_by_name(case: Case, tmp_path, capsys, monkeypatch)
         assert err.strip() == warnings[0], f"more than the warning line:\n{err}"
     else:
         assert not warnings, err
+    after = _digests(tmp_path)
+    assert not _changed(before, after, case.outputs()), (
+        f"changed: {_changed(before, after, case.outputs())}"
+    )
     if case.rc != 0:
         assert err.count("\n") == 1, f"the error is not one line:\n{err}"
-        left = _tree(tmp_path) - before
-        assert not left, f"left behind: {sorted(left)}"
+        assert after == before, f"left behind or changed: {sorted(set(after) ^ set(before))}"
+    else:
+        new = [p for p in set(after) - set(before) if not _under(p, case.outputs())]
+        assert not new, f"written beside the outputs: {sorted(new)}"
+        if case.written is not None:
+            case.written(tmp_path)
 
 
 def test_the_table_has_forty_cases_or_more():
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+# Every command that writes, as argv for an output `out`; its first input is `the input`.
+WRITERS = {
+    "evaluate": (lambda out: ev()[:-3] + ["--out", out, "-q"], "train.npz", ".csv"),
+    "incremental": (
+        lambda out: (
+            ["incremental", "--train", "train.npz", "--test", "test.npz"]
+            + ["--grid", "grid.yaml", "--sessions", "0,1/2", "--out", out, "-q"]
+        ),
+        "test.npz",
+        ".csv",
+    ),
+    "probe": (lambda out: probe(out=out), "train.npz", ".csv"),
+    "transferability": (
+        lambda out: ["transferability", "train.npz", "--out", out],
+        "train.npz",
+        ".json",
+    ),
+    "similarity": (lambda out: ["similarity", "ids_a.npz", "ids_b", "--out", out], "ids_b", ".csv"),
+    "concat": (lambda out: ["concat", "ids_a.npz", "ids_b", "--out", out], "ids_b", ""),
+    "collapse": (lambda out: ["collapse", "train.npz", "--out", out], "train.npz", ".json"),
+    "grid": (lambda out: ["grid", "grid.yaml", "--out", out], "grid.yaml", ".csv"),
+    "cd": (
+        lambda out: [
+            "cd",
+            "s_ranks.csv",
+            "--groups",
+            "dataset",
+            "--out-prefix",
+            out[: -len("_ranks.csv")],
+        ],
+        "s_ranks.csv",
+        "_ranks.csv",
+    ),
+}
+TARGETS = ("its input", "a folder of the user's", "a file's child", "a read-only folder")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_no_output_destroys_what_it_did_not_write(command, target, tmp_path, capsys, monkeypatch):
+    """Each command's output pointed at its own input, at a folder holding a user's file (named
+    as the output would be, so only its being a folder can stop the write), inside a file and
+    in a read-only folder: refused in one line naming the path, every byte left as it was."""
+    if target == "a read-only folder" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only directories")
+    monkeypatch.chdir(tmp_path)
+    _standard_files(tmp_path)
+    (tmp_path / "s_ranks.csv").write_bytes((tmp_path / "scores.csv").read_bytes())
+    argv, the_input, suffix = WRITERS[command]
+    out = {
+        "its input": the_input,
+        "a folder of the user's": f"held{suffix}",
+        "a file's child": f"grid.yaml/o{suffix}",
+        "a read-only folder": f"ro/o{suffix}",
+    }[target]
+    if target == "a folder of the user's":
+        (tmp_path / out).mkdir()
+        (tmp_path / out / "results.csv").write_text("my,own\n1,2\n")
+    if target == "a read-only folder":
+        _read_only_dir(tmp_path / "ro")
+    before = _digests(tmp_path)
+    try:
+        rc = main(argv(out))
+    except SystemExit as exit_:
+        rc = exit_.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert out in err, err
+    assert _digests(tmp_path) == before

@@ -1,5 +1,8 @@
-"""LogME, H-score and linear CKA against direct computations of their papers' equations."""
+"""LogME, H-score, linear CKA, NCTI, TMI and NC1/VCI against direct computations of their
+papers' equations, on ordinary and on degenerate data (constant features, n < D, tiny classes,
+identical rows), and `imprint transferability` on the latter."""
 
+import json
 import math
 
 import numpy as np
@@ -361,3 +364,476 @@ def test_tmi_equals_the_kozachenko_leonenko_estimate_with_a_kd_tree():
     assert tmi(x, y, min_distance=0.0) == pytest.approx(
         _tmi_direct(x.astype(np.float64), y, min_distance=0.0), rel=1e-9
     )
+
+
+# --- degenerate data: each estimator computes with its documented regularisation, or refuses
+# with EstimatorUndefined (a ValueError) naming itself, why and what it needs.
+
+
+def _degenerate(kind, seed=0):
+    """Features [n, D] (float32, as `imprint transferability` passes them) and labels."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), 12)
+    x = rng.standard_normal((36, 8)) + 1.5 * y[:, None]
+    if kind == "constant_columns":
+        x[:, [1, 4]] = [2.5, -7.0]
+    elif kind == "wide":  # n < D: 12 rows of 50 dimensions, 3 classes
+        y = np.repeat(np.arange(3), 4)
+        x = rng.standard_normal((12, 50)) + y[:, None]
+    elif kind == "two_per_class":
+        y = np.repeat(np.arange(3), 2)
+        x = rng.standard_normal((6, 8)) + y[:, None]
+    elif kind == "one_per_class":
+        y = np.arange(3)
+        x = rng.standard_normal((3, 8)) + 1.0
+    elif kind == "identical_class":  # class 1's rows all equal, the others vary
+        x[y == 1] = x[y == 1][0]
+    elif kind == "every_class_identical":
+        x = rng.standard_normal((3, 8))[y]
+    elif kind == "all_identical":
+        x = np.tile(rng.standard_normal((1, 8)), (36, 1))
+    else:
+        raise AssertionError(kind)
+    return x.astype(np.float32), y
+
+
+def _marginal(f, y, alpha, beta):
+    """log N(y; 0, FFᵀ/α + I/β), the evidence written as y's marginal likelihood (n × n); β
+    = inf: no noise term."""
+    n = len(y)
+    cov = f @ f.T / alpha + (np.eye(n) / beta if beta != math.inf else 0.0)
+    sign, log_det = np.linalg.slogdet(cov)
+    assert sign > 0
+    return -n / 2 * math.log(2 * math.pi) - log_det / 2 - y @ np.linalg.solve(cov, y) / 2
+
+
+def _evidence_supremum(f, y):
+    """sup over α, β > 0 of the marginal likelihood: Nelder-Mead in (log α, log β) from a few
+    starts, and the two limits: α → ∞ (y ~ N(0, I/β), best at β = n/‖y‖²) and, where F has
+    rank n, β → ∞ (maximised over α alone)."""
+    from scipy.optimize import minimize_scalar
+
+    n = len(y)
+    values = [n / 2 * (math.log(n / (y @ y)) - math.log(2 * math.pi) - 1)]
+    for start in ([0.0, 0.0], [5.0, 5.0], [-5.0, 5.0], [5.0, -2.0]):
+        best = minimize(
+            lambda p: -_marginal(f, y, math.exp(p[0]), math.exp(p[1])),
+            x0=start,
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+        )
+        values.append(-best.fun)
+    if np.linalg.matrix_rank(f) == n:
+        limit = minimize_scalar(
+            lambda a: -_marginal(f, y, math.exp(a), math.inf),
+            bounds=(-40, 40),
+            method="bounded",
+            options={"xatol": 1e-12},
+        )
+        values.append(-limit.fun)
+    return max(values)
+
+
+LOGME_COMPUTES = [
+    "constant_columns",
+    "wide",
+    "two_per_class",
+    "one_per_class",
+    "identical_class",
+    "all_identical",
+]
+
+
+@pytest.mark.parametrize("kind", LOGME_COMPUTES)
+def test_logme_is_the_evidence_supremum_on_degenerate_features(kind):
+    x, y = _degenerate(kind)
+    f = x.astype(np.float64)
+    expected = np.mean([_evidence_supremum(f, (y == c).astype(float)) for c in np.unique(y)]) / len(
+        y
+    )
+    assert logme(x, y) == pytest.approx(expected, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("seed", "shape"),
+    [
+        (62, (6, 8)),  # the supremum is the limit β → ∞ (every target fitted exactly)
+        (7, (12, 50)),  # the fixed point is still far from the maximum after 100 steps
+        (21, (6, 8)),  # the fixed point reaches n − γ = 0 ("math domain error" before)
+    ],
+)
+def test_logme_finds_the_supremum_where_the_fixed_point_does_not(seed, shape):
+    # Rank F = n (n ≤ D): the supremum is often a limit on the boundary, or a maximum the
+    # paper's fixed point approaches only slowly.
+    n, d = shape
+    rng = np.random.default_rng([seed, n, d])
+    y = np.repeat(np.arange(3), n // 3)
+    x = (rng.standard_normal((n, d)) + y[:, None]).astype(np.float32)
+    f = x.astype(np.float64)
+    sup = [_evidence_supremum(f, (y == c).astype(float)) for c in range(3)]
+    assert logme(x, y) == pytest.approx(np.mean(sup) / n, abs=1e-9)
+
+
+def test_logme_of_zero_features_is_the_noise_only_evidence():
+    # F = 0: L(α, β) = n/2 log β − n/2 log 2π − β/2 ‖y‖², best at β = n / n_c.
+    y = np.repeat(np.arange(3), [2, 3, 5])
+    by_hand = np.mean([5 * (math.log(10 / c) - math.log(2 * math.pi) - 1) for c in (2, 3, 5)])
+    assert logme(np.zeros((10, 4)), y) == pytest.approx(by_hand / 10, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rank", "rows"), [("every_class_identical", 3, 36), ("wide_identical_class", 9, 12)]
+)
+def test_logme_refuses_features_that_fit_a_class_exactly(kind, rank, rows):
+    from imprint.analysis.transferability import EstimatorUndefined
+
+    if kind == "wide_identical_class":
+        x, y = _degenerate("wide")
+        x[y == 0] = x[0]
+    else:
+        x, y = _degenerate(kind)
+    with pytest.raises(EstimatorUndefined, match="LogME is unbounded") as err:
+        logme(x, y)
+    assert isinstance(err.value, ValueError)
+    assert f"rank {rank} for {rows} rows" in str(err.value)
+    assert "fit the one-hot target of class 0 exactly" in str(err.value)
+    # Unbounded indeed: the evidence keeps growing as the noise variance 1/β shrinks.
+    f, y0 = x.astype(np.float64), (y == 0).astype(float)
+    alpha = 1.0
+    values = [_marginal(f, y0, alpha, beta) for beta in (1e2, 1e4, 1e6)]
+    assert values[0] < values[1] < values[2]
+
+
+def _h_score_direct(x, y):
+    """tr(pinv(cov f) cov(E[f | y])) with numpy's pinv (cut-off D·eps relative), dropping the
+    columns that do not vary first (they add nothing to either covariance)."""
+    f = np.asarray(x, dtype=np.float64)
+    f = f[:, np.ptp(f, axis=0) > 0]
+    if f.shape[1] == 0:
+        return 0.0
+    fc = f - f.mean(0)
+    g = np.stack([fc[y == c].mean(0) for c in np.unique(y)])[np.searchsorted(np.unique(y), y)]
+    cov = np.cov(fc.T, bias=True).reshape(f.shape[1], f.shape[1])
+    between = np.cov(g.T, bias=True).reshape(f.shape[1], f.shape[1])
+    pinv = np.linalg.pinv(cov, rcond=f.shape[1] * np.finfo(float).eps, hermitian=True)
+    return float(np.trace(pinv @ between))
+
+
+@pytest.mark.parametrize(
+    "kind", ["constant_columns", "wide", "two_per_class", "one_per_class", "identical_class"]
+)
+def test_h_score_on_degenerate_features_is_the_pseudo_inverse_formula(kind):
+    x, y = _degenerate(kind)
+    assert h_score(x, y) == pytest.approx(_h_score_direct(x, y), rel=1e-7)
+    if kind in ("wide", "two_per_class", "one_per_class"):
+        # n − 1 ≤ D independent centred rows: the pseudo-inverse makes it C − 1 (by hand).
+        assert h_score(x, y) == pytest.approx(2.0, rel=1e-9)
+
+
+def test_h_score_ignores_constant_columns_whatever_their_offset():
+    # Centring a constant column leaves rounding noise where its mean is not exact; inverted,
+    # it would add about 1 to the score. The column must count for nothing.
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(3), 7)
+    x = 1e-3 * (rng.standard_normal((21, 4)) + y[:, None])
+    noisy = np.c_[x, np.full(21, 0.1 + 1e8 / 3)]
+    assert h_score(noisy, y) == pytest.approx(h_score(x, y), rel=1e-9)
+    assert h_score(noisy, y) == pytest.approx(_h_score_direct(x, y), rel=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_h_score_of_identical_rows_is_zero(seed):
+    x, y = _degenerate("all_identical", seed)
+    x = x * np.float32(1 + seed * 1000.3)  # values whose mean of 36 copies rounds
+    assert h_score(x, y) == 0.0  # pinv(0) = 0, not rounding noise inverted
+
+
+def _loo_direct(x, y, k=20):
+    """Leave-one-out weighted kNN (cosine, exp(s / 0.07) votes), ties to the lower row."""
+    xn = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    correct = 0
+    for i in range(len(y)):
+        sims = xn @ xn[i]
+        others = sorted((j for j in range(len(y)) if j != i), key=lambda j: (-sims[j], j))[:k]
+        votes = np.zeros(y.max() + 1)
+        for j in others:
+            votes[y[j]] += np.exp(sims[j] / 0.07)
+        correct += int(np.argmax(votes) == y[i])
+    return 100 * correct / len(y)
+
+
+@pytest.mark.parametrize("kind", ["constant_columns", "wide", "two_per_class", "one_per_class"])
+def test_leave_one_out_knn_on_degenerate_features_equals_a_direct_loop(kind):
+    from imprint.analysis.transferability import loo_knn_accuracy
+
+    x, y = _degenerate(kind)
+    assert loo_knn_accuracy(x, y, queries=None) == pytest.approx(_loo_direct(x, y))
+    if kind == "one_per_class":
+        assert loo_knn_accuracy(x, y) == 0.0  # no other row of its class to vote for it
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("one_per_class", "NCTI needs a class of at least 2 rows: .* every class here has 1 row"),
+        ("every_class_identical", "NCTI needs a class whose rows are not all identical"),
+        ("all_identical", "NCTI needs a class whose rows are not all identical"),
+    ],
+)
+def test_ncti_refuses_data_without_within_class_variation(kind, message):
+    from imprint.analysis.transferability import EstimatorUndefined, ncti_components
+
+    x, y = _degenerate(kind)
+    with pytest.raises(EstimatorUndefined, match=message):
+        ncti_components(x, y)
+
+
+def _lda_svd_terms_direct(z, y):
+    """ncti_etf and ncti_ncc of the unshrunk discriminant on scores z whose within-class
+    covariance is invertible: Gaussian posteriors with the pooled within-class scatter / n
+    (what scikit-learn 1.9's 'svd' solver whitens by), and the projections on the generalised
+    eigenvectors of the between- against that covariance (Vᵀ Sw V = I), centred, their
+    nuclear norm."""
+    from scipy.linalg import eigh
+
+    classes = np.unique(y)
+    n, c = len(z), len(classes)
+    means = np.array([z[y == k].mean(axis=0) for k in classes])
+    resid = z - means[y]
+    within = resid.T @ resid
+    inv = np.linalg.inv(within / n)
+    priors = np.array([np.mean(y == k) for k in classes])
+    logits = z @ inv @ means.T - 0.5 * np.einsum("cd,de,ce->c", means, inv, means)
+    logits += np.log(priors)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    centred = means - priors @ means
+    between = (centred * priors[:, None]).T @ centred
+    values, vectors = eigh(between, within / n)
+    projected = z @ vectors[:, np.argsort(values)[::-1][: c - 1]]
+    projected -= projected.mean(axis=0)
+    return np.linalg.svd(projected, compute_uv=False).sum(), p[np.arange(n), y].mean()
+
+
+def test_ncti_without_shrinkage_ignores_a_constant_column():
+    # Large variances: the unshrunk 'svd' solver. A constant column adds a principal component
+    # of rounding noise, which that solver's per-variable scaling would blow up to unit
+    # variance: the terms must be those of the features without it.
+    from imprint.analysis.transferability import ncti_components
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.arange(3), 40)
+    x = 5.0 * rng.standard_normal((120, 12)) + 6.0 * rng.standard_normal((3, 12))[y]
+    with_constant = np.c_[x[:, :5], np.full(120, 3.0), x[:, 5:]]
+    terms = ncti_components(with_constant, y)
+    z, variances = _pca_direct(x, 12)
+    assert math.exp(-variances[:32].sum()) < 1e-10  # the floor: no shrinkage
+    etf, ncc = _lda_svd_terms_direct(z, y)
+    assert terms["ncti_etf"] == pytest.approx(etf, rel=1e-6)
+    assert terms["ncti_ncc"] == pytest.approx(ncc, rel=1e-6)
+
+
+def test_ncti_on_wide_data_depends_on_the_rows_not_their_embedding():
+    # 12 rows in 50 dimensions span 11 centred directions; as many PCA components are kept as
+    # rows, the 12th rounding noise. The terms must be those of the same rows written in an
+    # 11-dimensional orthonormal basis of their span (or rotated in 50 dimensions).
+    from imprint.analysis.transferability import ncti_components
+
+    x, y = _degenerate("wide")
+    x = 10.0 * x.astype(np.float64)  # the unshrunk 'svd' solver
+    centre = x.mean(axis=0)
+    basis = np.linalg.svd(x - centre, full_matrices=False)[2][:11]
+    reduced = (x - centre) @ basis.T
+    rotation = np.linalg.qr(np.random.default_rng(9).standard_normal((50, 50)))[0]
+    expected = ncti_components(reduced, y)
+    for variant in (x, x @ rotation):
+        terms = ncti_components(variant, y)
+        for name, value in expected.items():
+            assert terms[name] == pytest.approx(value, rel=1e-6), name
+
+
+def test_ncti_with_a_one_row_class_warns_nothing():
+    import warnings
+
+    from imprint.analysis.transferability import ncti_components
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.repeat([0, 1], 10), [2]]
+    x = 0.1 * rng.standard_normal((21, 6)) + 0.1 * y[:, None]  # shrunk: the 'eigen' solver
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = ncti_components(x, y)
+    assert all(math.isfinite(v) for v in terms.values())
+
+
+@pytest.mark.parametrize(
+    ("kind", "largest"), [("two_per_class", "2 rows"), ("one_per_class", "1 row")]
+)
+def test_tmi_refuses_classes_too_small_for_a_kth_neighbour(kind, largest):
+    from imprint.analysis.transferability import EstimatorUndefined, tmi
+
+    x, y = _degenerate(kind)
+    with pytest.raises(EstimatorUndefined, match="TMI needs a class of at least k \\+ 1 = 4 rows"):
+        tmi(x, y)
+    with pytest.raises(ValueError, match=f"the largest class here has {largest}$"):
+        tmi(x, y)
+    if kind == "two_per_class":  # with k = 1, 2 rows per class are enough
+        expected = _tmi_direct(x.astype(np.float64), y, k=1)
+        assert tmi(x, y, k=1) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["constant_columns", "wide", "identical_class", "all_identical"])
+def test_tmi_on_degenerate_features_is_the_floored_estimate(kind):
+    from scipy.special import digamma
+
+    from imprint.analysis.transferability import tmi
+
+    x, y = _degenerate(kind)
+    assert tmi(x, y) == pytest.approx(_tmi_direct(x.astype(np.float64), y), rel=1e-9)
+    if kind == "all_identical":
+        # Every distance 0, floored to 1: h_c = −ψ(3) + ψ(12) + 8 log 2 for each class.
+        h = -digamma(3) + digamma(12) + 8 * math.log(2.0)
+        assert tmi(x, y) == pytest.approx(12 / 36 * h, rel=1e-12)
+
+
+def test_tmi_without_a_distance_floor_refuses_repeated_rows():
+    from imprint.analysis.transferability import EstimatorUndefined, tmi
+
+    x, y = _degenerate("identical_class")
+    with pytest.raises(
+        EstimatorUndefined, match="TMI with min_distance=0 .* class 1 has 4 or more identical rows"
+    ):
+        tmi(x, y, min_distance=0.0)
+
+
+def _stats(x, y):
+    from imprint.analysis.collapse import class_statistics, collapse_metrics
+
+    stats = class_statistics(x, y, l2_normalise=True)
+    return stats, collapse_metrics(stats)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("one_per_class", "{} needs a class of at least 2 rows .* every class here has 1 row"),
+        ("all_identical", "{} is undefined here: the class means .* coincide"),
+    ],
+)
+@pytest.mark.parametrize("name", ["nc1", "vci"])
+def test_nc1_and_vci_refuse_data_they_are_undefined_on(kind, message, name):
+    from imprint.analysis.transferability import EstimatorUndefined, collapse_estimate
+
+    x, y = _degenerate(kind)
+    with pytest.raises(EstimatorUndefined, match=message.format(name.upper())):
+        collapse_estimate(name, *_stats(x, y))
+
+
+@pytest.mark.parametrize(
+    "kind", ["wide", "two_per_class", "constant_columns", "every_class_identical"]
+)
+def test_nc1_on_degenerate_features_equals_its_formula(kind):
+    from imprint.analysis.transferability import collapse_estimate
+
+    x, y = _degenerate(kind)
+    u = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    means = np.stack([u[y == c].mean(0) for c in range(3)])
+    sigma_w = np.mean([np.cov(u[y == c].T, bias=True) for c in range(3)], axis=0)
+    centred = means - u.mean(0)
+    sigma_b = centred.T @ centred / 3
+    pinv = np.linalg.pinv(sigma_b, rcond=1e-10, hermitian=True)
+    expected = np.trace(sigma_w @ pinv) / 3
+    assert collapse_estimate("nc1", *_stats(x, y)) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_agreement_skips_an_estimator_left_undefined():
+    import pandas as pd
+
+    from imprint.analysis.transferability import estimator_agreement
+
+    table = pd.DataFrame(
+        {
+            "dataset": ["d"] * 3,
+            "mapping": ["none"] * 3,
+            "task": ["a"] * 3,
+            "backbone": ["p", "q", "r"],
+            "tmi": [None, None, None],  # null in every JSON
+            "logme": [3.0, None, 1.0],
+            "best_imprinting": [90.0, 80.0, 70.0],
+        }
+    )
+    out = estimator_agreement(table).set_index(["task", "estimator"])
+    assert math.isnan(out.loc[("a", "tmi"), "tau"])
+    assert out.loc[("a", "logme"), "tau"] == pytest.approx(1.0)  # the two defined ones
+
+
+# --- through the command: exit code, one line per warning, strict JSON.
+
+# The warning lines each kind must print, in order: the words each line must contain.
+CLI_CASES = {
+    "constant_columns": [],
+    "wide": [],
+    "two_per_class": [("TMI needs a class of at least k + 1 = 4 rows", "largest class here has 2")],
+    "one_per_class": [
+        ("NCTI needs a class of at least 2 rows", "every class here has 1 row"),
+        ("TMI needs a class of at least k + 1 = 4 rows", "largest class here has 1 row"),
+        ("NC1 needs a class of at least 2 rows", "every class here has 1 row"),
+        ("VCI needs a class of at least 2 rows", "every class here has 1 row"),
+    ],
+    "all_identical": [
+        ("NCTI needs a class whose rows are not all identical",),
+        ("NC1 is undefined here", "class means", "coincide"),
+        ("VCI is undefined here", "class means", "coincide"),
+    ],
+    "every_class_identical": [
+        ("LogME is unbounded (+inf)", "class 0"),
+        ("NCTI needs a class whose rows are not all identical",),
+    ],
+}
+NULLS = {
+    "two_per_class": {"tmi"},
+    "one_per_class": {"ncti_etf", "ncti_ncc", "ncti_vc", "tmi", "nc1", "vci"},
+    "all_identical": {"ncti_etf", "ncti_ncc", "ncti_vc", "nc1", "vci"},
+    "every_class_identical": {"logme", "ncti_etf", "ncti_ncc", "ncti_vc"},
+}
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("kind", list(CLI_CASES))
+def test_transferability_command_on_degenerate_data(kind, tmp_path, capsys):
+    from imprint.cli import main
+
+    x, y = _degenerate(kind)
+    path, out = tmp_path / "train.npz", tmp_path / "t.json"
+    np.savez(path, embeddings=x, labels=y)
+    assert main(["transferability", str(path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RuntimeWarning" not in err
+    lines = err.splitlines()
+    expected = CLI_CASES[kind]
+    assert len(lines) == len(expected), err  # one line per undefined estimator
+    for line, words in zip(lines, expected, strict=True):
+        assert line.startswith("imprint transferability: warning: "), err
+        assert all(w in line for w in words), err
+    result = _strict_json(out.read_text())
+    nulls = {key for key, value in result.items() if value is None}
+    assert nulls == NULLS.get(kind, set())
+    assert all(math.isfinite(v) for v in result.values() if v is not None)
+    assert result["n_samples"] == len(y) and result["n_classes"] == 3
+
+
+def test_transferability_command_still_refuses_invalid_input(tmp_path, capsys):
+    from imprint.cli import main
+
+    path = tmp_path / "train.npz"
+    np.savez(path, embeddings=np.ones((4, 3), np.float32), labels=np.zeros(4, int))
+    assert main(["transferability", str(path), "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imprint transferability: error: ") and "at least 2 classes" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "t.json").exists()

@@ -10,18 +10,17 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from imprint.data.ls_lambda import registered_ls_lambda
 from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
 from imprint.io import (
     atomic_path,
-    check_table_path,
-    check_writable,
+    check_output,
+    finite_json,
     load_embeddings,
+    read_yaml,
     save_embeddings,
+    write_json,
     write_table,
-    yaml_error_text,
 )
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collapse job needs none (~0.5 s)
@@ -37,12 +36,7 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such mapping file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(
-            f"{path}: not a valid YAML/JSON mapping file ({yaml_error_text(err)})"
-        ) from err
+    data = read_yaml(path)  # a label given twice is refused, with its line
     if not isinstance(data, dict) or not data:
         raise ValueError(
             f"{path}: a mapping file holds a non-empty mapping {{old label: new label}}"
@@ -87,6 +81,7 @@ def evaluate_files(
     progress: bool = True,
     extra_columns: dict | None = None,
     ls_precision: str | None = DEFAULT_LS_PRECISION,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Evaluate a grid on one task of two embedding files and write the results table.
 
@@ -94,7 +89,8 @@ def evaluate_files(
     ls_lambda=None: the registered λ of `backbone` (or of the backbone the files record);
     ls_precision=None: the default. Only grids with GEN ls/kls read either.
     extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
-    tables of several runs can be joined and ranked together.
+    tables of several runs can be joined and ranked together. force: replace whatever is at
+    `out` (io.check_output says what is refused without it).
     """
     group = {"classes": classes, "mapping": mapping, "extra_columns": extra_columns}
     return evaluate_groups(
@@ -108,6 +104,7 @@ def evaluate_files(
         device=device,
         progress=progress,
         ls_precision=ls_precision,
+        force=force,
     )
 
 
@@ -122,6 +119,7 @@ def evaluate_groups(
     device: str | None = None,
     progress: bool = True,
     ls_precision: str | None = DEFAULT_LS_PRECISION,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Evaluate a grid on several tasks of the same two embedding files, in one process, and
     write one table: each group's rows in turn, as evaluate_files would give them.
@@ -135,7 +133,7 @@ def evaluate_groups(
     from imprint.engine.evaluate import RESULT_COLUMNS
     from imprint.engine.grid import expand_grid, load_grid
 
-    check_table_path(out)  # before the work, not after it
+    check_results_out(out, train, test, grid, groups, force)  # before the work, not after it
     for group in groups:
         clash = sorted(set(group.get("extra_columns") or ()) & set(RESULT_COLUMNS))
         if clash:
@@ -172,8 +170,20 @@ def evaluate_groups(
 
     results = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
     results.attrs["classes"] = json.dumps(used[0] if len(used) == 1 else used)
-    write_table(results, out)
+    write_table(results, out, force)
     return results
+
+
+def check_results_out(out, train, test, grid, groups: list[dict], force: bool) -> None:
+    """A results table may go to `out` (io.check_output): a new path or an earlier results
+    table, none of the files it is computed from."""
+    inputs = {
+        "--train": train,
+        "--test": test,
+        "--grid": grid,
+        "--mapping": [g.get("mapping") for g in groups],
+    }
+    check_output(out, "table", inputs, force, signature=("config_id", "accuracy"))
 
 
 def incremental_groups(
@@ -185,6 +195,7 @@ def incremental_groups(
     groups: list[dict],
     device: str | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Class-incremental evaluation (engine.incremental) of a grid on tasks of two embedding
     files, one table: per group (evaluate_groups' classes, mapping, extra_columns) one row per
@@ -197,25 +208,27 @@ def incremental_groups(
     from imprint.engine.grid import expand_grid, load_grid
     from imprint.engine.incremental import (
         Protocol,
+        check_protocol,
         evaluate_incremental,
         packaged_protocol,
-        split_sessions,
+        task_sessions,
     )
 
-    check_table_path(out)
+    check_results_out(out, train, test, grid, groups, force)
+    check_protocol(protocol)  # the rules the command and planning apply
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     check_pair(train, train_set, test, test_set)
     where = "grid"
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     configs = expand_grid(grid, where=where)
+    session_ids = None
     if protocol.get("protocol"):  # a packaged one: its sessions and image lists
-        protocol = {**protocol, **packaged_protocol(protocol["protocol"])}
+        session_ids = packaged_protocol(protocol["protocol"])["session_ids"]
     tables = []
     for group in groups:
-        sessions = protocol.get("sessions") or split_sessions(
-            group["classes"], protocol["base"], protocol["way"]
-        )
+        what = f"task {group['task']}" if group.get("task") else "the task"
+        sessions = task_sessions(protocol, group.get("classes"), what=what)
         table = evaluate_incremental(
             train_set.embeddings,
             train_set.labels,
@@ -227,7 +240,7 @@ def incremental_groups(
                 int(protocol.get("shots", -1)),
                 int(protocol.get("base_shots", -1)),
                 int(protocol.get("protocol_seed", 0)),
-                protocol.get("session_ids"),
+                session_ids,
             ),
             mapping=load_mapping(group.get("mapping")),
             train_ids=train_set.ids,
@@ -239,7 +252,7 @@ def incremental_groups(
             table.insert(i, name, value)
         tables.append(table)
     results = pd.concat(tables, ignore_index=True)
-    write_table(results, out)
+    write_table(results, out, force)
     return results
 
 
@@ -255,6 +268,11 @@ def check_pair(train, train_set, test, test_set) -> None:
             stacklevel=3,
         )
         return
+    if train_set.dim != test_set.dim:
+        raise ValueError(
+            f"training embeddings {train} have dimension {train_set.dim} but test embeddings "
+            f"{test} {test_set.dim}: they must come from the same backbone"
+        )
     for key in ("backbone", "dataset"):
         a, b = train_set.meta.get(key), test_set.meta.get(key)
         if a is not None and b is not None and a != b:
@@ -333,10 +351,12 @@ def collapse_file(
     classes=None,
     l2_normalise=True,
     ood: str | None = None,
+    force: bool = False,
 ) -> dict:
     """NC metrics of one embedding file (after an optional label mapping); JSON to `out`.
 
     `ood`: an embedding file of out-of-distribution data, for NC5 (``nc5_ood_orthogonality``).
+    force: replace whatever is at `out` (io.check_output).
     """
     import numpy as np
 
@@ -345,7 +365,8 @@ def collapse_file(
     from imprint.engine.tasks import remap_labels
 
     if out:
-        check_writable(out)
+        inputs = {"embeddings": embeddings, "--mapping": mapping, "--ood": ood}
+        check_output(out, "json", inputs, force, signature=("nc1",))
     data = load_embeddings(embeddings)
     rows, mapped = remap_labels(data.labels, load_mapping(mapping))
     if classes is not None:
@@ -375,10 +396,23 @@ def collapse_file(
         ood_mean = global_mean(ood_set.embeddings, l2_normalise=l2_normalise)
         metrics["nc5_ood_orthogonality"] = ood_orthogonality(stats.means, ood_mean)
     metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
+    # An undefined metric is null, with one warning naming it: never a NaN in the JSON.
+    metrics = finite_json(metrics, why=_undefined_collapse(stats))
     if out:
-        with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_json(metrics, out, force)
     return metrics
+
+
+def _undefined_collapse(stats) -> str:
+    """Why collapse metrics may be undefined on these data, for the warning that says so."""
+    import numpy as np
+
+    if int(np.max(stats.counts)) < 2:
+        return "every class has 1 row: there is no within-class variability to measure"
+    means = np.asarray(stats.means, dtype=np.float64)
+    if np.allclose(means, means[:1]):
+        return "the class means coincide: the between-class variability it divides by is 0"
+    return ""
 
 
 def prepare_dataset(
@@ -466,6 +500,7 @@ def draw_figure(
     outputs: dict,
     options: dict | None = None,
     experiment: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Draw a registered figure kind (imprint.figures.registry) and write all it makes.
 
@@ -480,7 +515,7 @@ def draw_figure(
         raise ValueError(f"unknown figure kind '{kind}' (known: {', '.join(FIGURE_KINDS)})")
     draw = FIGURE_KINDS[kind].draw_function()
     made = draw(**_read_tables(inputs), experiment=experiment, **dict(options or {}))
-    write_outputs(made, outputs)
+    write_outputs(made, outputs, force)
     return made
 
 
@@ -494,6 +529,7 @@ def critical_difference_files(
     alpha: float = 0.05,
     title: str | None = None,
     max_methods: int | None = None,
+    force: bool = False,
 ):
     """CD statistics and diagram of long-format tables: <prefix>_ranks.csv, _pvalues.csv,
     _summary.txt, .pdf and .png; returns the CDResult.
@@ -513,7 +549,10 @@ def critical_difference_files(
         "cd_diagram_png": f"{out_prefix}.png",
         "summary": f"{out_prefix}_summary.txt",
     }
-    check_writable(outputs["ranks"])
+    kinds = {"ranks": "table", "pvalues": "table", "summary": "text"}
+    for name, path in outputs.items():
+        kind = kinds.get(name, name.rpartition("_")[2])  # the diagram's pdf and png
+        check_output(path, kind, {"table": tables}, force, flag="--out-prefix")
     options = {
         "method": method_col,
         "score": score_col,
@@ -523,7 +562,7 @@ def critical_difference_files(
         "title": title,
         "max_methods": max_methods,
     }
-    return draw_figure("cd_diagram", {"results": tables}, outputs, options)["result"]
+    return draw_figure("cd_diagram", {"results": tables}, outputs, options, force=force)["result"]
 
 
 def summarise_table1(tables: list[str | Path], outputs: dict) -> pd.DataFrame:
@@ -562,10 +601,10 @@ def _read_tables(inputs: dict) -> dict:
     }
 
 
-def write_outputs(made: dict, outputs: dict) -> None:
+def write_outputs(made: dict, outputs: dict, force: bool = False) -> None:
     """Write each output, atomically, from what was made under its name: a table as CSV or
     Parquet, a text as it is; a Figure made as X is written to outputs X_pdf and X_png (200 dpi).
-    A made "message" is logged."""
+    A made "message" is logged. force: as atomic_path takes it."""
     import pandas as pd
 
     if "message" in made:
@@ -579,10 +618,10 @@ def write_outputs(made: dict, outputs: dict) -> None:
         else:
             raise ValueError(f"output '{name}' ({path}): nothing was made under that name")
         if isinstance(thing, pd.DataFrame):
-            write_table(thing, path)
+            write_table(thing, path, force)
         elif isinstance(thing, str):
-            with atomic_path(path) as tmp:
+            with atomic_path(path, force) as tmp:
                 tmp.write_text(thing)
         else:  # a matplotlib Figure
-            with atomic_path(path) as tmp:
+            with atomic_path(path, force) as tmp:
                 thing.savefig(tmp, format=Path(path).suffix[1:], dpi=200, bbox_inches="tight")

@@ -32,22 +32,33 @@ def _evaluate(args) -> None:
         device=args.device,
         progress=not args.quiet,
         extra_columns=parse_tags(args.tag),
+        force=args.force,
     )
     print(f"wrote {args.out}")
 
 
 def _incremental(args) -> None:
     from imprint.api import incremental_groups
-    from imprint.engine.incremental import split_sessions
+    from imprint.engine.incremental import check_protocol, task_sessions
 
-    if args.protocol:
-        sessions = None
-    elif args.sessions:
-        sessions = [parse_classes(part) for part in args.sessions.split("/") if part.strip()]
-    else:
-        if args.task is None or args.base is None or args.way is None:
-            raise ValueError("give --protocol, --sessions, or --task with --base and --way")
-        sessions = split_sessions(parse_classes(args.task), args.base, args.way)
+    def flag(key: str) -> str:  # errors name the flag of a protocol setting
+        return "--" + key.replace("_", "-")
+
+    sessions = None
+    if args.sessions is not None:
+        parts = args.sessions.split("/")
+        for i, part in enumerate(parts, 1):
+            if not part.strip():  # a stray '/' would drop a session unseen
+                raise ValueError(
+                    f"--sessions {args.sessions!r}: session {i} of {len(parts)} is empty "
+                    "(sessions are split by '/', each a comma-separated list of classes)"
+                )
+        sessions = [parse_classes(part) for part in parts]
+    settings = ("protocol", "task", "base", "way", "shots", "base_shots", "protocol_seed")
+    spec = {"sessions": sessions, **{key: getattr(args, key) for key in settings}}
+    check_protocol(spec, flag)  # the rules planning applies to a config's incremental section
+    if args.base is not None:
+        sessions = task_sessions(spec, parse_classes(args.task), flag, f"--task {args.task}")
     protocol = {
         "protocol": args.protocol,
         "sessions": sessions,
@@ -65,6 +76,7 @@ def _incremental(args) -> None:
         [group],
         device=args.device,
         progress=not args.quiet,
+        force=args.force,
     )
     what = args.protocol or (
         f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes)"
@@ -98,9 +110,10 @@ def _grid(args) -> None:
         f"{where}: {n} configurations × seeds = {len(configs)} runs per (backbone, dataset, mapping, task)"
     )
     if args.out:
-        from imprint.io import write_table
+        from imprint.io import check_output, write_table
 
-        write_table(configs, args.out)
+        check_output(args.out, "table", {"grid": args.grid}, args.force, signature=("config_id",))
+        write_table(configs, args.out, args.force)
         print(f"wrote {args.out}")
 
 
@@ -115,6 +128,7 @@ def _collapse(args) -> None:
         classes=parse_classes(args.classes) if args.classes is not None else None,
         l2_normalise=not args.no_l2,
         ood=args.ood,
+        force=args.force,
     )
     if not args.out:
         print(json.dumps(metrics, indent=2, sort_keys=True))
@@ -135,13 +149,34 @@ def _cd(args) -> None:
         alpha=args.alpha,
         title=args.title,
         max_methods=args.max_methods,
+        force=args.force,
     )
     print(result.summary)
     print(f"wrote {args.out_prefix}_ranks.csv, _pvalues.csv, _summary.txt, .pdf, .png")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, as every other refusal of this command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_force(parsers) -> None:
+    """--force on every command that writes: an output path is otherwise refused where it
+    would replace what the command did not write (imprint.io.check_output)."""
+    for parser in parsers:
+        if any(a.dest in ("out", "out_prefix") for a in parser._actions):
+            parser.add_argument(
+                "--force",
+                action="store_true",
+                help="replace what is at the output path even if this command did not write "
+                "it (a folder of other files, a file of another kind, one of its inputs)",
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imprint", description=__doc__)
+    parser = _Parser(prog="imprint", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cd(sub)
     _add_model_choice(sub)
     _add_incremental(sub)
+    _add_verify(sub)
     ch = sub.add_parser(
         "check-config",
         help="check a workflow config file as `snakemake -n` would (YAML, schema, names)",
@@ -211,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ch.add_argument("config", help="the config file (YAML)")
     ch.set_defaults(func=_check_config)
+    _add_force(sub.choices.values())
     return parser
 
 
@@ -269,6 +306,7 @@ def _probe(args) -> None:
         seed=args.seed,
         device=args.device,
         extra_columns=parse_tags(args.tag),
+        force=args.force,
     )
     for row in table.itertuples():
         what = f"λ = {row.penalty:g}" if row.method == "linear_probe" else f"k = {row.k}"
@@ -284,6 +322,7 @@ def _transferability(args) -> None:
         out=args.out,
         mapping=args.mapping,
         classes=parse_classes(args.classes) if args.classes is not None else None,
+        force=args.force,
     )
     print(json.dumps(result, indent=2, sort_keys=True) if not args.out else f"wrote {args.out}")
 
@@ -291,7 +330,7 @@ def _transferability(args) -> None:
 def _similarity(args) -> None:
     from imprint.model_choice import similarity_files
 
-    table = similarity_files(args.embeddings, out=args.out)
+    table = similarity_files(args.embeddings, out=args.out, force=args.force)
     for row in table.itertuples():
         print(f"CKA {row.a} ~ {row.b}: {row.cka:.4f}")
     if args.out:
@@ -302,7 +341,7 @@ def _concat(args) -> None:
     from imprint.model_choice import concat_embeddings
 
     names = [str(p) for p in args.embeddings]
-    n = concat_embeddings(args.embeddings, args.out, names, args.normalise)
+    n = concat_embeddings(args.embeddings, args.out, names, args.normalise, force=args.force)
     print(f"joined {len(names)} embedding sets by image id: {n} rows → {args.out}")
 
 
@@ -321,7 +360,9 @@ def _add_incremental(sub) -> None:
     inc.add_argument("--grid", required=True, help="grid YAML file, or paper:<name>")
     inc.add_argument("--out", required=True, help="results table (.csv or .parquet)")
     inc.add_argument(
-        "--sessions", help="classes per session, sessions split by '/', e.g. 0,1,2,3,4/5/6/7/8/9"
+        "--sessions",
+        help="classes per session, sessions split by '/', e.g. 0,1,2,3,4/5/6/7/8/9 (instead of "
+        "--protocol or --task with --base and --way)",
     )
     inc.add_argument(
         "--protocol",
@@ -332,12 +373,12 @@ def _add_incremental(sub) -> None:
     inc.add_argument("--base", type=int, help="classes in the base session")
     inc.add_argument("--way", type=int, help="new classes per later session")
     inc.add_argument(
-        "--shots", type=int, default=-1, help="training rows per new class (default -1: all)"
+        "--shots", type=int, default=-1, help="training rows per new class, >= 1 (default -1: all)"
     )
     inc.add_argument(
-        "--base-shots", type=int, default=-1, help="training rows per base class (default all)"
+        "--base-shots", type=int, default=-1, help="training rows per base class (default -1: all)"
     )
-    inc.add_argument("--protocol-seed", type=int, default=0, help="seed of the shot draws")
+    inc.add_argument("--protocol-seed", type=int, default=0, help="seed of the shot draws (>= 0)")
     inc.add_argument("--mapping", help="YAML/JSON label mapping applied first")
     inc.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a constant column")
     inc.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -434,6 +475,38 @@ def _add_cd(sub) -> None:
         help="test and draw only the best N methods by average rank (pairwise tests grow as N²)",
     )
     cd.set_defaults(func=_cd)
+
+
+def _add_verify(sub) -> None:
+    ve = sub.add_parser(
+        "verify",
+        help="re-check the checksums of the embedding sets below folders (default results/)",
+        description="Find every embedding set (a folder holding meta.json and embeddings.npy) "
+        "below each PATH and re-hash its array files against the checksums in its meta.json, "
+        "also comparing meta's n × dim with each array's header: corruption that keeps a "
+        "file's modification time (bit rot, a bad copy) is invisible to `snakemake -n`. Prints "
+        "one line per corrupted set naming the file, what is wrong and the command that "
+        "rebuilds it, one warning per set without checksums, and a summary. Exit status: 0 "
+        "every set verified (or unverifiable), 1 a set is corrupted, 2 a PATH cannot be read.",
+    )
+    ve.add_argument(
+        "paths", nargs="*", default=["results"], metavar="PATH", help="default: results"
+    )
+    ve.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ve.set_defaults(func=_verify)
+
+
+def _verify(args) -> None:
+    from imprint.planning.caches import verify_embedding_sets
+
+    report = verify_embedding_sets(args.paths, progress=not args.quiet)
+    for line in report.warning_lines():
+        print(f"imprint verify: warning: {line}", file=sys.stderr)
+    for line in report.problem_lines():
+        print(line)
+    print(report.summary())
+    if report.corrupted:
+        raise SystemExit(1)  # 2 is main's: a PATH that cannot be read
 
 
 def main(argv: list[str] | None = None) -> int:
