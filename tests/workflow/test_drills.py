@@ -1,12 +1,14 @@
-"""Interruption drills on a small real run: SIGKILL during extraction and during imprinting,
-a corrupted cache, a full disk. After each, the documented recovery (README, "When things go
-wrong") ends with outputs equal to an uninterrupted run's, byte for byte where no time is
-recorded, and nothing half-written or temporary is left behind."""
+"""Interruption drills on a small real run: SIGKILL during extraction and during imprinting (of
+the whole run, or of Snakemake alone while its job runs on), a corrupted cache found by `imprint
+verify` and `snakemake verify_caches`, a full disk. After each, the documented recovery (README,
+"When things go wrong") ends with outputs equal to an uninterrupted run's, byte for byte where no
+time is recorded, and nothing half-written or temporary is left behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _snakemake import REPO, load_config, snakemake
+from _snakemake import REPO, job_counts, load_config, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -93,9 +95,10 @@ def _no_temporaries(workdir: Path) -> None:
     assert not left, f"temporary files left: {left}"
 
 
-def _kill_when(workdir: Path, log: str, output: str) -> None:
+def _kill_when(workdir: Path, log: str, output: str, snakemake_alone: bool = False) -> None:
     """Start the workflow, SIGKILL it and its jobs once `log` exists (its job has started)
-    while `output` does not yet (the job has not finished)."""
+    while `output` does not yet (the job has not finished). `snakemake_alone`: kill Snakemake
+    only (as the OOM killer may), and wait until its orphaned job has finished too."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     proc = subprocess.Popen(
         [*cmd, "--directory", str(workdir), "--cores", "2"],
@@ -110,17 +113,35 @@ def _kill_when(workdir: Path, log: str, output: str) -> None:
             assert time.monotonic() < deadline, f"{log} never appeared"
             time.sleep(0.05)
         assert not (workdir / output).exists(), "the job ended before it could be killed"
-    finally:
+    except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        raise
+    if not snakemake_alone:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    while True:  # the job, orphaned, runs to its end
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("the orphaned job never ended")
+        time.sleep(0.1)
 
 
 def _recover(workdir: Path) -> None:
-    """The README's recovery: a plain rerun is refused with the unlock hint, then unlock and
-    rerun the incomplete jobs."""
+    """The README's recovery: a plain rerun is refused with the unlock hint (the lock is left;
+    the killed job's output was never renamed into place, so no file is incomplete), then
+    unlock and rerun the incomplete jobs."""
     locked = snakemake(workdir, check=False)
     text = locked.stdout + locked.stderr
-    assert locked.returncode != 0 and "--unlock" in text, text[-2000:]
+    assert locked.returncode != 0 and "LockException" in text and "--unlock" in text, text[-2000:]
+    assert "IncompleteFilesException" not in text, text[-2000:]
     snakemake(workdir, "--unlock")
     snakemake(workdir, "--rerun-incomplete")
 
@@ -145,30 +166,104 @@ def test_sigkill_during_imprinting_then_unlock_and_rerun_gives_the_same_outputs(
     _no_temporaries(d)
 
 
-def test_a_corrupted_cache_is_seen_refused_and_regenerated(tmp_path, reference):
+def test_sigkill_of_snakemake_alone_leaves_incomplete_files_then_the_same_recovery(
+    tmp_path, reference
+):
+    d = _workdir(tmp_path)
+    _kill_when(d, EXTRACT_LOG, f"{EMBEDDINGS}/embeddings.npy", snakemake_alone=True)
+    assert (d / EMBEDDINGS / "embeddings.npy").exists()  # written after Snakemake died
+    # Snakemake checks its incomplete markers (.snakemake/incomplete) before its lock: a file
+    # that exists but whose job never reported back is named first.
+    first = snakemake(d, check=False)
+    text = first.stdout + first.stderr
+    assert first.returncode != 0 and "IncompleteFilesException" in text, text[-2000:]
+    assert "LockException" not in text and "--rerun-incomplete" in text
+    assert f"{EMBEDDINGS}/embeddings.npy" in text
+    # With --rerun-incomplete alone, the lock is met next; the README's two commands recover.
+    locked = snakemake(d, "--rerun-incomplete", check=False)
+    assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
+    snakemake(d, "--unlock")
+    snakemake(d, "--rerun-incomplete")
+    _assert_same(_outputs(d), reference)
+    _no_temporaries(d)
+
+
+def _imprint_verify(workdir: Path, capsys) -> tuple[int, list[str]]:
+    from imprint.cli import main
+
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        rc = main(["verify", "-q"])
+    except SystemExit as stop:
+        rc = stop.code
+    finally:
+        os.chdir(here)
+    out, err = capsys.readouterr()
+    return rc, out.splitlines()
+
+
+def test_a_corrupted_cache_is_seen_refused_and_regenerated(tmp_path, reference, capsys):
     d = _workdir(tmp_path)
     snakemake(d)
     array = d / EMBEDDINGS / "embeddings.npy"
+    stat = array.stat()
     raw = bytearray(array.read_bytes())
     middle = len(raw) // 2
     raw[middle : middle + 64] = np.full(16, 12.08, np.float32).tobytes()  # finite, wrong
     array.write_bytes(bytes(raw))
-    # Snakemake sees the changed file (the rules name it) and plans what was built from it.
+    os.utime(array, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # bit rot: the time is kept
+    # Snakemake compares modification times: it sees nothing to do.
     dry = snakemake(d, "-n")
-    assert "imprint_grid" in dry.stdout and "Nothing to be done" not in dry.stdout
-    # The job refuses the array before using it, naming the file and the remedy.
-    run = snakemake(d, check=False)
-    log = (d / IMPRINT_LOG).read_text()
-    assert run.returncode != 0
-    assert f"{EMBEDDINGS}/embeddings.npy: checksum mismatch" in log
-    assert "delete" in log and "rerun the workflow" in log
-    # The remedy: delete the cached set; the rerun extracts it again, identical.
-    import shutil
-
-    shutil.rmtree(d / EMBEDDINGS)
-    snakemake(d)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    # `imprint verify` finds it: one line naming the file, ending in the command that rebuilds it.
+    rebuild = f"snakemake --cores all --forcerun {EMBEDDINGS}/embeddings.npy"
+    rc, out = _imprint_verify(d, capsys)
+    assert rc == 1 and len(out) == 2, out
+    assert out[0].startswith(f"{EMBEDDINGS}/embeddings.npy: checksum mismatch (meta.json says")
+    assert out[0].endswith(f"; rebuild it and what was built from it with: {rebuild}")
+    assert out[1].startswith("1 of 2 embedding sets corrupted (6 files, ")
+    # So does the workflow's target, listing it on the console.
+    target = snakemake(d, "verify_caches", check=False)
+    text = target.stdout + target.stderr
+    assert target.returncode != 0 and out[0] in text and "Traceback" not in text, text[-3000:]
+    assert out[0] in (d / "logs/verify_caches.log").read_text()
+    # A job that reads the corrupted file refuses it before using a value: one line on the
+    # console naming the file and the fix, the same in its log, no traceback.
+    run = snakemake(d, "--forcerun", "imprint_grid", check=False)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0 and "Traceback" not in text, text[-3000:]
+    lines = [line for line in text.splitlines() if f"{EMBEDDINGS}/embeddings.npy:" in line]
+    assert len(lines) == 1 and "checksum mismatch" in lines[0], lines
+    assert "`imprint verify` lists every corrupted cached set" in lines[0]
+    assert lines[0].endswith(f"rebuild it and what was built from it with: {rebuild}")
+    assert lines[0] in (d / IMPRINT_LOG).read_text()
+    # The printed command, run as printed in the workflow's folder (the Snakefile named, as
+    # this test's folder has none), rebuilds the set and what was built from it.
+    proc = subprocess.run(
+        [*shlex.split(rebuild)[:1], "--snakefile", str(REPO / "Snakefile")]
+        + shlex.split(rebuild)[1:],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert job_counts(proc.stdout + proc.stderr)["extract_embeddings"] == 1
+    rc, out = _imprint_verify(d, capsys)
+    assert rc == 0 and out[0].startswith("2 embedding sets verified, 6 files, "), out
+    snakemake(d, "verify_caches")  # asked again, it runs again: no output to be up to date
+    assert "2 embedding sets verified" in (d / "logs/verify_caches.log").read_text()
     _assert_same(_outputs(d), reference)
     _no_temporaries(d)
+    # An array rewritten (a new modification time, other bytes) Snakemake does see: -n plans
+    # what was built from it, not its extraction.
+    other = d / EMBEDDINGS.replace("train", "test") / "embeddings.npy"
+    other.write_bytes(other.read_bytes()[:-4] + b"\0\0\0\0")
+    dry = snakemake(d, "-n")
+    plan = job_counts(dry.stdout + dry.stderr)
+    assert plan.get("imprint_grid") == 1 and "extract_embeddings" not in plan, plan
 
 
 def test_a_full_disk_during_a_write_leaves_nothing_and_says_so(tmp_path, capsys):

@@ -97,3 +97,19 @@ rule concat_embeddings:
         normalise=lambda wildcards: config["backbones"][wildcards.backbone]["normalise"],
     script:
         "../scripts/concat_embeddings.py"
+
+
+# `snakemake verify_caches`: re-hash every cached embedding set against its meta.json, as
+# `imprint verify results/embeddings` does. No output, so it runs whenever it is asked for;
+# no input, so it checks what is there and builds nothing. It fails listing each corrupted
+# set with the command that rebuilds it.
+rule verify_caches:
+    log:
+        "logs/verify_caches.log",
+    localrule: True
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        root=paths.EMBEDDINGS.partition("{")[0],  # results/embeddings/: every set
+    script:
+        "../scripts/verify_caches.py"

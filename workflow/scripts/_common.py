@@ -9,26 +9,44 @@ import sys
 
 @contextlib.contextmanager
 def rule_log(snakemake):
-    """Route stdout, stderr and logging into the rule's log file for the block."""
-    from imprint.io import exit_cleanly_on_sigterm
+    """Route stdout, stderr and logging into the rule's log file for the block.
+
+    An EmbeddingFileError (a ChecksumError included) is expected and the user's to fix: the job
+    ends with its message alone, written to the log and to Snakemake's console (several lines
+    only where it lists several files), and exit status 1. Any other exception is a bug until
+    shown otherwise: its full traceback goes to the log and, raised on, to the console. A plain
+    ValueError is one of those: the config and the user's files are checked when the workflow
+    is planned and imported, so inside a job it is mostly numpy's, pandas' or torch's own.
+    """
+    from imprint.io import EmbeddingFileError, exit_cleanly_on_sigterm
 
     exit_cleanly_on_sigterm()  # a SLURM time limit must not leave temporary outputs behind
+    console = sys.stderr  # the job's own stderr: Snakemake's console
     path = snakemake.log[0] if snakemake.log else None
-    if path is None:
-        yield
-        return
-    with open(path, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        logging.basicConfig(
-            stream=fh,
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(message)s",
-            force=True,
-        )
+    failure = None
+    with contextlib.ExitStack() as stack:
+        if path is not None:
+            fh = stack.enter_context(open(path, "w"))
+            stack.enter_context(contextlib.redirect_stdout(fh))
+            stack.enter_context(contextlib.redirect_stderr(fh))
+            stack.callback(fh.flush)
+            logging.basicConfig(
+                stream=fh,
+                level=logging.INFO,
+                format="%(asctime)s %(levelname)s %(message)s",
+                force=True,
+            )
         try:
             yield
+        except EmbeddingFileError as err:
+            failure = str(err)
+            if path is not None:
+                logging.error("%s", failure)
         except Exception:
-            logging.exception("rule failed")
+            if path is not None:
+                logging.exception("rule failed")
             raise
-        finally:
-            fh.flush()
+    if failure is not None:
+        print(failure, file=console, flush=True)
+        sys.exit(1)
     sys.stderr.flush()

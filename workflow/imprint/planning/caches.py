@@ -1,0 +1,148 @@
+"""The workflow's cached embedding sets, checked: `imprint verify` and `snakemake verify_caches`
+walk folders for embedding sets, verify each (imprint.io.verify_embedding_set) and report every
+corrupted one with the Snakemake command that rebuilds it and what was built from it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from imprint.io import (
+    EMBEDDINGS_FILE,
+    IDS_FILE,
+    LABELS_FILE,
+    META_FILE,
+    SetCheck,
+    progress_bar,
+    verify_embedding_set,
+)
+from imprint.planning.paths import EMBEDDINGS
+
+# Where a workflow's cached sets lie, below its working directory: ("results", "embeddings").
+_WORKFLOW_EMBEDDINGS = tuple(EMBEDDINGS.partition("{")[0].strip("/").split("/"))
+
+
+def find_embedding_sets(root: str | os.PathLike) -> list[Path]:
+    """The embedding directories (meta.json beside embeddings.npy) at or below `root`, in
+    sorted order; hidden folders (atomic_path's temporaries, .snakemake) are skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(2, "no such folder", str(root))
+    if not root.is_dir():
+        raise ValueError(
+            f"{root}: not a folder; give folders holding embedding sets (a set is a folder "
+            f"with {META_FILE} and {EMBEDDINGS_FILE})"
+        )
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(s for s in subfolders if not s.startswith("."))
+        if META_FILE in files and EMBEDDINGS_FILE in files:
+            found.append(Path(folder))
+    return found
+
+
+@dataclass
+class VerifyReport:
+    """verify_embedding_sets' findings: one SetCheck per embedding set found."""
+
+    checks: list[SetCheck]
+
+    @property
+    def corrupted(self) -> list[SetCheck]:
+        return [c for c in self.checks if c.problems]
+
+    def problem_lines(self) -> list[str]:
+        """One line per corrupted set: what is wrong with which file, and how to rebuild it."""
+        return [f"{'; '.join(c.problems)}; {rebuild_advice(c.directory)}" for c in self.corrupted]
+
+    def warning_lines(self) -> list[str]:
+        """One line per set without checksums (not corrupted, but not verifiable)."""
+        return [c.unverifiable for c in self.checks if c.unverifiable]
+
+    def summary(self) -> str:
+        files = sum(c.files for c in self.checks)
+        size = _size_text(sum(c.nbytes for c in self.checks))
+        bad = self.corrupted
+        if not bad:
+            verified = sum(not c.unverifiable for c in self.checks)
+            unverifiable = len(self.checks) - verified
+            return (
+                f"{_count(verified, 'embedding set')} verified, {_count(files, 'file')}, {size}"
+                + (f"; {unverifiable} without checksums (unverifiable)" if unverifiable else "")
+            )
+        text = (
+            f"{len(bad)} of {_count(len(self.checks), 'embedding set')} corrupted "
+            f"({_count(files, 'file')}, {size} read)"
+        )
+        command = rebuild_command(*(c.directory for c in bad))
+        if command is not None and len(bad) > 1:
+            text += f"; rebuild them all with: {command}"
+        return text
+
+
+def verify_embedding_sets(roots, progress: bool = True) -> VerifyReport:
+    """verify_embedding_set on every embedding set below each of `roots` (each set once), with
+    a progress bar over the bytes to hash (shown only when it takes more than 2 s)."""
+    sets, seen = [], set()
+    for root in roots:
+        for directory in find_embedding_sets(root):
+            if directory.resolve() not in seen:
+                seen.add(directory.resolve())
+                sets.append(directory)
+    total = sum(
+        (d / name).stat().st_size
+        for d in sets
+        for name in (EMBEDDINGS_FILE, LABELS_FILE, IDS_FILE)
+        if (d / name).is_file()
+    )
+    bar = progress_bar(
+        total=total, unit="B", unit_scale=True, desc="verifying", delay=2, disable=not progress
+    )
+    with bar:
+        return VerifyReport([verify_embedding_set(d, bar.update) for d in sets])
+
+
+def rebuild_command(*directories: str | os.PathLike) -> str | None:
+    """The command that rebuilds these cached sets of a workflow and everything built from
+    them; None unless every one lies in the same workflow's results/embeddings/.
+
+    Snakemake's --forcerun reruns the job that wrote each set and every job downstream of it.
+    Deleting a set is not enough: Snakemake leaves a missing intermediate file alone while
+    what was built from it is up to date. Paths are the rule outputs' (relative to the
+    workflow's working directory, named with --directory unless that is this one).
+    """
+    roots, files = set(), []
+    for directory in directories:
+        parts = Path(os.path.abspath(directory)).parts
+        starts = [i for i in range(len(parts) - 2) if parts[i : i + 2] == _WORKFLOW_EMBEDDINGS]
+        if not starts:
+            return None
+        roots.add(Path(*parts[: starts[-1]]))
+        files.append(Path(*parts[starts[-1] :], EMBEDDINGS_FILE).as_posix())
+    if len(roots) != 1:
+        return None
+    root = roots.pop()
+    here = root.resolve() == Path.cwd().resolve()
+    where = "" if here else f" --directory {shlex.quote(str(root))}"
+    return f"snakemake{where} --cores all --forcerun {' '.join(map(shlex.quote, files))}"
+
+
+def rebuild_advice(directory: Path) -> str:
+    """How to write a corrupted set again: the exact command for a workflow's cached set."""
+    command = rebuild_command(directory)
+    if command is None:
+        return (
+            f"write {directory} again: rerun the code or command that made it "
+            "(imprint.io.save_embeddings, imprint concat)"
+        )
+    return f"rebuild it and what was built from it with: {command}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _size_text(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e7 else f"{nbytes / 1e6:.1f} MB"
