@@ -590,7 +590,7 @@ CASES = [
         ["2 methods"],
         lambda t: _scores(t, lambda r: [x for x in r if x["config_id"] == 0]),
     ),
-    Case("cd-alpha", CD + ["--alpha", "5"], ["alpha", "5"]),
+    Case("cd-alpha", CD + ["--alpha", "5"], ["--alpha", "5"]),
     Case("cd-max-methods", CD + ["--max-methods", "1"], ["--max-methods", "1"]),
     Case(
         "cd-out-parent-is-a-file",
@@ -648,7 +648,7 @@ CASES = [
             "--penalties",
             "strong",
         ],
-        ["'strong'", "numbers"],
+        ["--penalties", "'strong'", "number"],
     ),
     Case(
         "probe-penalty-zero",
@@ -805,7 +805,203 @@ def _strict_json(path: str, nulls: set[str]) -> Callable[[Path], None]:
     return check
 
 
+def _cd_outputs(prefix: str) -> Callable[[Path], None]:
+    """Outputs of an earlier `imprint cd` run at `prefix`."""
+
+    def make(tmp: Path) -> None:
+        assert main(["cd", "scores.csv", "--out-prefix", prefix, "--groups", "dataset"]) == 0
+
+    return make
+
+
+def _user_file(name: str, data: bytes) -> Callable[[Path], None]:
+    return lambda t: (t / name).write_bytes(data)
+
+
+def _symlink(name: str, target: str) -> Callable[[Path], None]:
+    return lambda t: (t / name).symlink_to(target)
+
+
+def _with_timestamp(tmp: Path) -> None:
+    """An earlier set whose arrays Snakemake removed before a rerun, leaving its bookkeeping."""
+    save_embeddings(tmp / "c", np.ones((2, 2)), [0, 1])
+    for name in ("embeddings.npy", "labels.npy", "meta.json"):
+        (tmp / "c" / name).unlink()
+    (tmp / "c" / ".snakemake_timestamp").write_text("")
+
+
+def _meta_dataset(tmp: Path) -> None:
+    x, y = _embeddings(0)
+    _npz(tmp / "other.npz", x, y, meta=json.dumps({"dataset": "cifar10", "split": "train"}))
+    _npz(tmp / "mine.npz", x, y, meta=json.dumps({"dataset": "mnist", "split": "train"}))
+
+
 CASES += [
+    # --- earlier outputs are recognised by what they hold, not only their format
+    Case(
+        "cd-out-user-pdf",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        ["paper.pdf", "not a PDF figure this command wrote", "--force"],
+        _user_file("paper.pdf", b"%PDF-1.4 my thesis\n"),
+    ),
+    Case(
+        "cd-out-user-summary",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        ["paper_summary.txt", "methods compared over"],
+        _user_file("paper_summary.txt", b"notes\n"),
+    ),
+    Case(
+        "cd-out-user-ranks",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        ["paper_ranks.csv", "average_rank"],
+        _user_file("paper_ranks.csv", b"name,score\nalice,3\n"),
+    ),
+    Case(
+        "cd-out-user-png",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        ["paper.png", "PNG figure"],
+        _user_file("paper.png", b"\x89PNG\r\n\x1a\nmine"),
+    ),
+    Case(
+        "cd-out-earlier-cd",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        [],
+        _cd_outputs("paper"),
+        rc=0,
+    ),
+    Case(
+        "cd-out-user-pdf-forced",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset", "--force"],
+        [],
+        _user_file("paper.pdf", b"%PDF-1.4 my thesis\n"),
+        rc=0,
+    ),
+    Case(
+        "grid-command-out-results-table",
+        ["grid", "grid.yaml", "--out", "r.csv"],
+        ["r.csv", "without accuracy"],
+        lambda t: _write_csv(t / "r.csv", [{"config_id": "a", "accuracy": 1.0}]),
+    ),
+    Case(
+        "evaluate-out-incremental-table",
+        ev()[:-3] + ["--out", "r.csv", "-q"],
+        ["r.csv", "without session"],
+        lambda t: _write_csv(t / "r.csv", [{"config_id": "a", "accuracy": 1.0, "session": 1}]),
+    ),
+    Case(
+        "incremental-out-results-table",
+        [*inc("--sessions", "0,1/2")[:-5], "--out", "r.csv", "--sessions", "0,1/2"],
+        ["r.csv", "session"],
+        lambda t: _write_csv(t / "r.csv", [{"config_id": "a", "accuracy": 1.0}]),
+    ),
+    Case(
+        "collapse-out-transferability-json",
+        ["collapse", "train.npz", "--out", "t.json"],
+        ["t.json", "without logme"],
+        _write("t.json", '{"logme": 1, "nc1": 2, "nc2_equinorm": 3}\n'),
+    ),
+    Case(
+        "transferability-out-collapse-json",
+        ["transferability", "train.npz", "--out", "c.json"],
+        ["c.json", "logme"],
+        _write("c.json", '{"nc1": 2, "nc2_equinorm": 3}\n'),
+    ),
+    # --- inputs stay inputs, even with --force
+    Case(
+        "concat-out-folder-of-inputs-forced",
+        ["concat", "mine/a.npz", "ids_b", "--out", "mine", "--force"],
+        ["mine", "holding", "mine/a.npz"],
+        lambda t: (t / "mine" / "a.npz").write_bytes((t / "ids_a.npz").read_bytes()),
+    ),
+    Case("probe-out-is-input-forced", probe("--force", out="train.npz"), ["train.npz", "inputs"]),
+    Case(
+        "collapse-out-is-mapping-forced",
+        ["collapse", "train.npz", "--mapping", "m.json", "--out", "m.json", "--force"],
+        ["m.json", "inputs", "--mapping"],
+        _write("m.json", '{"0": 0, "1": 1, "2": 1}\n'),
+    ),
+    Case(
+        "probe-out-hard-link-to-input",
+        probe(out="link.csv"),
+        ["link.csv", "inputs", "--train"],
+        lambda t: os.link(t / "train.npz", t / "link.csv"),
+    ),
+    Case(
+        "probe-out-symlink-to-input",
+        probe(out="link.csv"),
+        ["link.csv", "inputs", "--train"],
+        _symlink("link.csv", "train.npz"),
+    ),
+    # --- symbolic links and bookkeeping files at the output
+    Case(
+        "concat-out-symlink-to-a-set",
+        ["concat", "ids_a.npz", "ids_b", "--out", "lnk"],
+        ["lnk", "symbolic link", "--force"],
+        lambda t: (
+            save_embeddings(t / "set", np.ones((2, 2)), [0, 1]) and (t / "lnk").symlink_to("set")
+        ),
+    ),
+    Case(
+        "concat-out-earlier-set-rerun",
+        ["concat", "ids_a.npz", "ids_b", "--out", "c"],
+        [],
+        _with_timestamp,
+        rc=0,
+        written=_concat_is,
+    ),
+    # --- numbers
+    Case(
+        "probe-seed-large",
+        probe("--seed", "9007199254740993"),
+        ["[100, 200]"],
+        rc=0,
+        warning=True,
+        written=_table("p.csv", seed=[9007199254740993] * 3),
+    ),
+    Case(
+        "collapse-classes-twice",
+        ["collapse", "train.npz", "--classes", "0,0"],
+        ["--classes", "distinct"],
+    ),
+    Case(
+        "collapse-classes-words",
+        ["collapse", "train.npz", "--classes", "abc"],
+        ["--classes", "'abc'"],
+    ),
+    Case(
+        "transferability-classes-twice",
+        ["transferability", "train.npz", "--classes", "1,1"],
+        ["--classes", "distinct"],
+    ),
+    # --- same images by metadata where no ids say so
+    Case(
+        "similarity-other-datasets-by-metadata",
+        ["similarity", "other.npz", "mine.npz"],
+        ["mine.npz", "other.npz", "dataset", "'mnist'", "'cifar10'"],
+        _meta_dataset,
+    ),
+    Case(
+        "collapse-one-row-per-class",
+        ["collapse", "one.npz", "--out", "nc.json"],
+        ["every class has 1 row", "nc1, ", "cdnv"],
+        lambda t: _npz(t / "one.npz", np.eye(3, 4, dtype=np.float32), np.arange(3)),
+        rc=0,
+        warning=True,
+        written=_strict_json(
+            "nc.json",
+            {
+                "nc1",
+                "nc1_sample_weighted",
+                "nc1_reference_centring",
+                "nc1_svd",
+                "nc1_quotient",
+                "vci",
+                "vci_sample_weighted",
+                "vci_reference_centring",
+                "cdnv",
+            },
+        ),
+    ),
     Case(
         "collapse-class-means-coincide",
         ["collapse", "train.npz", "--out", "nc.json"],
@@ -1092,16 +1288,14 @@ CASES += [
     Case("probe-temperature-inf", probe("--temperature", "inf"), ["--temperature", "inf"]),
     Case("probe-penalty-inf", probe("--penalties", "inf"), ["--penalties", "inf"]),
     Case("probe-penalty-nan", probe("--penalties", "1,nan"), ["--penalties", "nan"]),
-    Case(
-        "probe-penalty-huge", probe("--penalties", "1e300"), ["--penalties", "1e+300", "<= 1e+15"]
-    ),
+    Case("probe-penalty-huge", probe("--penalties", "1e300"), ["--penalties", "1e300", "<= 1e+15"]),
     Case("probe-penalty-twice", probe("--penalties", "1,1"), ["--penalties", "twice"]),
     Case(
         "probe-knn-k-beyond-rows",
         probe("--knn-k", "5,200"),
         ["--knn-k", "[200]", "36 training rows"],
     ),
-    Case("probe-knn-k-fraction", probe("--knn-k", "2.5"), ["2.5", "numbers"]),
+    Case("probe-knn-k-fraction", probe("--knn-k", "2.5"), ["--knn-k", "'2.5'", "integer"]),
     Case(
         "probe-default-ks-beyond-rows",
         probe(),
@@ -1282,15 +1476,25 @@ WRITERS = {
         "_ranks.csv",
     ),
 }
-TARGETS = ("its input", "a folder of the user's", "a file's child", "a read-only folder")
+# A file each command reads, to link to (the folder inputs cannot be hard-linked).
+FILE_INPUT = {"similarity": "ids_a.npz", "concat": "ids_a.npz"}
+TARGETS = (
+    "its input",
+    "a hard link to its input",
+    "a symbolic link to its input",
+    "a folder of the user's",
+    "a file's child",
+    "a read-only folder",
+)
 
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("command", list(WRITERS))
 def test_no_output_destroys_what_it_did_not_write(command, target, tmp_path, capsys, monkeypatch):
-    """Each command's output pointed at its own input, at a folder holding a user's file (named
-    as the output would be, so only its being a folder can stop the write), inside a file and
-    in a read-only folder: refused in one line naming the path, every byte left as it was."""
+    """Each command's output pointed at its own input, at a link to it named as the output
+    would be (so only the inode or the resolved path can stop the write, not the suffix), at a
+    folder holding a user's file (named so too), inside a file and in a read-only folder:
+    refused in one line naming the path, every byte left as it was."""
     if target == "a read-only folder" and os.geteuid() == 0:
         pytest.skip("root writes into read-only directories")
     monkeypatch.chdir(tmp_path)
@@ -1299,6 +1503,8 @@ def test_no_output_destroys_what_it_did_not_write(command, target, tmp_path, cap
     argv, the_input, suffix = WRITERS[command]
     out = {
         "its input": the_input,
+        "a hard link to its input": f"link{suffix}",
+        "a symbolic link to its input": f"link{suffix}",
         "a folder of the user's": f"held{suffix}",
         "a file's child": f"grid.yaml/o{suffix}",
         "a read-only folder": f"ro/o{suffix}",
@@ -1308,6 +1514,11 @@ def test_no_output_destroys_what_it_did_not_write(command, target, tmp_path, cap
         (tmp_path / out / "results.csv").write_text("my,own\n1,2\n")
     if target == "a read-only folder":
         _read_only_dir(tmp_path / "ro")
+    linked = tmp_path / FILE_INPUT.get(command, the_input)
+    if target == "a hard link to its input":
+        os.link(linked, tmp_path / out)
+    if target == "a symbolic link to its input":
+        (tmp_path / out).symlink_to(linked.name)
     before = _digests(tmp_path)
     try:
         rc = main(argv(out))
@@ -1317,4 +1528,6 @@ def test_no_output_destroys_what_it_did_not_write(command, target, tmp_path, cap
     assert rc == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert out in err, err
+    if "input" in target:  # refused as an input, not for some other reason it also has
+        assert "this command's inputs" in err, err
     assert _digests(tmp_path) == before

@@ -19,8 +19,17 @@ def test_the_library_is_grouped_by_pipeline_stage():
     assert packages == STAGES
     top = {p.name for p in LIBRARY.glob("*.py")}
     # api.py: the paper's pipeline on files; model_choice.py: the questions beyond it (baselines,
-    # transferability, similarity) on files.
-    assert top == {"__init__.py", "api.py", "cli.py", "io.py", "model_choice.py"}
+    # transferability, similarity) on files; io.py: what is read and kept; outputs.py: where a
+    # command may write; arguments.py: the numbers users give, checked by flag.
+    assert top == {
+        "__init__.py",
+        "api.py",
+        "arguments.py",
+        "cli.py",
+        "io.py",
+        "model_choice.py",
+        "outputs.py",
+    }
 
 
 def test_package_inits_import_nothing():

@@ -16,14 +16,8 @@ import pytest
 from _snakemake import REPO
 
 from imprint.cli import main
-from imprint.io import (
-    ChecksumError,
-    EmbeddingFileError,
-    load_embeddings,
-    save_embeddings,
-    verify_embedding_set,
-)
-from imprint.planning.caches import rebuild_command
+from imprint.io import ChecksumError, EmbeddingFileError, load_embeddings, save_embeddings
+from imprint.planning.caches import rebuild_command, verify_embedding_set
 
 TRAIN = "results/embeddings/digits/pixels/train"
 TEST = "results/embeddings/digits/pixels/test"

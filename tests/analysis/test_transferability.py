@@ -265,9 +265,31 @@ def _pca_direct(x, k):
     return xc @ vectors[:, order], values[order]
 
 
-def test_ncti_terms_equal_their_equations_with_shrinkage():
+def _ncti_shrunk_terms_direct(z, y, shrinkage):
+    """NCTI's three terms on PCA scores z with the 'eigen' discriminant at `shrinkage`: the
+    Gaussian posteriors of the shrunk pooled covariance (ncc: own class's mean, vc: log of
+    the summed per-class nuclear norms), and the rows projected on the leading C - 1
+    generalised eigenvectors of the between- against the within-class scatter (Vᵀ Sw V = I),
+    centred, their nuclear norm (etf)."""
     from scipy.linalg import eigh
 
+    classes = np.unique(y)
+    d = z.shape[1]
+    posterior, within, _ = _lda_posterior_direct(z, y, shrinkage)
+    nuclear = sum(np.linalg.svd(posterior[y == c], compute_uv=False).sum() for c in classes)
+    total = np.cov(z.T, bias=True)
+    total = (1 - shrinkage) * total + shrinkage * np.trace(total) / d * np.eye(d)
+    values, vectors = eigh(total - within, within)
+    projected = z @ vectors[:, np.argsort(values)[::-1][: len(classes) - 1]]
+    projected -= projected.mean(axis=0)
+    return {
+        "ncti_etf": np.linalg.svd(projected, compute_uv=False).sum(),
+        "ncti_ncc": posterior[np.arange(len(y)), np.searchsorted(classes, y)].mean(),
+        "ncti_vc": math.log(nuclear),
+    }
+
+
+def test_ncti_terms_equal_their_equations_with_shrinkage():
     from imprint.analysis.transferability import ncti_components
 
     rng = np.random.default_rng(3)
@@ -278,20 +300,35 @@ def test_ncti_terms_equal_their_equations_with_shrinkage():
     z, variances = _pca_direct(x, 20)
     shrinkage = math.exp(-variances[:32].sum())
     assert shrinkage > 1e-10
-    posterior, within, means = _lda_posterior_direct(z, y, shrinkage)
-    assert terms["ncti_ncc"] == pytest.approx(posterior[np.arange(120), y].mean(), rel=1e-8)
-    nuclear = sum(np.linalg.svd(posterior[y == c], compute_uv=False).sum() for c in range(4))
-    assert terms["ncti_vc"] == pytest.approx(math.log(nuclear), rel=1e-8)
-    # The discriminant directions: the leading C - 1 generalised eigenvectors of the between-
-    # against the within-class scatter (Vᵀ Sw V = I), the rows projected and centred.
-    total = np.cov(z.T, bias=True)
-    total = (1 - shrinkage) * total + shrinkage * np.trace(total) / 20 * np.eye(20)
-    values, vectors = eigh(total - within, within)
-    top = vectors[:, np.argsort(values)[::-1][:3]]
-    projected = z @ top
-    projected -= projected.mean(axis=0)
-    expected = np.linalg.svd(projected, compute_uv=False).sum()
-    assert terms["ncti_etf"] == pytest.approx(expected, rel=1e-6)
+    expected = _ncti_shrunk_terms_direct(z, y, shrinkage)
+    assert terms["ncti_ncc"] == pytest.approx(expected["ncti_ncc"], rel=1e-8)
+    assert terms["ncti_vc"] == pytest.approx(expected["ncti_vc"], rel=1e-8)
+    assert terms["ncti_etf"] == pytest.approx(expected["ncti_etf"], rel=1e-6)
+
+
+def test_ncti_on_wide_features_keeps_64_components_and_shrinks_by_the_32_leading():
+    # D = 96 > 64: the discriminant sees the 64 leading principal components only, and the
+    # shrinkage is exp(−Σ of the 32 leading PCA variances) — not of the 64 kept, nor of all
+    # 96 (here ≈ 2.7, 3.5 and 3.7: shrinkages 0.067, 0.030 and 0.026).
+    from imprint.analysis.transferability import ncti_components
+
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(4), 50)
+    scale = np.linspace(0.3, 0.05, 96)  # decaying variances: every count of them differs
+    x = scale * rng.standard_normal((200, 96)) + 0.06 * rng.standard_normal((4, 96))[y]
+    terms = ncti_components(x, y)
+    # Exact PCA by numpy's SVD of the centred rows (signs of the components are arbitrary:
+    # no term depends on them).
+    centred = x - x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variances = singular**2 / (len(x) - 1)
+    z = centred @ vt[:64].T
+    shrinkage = max(math.exp(-variances[:32].sum()), 1e-10)
+    assert 1e-10 < shrinkage < 0.1  # the 'eigen' solver
+    expected = _ncti_shrunk_terms_direct(z, y, shrinkage)
+    assert terms["ncti_ncc"] == pytest.approx(expected["ncti_ncc"], rel=1e-8)
+    assert terms["ncti_vc"] == pytest.approx(expected["ncti_vc"], rel=1e-8)
+    assert terms["ncti_etf"] == pytest.approx(expected["ncti_etf"], rel=1e-6)
 
 
 def test_ncti_ranks_across_backbones_by_min_max_terms():
@@ -302,6 +339,40 @@ def test_ncti_ranks_across_backbones_by_min_max_terms():
     scores = ncti_scores([10, 30, 20], [0.9, 0.7, 0.8], [1, 3, 2])
     np.testing.assert_allclose(scores, [1.0, 0.0, 0.5])
     np.testing.assert_allclose(ncti_scores([1, 1], [0.5, 0.6], [2, 2]), [0.0, 1.0])
+
+
+def test_ncti_of_a_table_is_min_max_normalised_within_each_dataset_mapping_task():
+    import pandas as pd
+
+    from imprint.analysis.transferability import with_ncti
+
+    # Four groups whose per-group and whole-table ranges differ; two share the task name "a"
+    # (other dataset, other mapping). NCTI = ncc + etf − vc, each term min-max scaled over the
+    # group's backbones, by hand:
+    #   (d, none, a): etf 10 30 20 → 0 1 .5, ncc .9 .7 .8 → 1 0 .5, vc 1 3 2 → 0 1 .5:  1, 0, .5
+    #   (d, none, b): etf 40 50 60 → 0 .5 1, ncc .2 .4 .3 → 0 1 .5, vc 5 4 6 → .5 0 1: −.5, 1.5, .5
+    #   (e, none, a): etf 0 4 2 → 0 1 .5, ncc constant → 0, vc 7 7.5 8 → 0 .5 1:          0, .5, −.5
+    #   (d, coarse, a), two backbones: etf 1 2 → 0 1, ncc .1 .6 → 0 1, vc constant → 0:  0, 2
+    groups = [
+        ("d", "none", "a", [10, 30, 20], [0.9, 0.7, 0.8], [1, 3, 2], [1.0, 0.0, 0.5]),
+        ("d", "none", "b", [40, 50, 60], [0.2, 0.4, 0.3], [5, 4, 6], [-0.5, 1.5, 0.5]),
+        ("e", "none", "a", [0, 4, 2], [0.5, 0.5, 0.5], [7, 7.5, 8], [0.0, 0.5, -0.5]),
+        ("d", "coarse", "a", [1, 2], [0.1, 0.6], [3, 3], [0.0, 2.0]),
+    ]
+    rows = []
+    for dataset, mapping, task, etf, ncc, vc, ncti in groups:
+        for backbone, *values in zip("pqr", etf, ncc, vc, ncti, strict=False):
+            keys = ["ncti_etf", "ncti_ncc", "ncti_vc", "expected"]
+            rows.append(
+                {"dataset": dataset, "mapping": mapping, "task": task, "backbone": backbone}
+                | dict(zip(keys, values, strict=True))
+            )
+    # The groups' rows interleaved in the table, and a non-default index.
+    table = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
+    table.index = table.index * 10 + 3
+    out = with_ncti(table.drop(columns="expected"))
+    assert out.index.equals(table.index)
+    np.testing.assert_allclose(out["ncti"], table["expected"], atol=1e-12)
 
 
 def test_ncti_without_shrinkage_uses_the_plain_discriminant():
@@ -548,18 +619,53 @@ def test_h_score_of_identical_rows_is_zero(seed):
     assert h_score(x, y) == 0.0  # pinv(0) = 0, not rounding noise inverted
 
 
-def _loo_direct(x, y, k=20):
-    """Leave-one-out weighted kNN (cosine, exp(s / 0.07) votes), ties to the lower row."""
+def _loo_direct(x, y, k=20, temperature=0.07, queries=None, candidates=None):
+    """Leave-one-out weighted kNN (cosine, exp(s / T) votes), ties to the lower row: each of
+    the `queries` rows (None: every row) classified by every other row (of `candidates`, None:
+    every row)."""
     xn = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    queries = range(len(y)) if queries is None else queries
+    candidates = range(len(y)) if candidates is None else candidates
     correct = 0
-    for i in range(len(y)):
+    for i in queries:
         sims = xn @ xn[i]
-        others = sorted((j for j in range(len(y)) if j != i), key=lambda j: (-sims[j], j))[:k]
+        others = sorted((j for j in candidates if j != i), key=lambda j: (-sims[j], j))[:k]
         votes = np.zeros(y.max() + 1)
         for j in others:
-            votes[y[j]] += np.exp(sims[j] / 0.07)
+            votes[y[j]] += np.exp(sims[j] / temperature)
         correct += int(np.argmax(votes) == y[i])
-    return 100 * correct / len(y)
+    return 100 * correct / len(queries)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 5.0])
+def test_leave_one_out_knn_votes_with_the_given_temperature(temperature):
+    from imprint.analysis.transferability import loo_knn_accuracy
+
+    rng = np.random.default_rng(6)
+    y = np.arange(60) % 3
+    x = (rng.standard_normal((60, 5)) + 0.6 * y[:, None]).astype(np.float32)
+    expected = _loo_direct(x, y, k=20, temperature=temperature)
+    assert expected != _loo_direct(x, y, k=20)  # 38.3 % here, 53.3 % at T = 0.07
+    got = loo_knn_accuracy(x, y, k=20, temperature=temperature, queries=None)
+    assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_sampled_leave_one_out_knn_keeps_every_other_row_as_a_candidate(seed):
+    # More rows than queries: a seeded sample of query rows (numpy's generator, without
+    # replacement), each classified by all 199 other rows — other sampled rows included.
+    from imprint.analysis.transferability import loo_knn_accuracy
+
+    rng = np.random.default_rng(8)
+    y = np.arange(200) % 4
+    x = (rng.standard_normal((200, 6)) + 2.4 * np.eye(6)[y]).astype(np.float32)
+    queries = np.random.default_rng(seed).choice(200, size=150, replace=False)
+    expected = _loo_direct(x, y, k=5, queries=queries)
+    got = loo_knn_accuracy(x, y, k=5, queries=150, seed=seed)
+    assert got == pytest.approx(expected, abs=1e-12)
+    # The wrong version this guards against: the other sampled rows dropped as candidates.
+    others = np.setdiff1d(np.arange(200), queries)
+    assert expected != _loo_direct(x, y, k=5, queries=queries, candidates=others)
 
 
 @pytest.mark.parametrize("kind", ["constant_columns", "wide", "two_per_class", "one_per_class"])

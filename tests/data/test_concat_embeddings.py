@@ -82,3 +82,26 @@ def test_concat_refuses_other_images_labels_or_missing_ids(tmp_path):
     with pytest.raises(ValueError, match="allowed: l2, none"):
         concat_embeddings([tmp_path / "a", tmp_path / "a"], tmp_path / "out", ["a", "b"], "max")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_concat_keeps_the_first_parts_row_order_when_it_is_not_sorted(tmp_path):
+    # Three parts of the same 6 images, each stored in its own order, none sorted by id: the
+    # joined rows follow the first part's order, row i = the L2-normalised parts of image
+    # first_ids[i].
+    rng = np.random.default_rng(1)
+    label_of = {1: 0, 3: 1, 5: 2, 7: 0, 9: 1, 11: 2}
+    orders = [[7, 3, 9, 1, 11, 5], [1, 9, 5, 11, 7, 3], [11, 5, 3, 7, 9, 1]]
+    dims = [3, 2, 4]
+    parts = []
+    for name, order, dim in zip("abc", orders, dims, strict=True):
+        x = (rng.normal(size=(6, dim)) + 3.0).astype(np.float32)  # norms far from 1
+        _set(tmp_path / name, x, np.array([label_of[i] for i in order]), order)
+        parts.append(dict(zip(order, x.astype(np.float64), strict=True)))
+    paths = [tmp_path / name for name in "abc"]
+    assert concat_embeddings(paths, tmp_path / "abc", ["a", "b", "c"]) == 6
+    out = load_embeddings(tmp_path / "abc")
+    assert out.ids.tolist() == orders[0]
+    assert out.labels.tolist() == [label_of[i] for i in orders[0]]
+    for row, image in zip(out.embeddings, orders[0], strict=True):
+        expected = np.concatenate([p[image] / np.linalg.norm(p[image]) for p in parts])
+        np.testing.assert_allclose(row, expected, rtol=1e-6)

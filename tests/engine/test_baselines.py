@@ -100,6 +100,60 @@ def test_knn_equals_a_direct_loop_with_ties(k):
     assert got.tolist() == expected.tolist()
 
 
+def _fan(axis, dim, similarities):
+    """Unit rows of `dim` dimensions at the given cosine similarities to unit vector e_axis,
+    spread around it in the plane of the next two axes."""
+    rows = np.zeros((len(similarities), dim))
+    for i, s in enumerate(similarities):
+        angle, rest = 2 * np.pi * i / len(similarities), np.sqrt(1 - s * s)
+        rows[i, axis : axis + 3] = [s, rest * np.cos(angle), rest * np.sin(angle)]
+    return rows
+
+
+@pytest.mark.parametrize(("temperature", "winners"), [(0.07, [0, 0]), (0.5, [1, 0]), (5.0, [1, 1])])
+def test_knn_votes_with_the_given_temperature(temperature, winners):
+    # Two queries, e_0 and e_3, each with its 4 nearest training rows in its own 3 axes
+    # (orthogonal to the other's: similarity 0). k = 4, so each query's votes are
+    #   query 0: class 0 one row at s = 0.9, class 1 three at 0.6:
+    #       class 0 wins iff exp(0.3 / T) > 3, i.e. T < 0.3 / ln 3 = 0.27;
+    #   query 1: class 0 one row at 0.95, class 1 three at 0.25: T < 0.7 / ln 3 = 0.64.
+    train = np.vstack([_fan(0, 6, [0.9, 0.6, 0.6, 0.6]), _fan(3, 6, [0.95, 0.25, 0.25, 0.25])])
+    train_y = np.array([0, 1, 1, 1, 0, 1, 1, 1])
+    test = np.eye(6)[[0, 3]]
+    got = knn_predict(
+        torch.from_numpy(train.astype(np.float32)),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test.astype(np.float32)),
+        2,
+        ks=[4],
+        temperature=temperature,
+    )[4]
+    assert got.tolist() == winners
+    assert _knn_reference(train, train_y, test, 2, 4, temperature).tolist() == winners
+
+
+@pytest.mark.parametrize("temperature", [0.5, 5.0])
+def test_knn_at_other_temperatures_equals_a_direct_loop(temperature):
+    rng = np.random.default_rng(2)
+    train_y = rng.integers(0, 3, 80)
+    train = (rng.standard_normal((80, 5)) + 0.5 * train_y[:, None]).astype(np.float32)
+    test = (rng.standard_normal((40, 5)) + 0.5 * rng.integers(0, 3, 40)[:, None]).astype(np.float32)
+    got = knn_predict(
+        torch.from_numpy(train),
+        torch.from_numpy(train_y),
+        torch.from_numpy(test),
+        3,
+        ks=[5, 20],
+        temperature=temperature,
+        block_rows=16,
+    )
+    for k in (5, 20):
+        expected = _knn_reference(train, train_y, test, 3, k, temperature)
+        assert got[k].tolist() == expected.tolist(), k
+        # The temperature decides some of these rows: T = 0.07 would predict others.
+        assert (expected != _knn_reference(train, train_y, test, 3, k, 0.07)).any(), k
+
+
 def test_bad_penalties_and_temperatures_are_refused():
     x, y = torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])
     with pytest.raises(ValueError, match="penalty λ must be positive"):

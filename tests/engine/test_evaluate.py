@@ -548,7 +548,7 @@ def test_sigterm_inside_atomic_path_leaves_no_temporary(tmp_path, handled):
     # What a SLURM time limit does to a job half-way through writing its output.
     script = (
         "import os, signal, time\n"
-        "from imprint.io import atomic_path, exit_cleanly_on_sigterm\n"
+        "from imprint.outputs import atomic_path, exit_cleanly_on_sigterm\n"
         f"if {handled}: exit_cleanly_on_sigterm()\n"
         f"with atomic_path({str(tmp_path / 'out.npz')!r}) as tmp:\n"
         "    tmp.write_bytes(b'partial')\n"

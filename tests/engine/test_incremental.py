@@ -1,6 +1,9 @@
 """Class-incremental imprinting: one session equals the ordinary evaluation, old proxies stay
 bit-identical, and a direct per-session computation of GEN mean agrees."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -314,3 +317,241 @@ def test_summaries_of_an_incremental_table_read_its_last_session(digits):
     last = table[(table.protocol == "incremental") & (table.session == 2)]
     expected = last.groupby("config_id").accuracy.median()
     assert med.set_index("config_id").accuracy.to_dict() == expected.to_dict()
+
+
+# --- Independent references for non-ascending protocols and seeded GENs -------------------
+#
+# Wrong versions of evaluate_incremental that passed the tests above: one that re-imprinted the
+# old classes with a seed shifted at each session (every multi-session check used GEN mean,
+# which draws nothing), and ones that put classes in sorted order where the protocol's order
+# counts (every multi-session protocol above is ascending). The checks below pin them; the
+# last test applies each wrong version (a wrapper of what evaluate_incremental calls,
+# evaluate_grid or task_rows, no library code copied) and asserts that its check fails.
+
+# Non-ascending, non-contiguous protocols: digit labels as they are, and under a mapping that
+# renames, merges (0 and 5 into 13) and drops (7, 9) labels.
+PLAIN_PROTOCOL = (None, Protocol(((4, 1, 7), (0,), (9,)), shots=1, seed=7))
+MAPPING = {0: 13, 1: 11, 2: 17, 3: 10, 4: 19, 5: 13, 6: 12, 8: 15}
+MAPPED_PROTOCOL = (
+    MAPPING,
+    Protocol(((17, 11, 19), (13,), (15, 10)), shots=4, base_shots=9, seed=3),
+)
+
+
+def _mapped(labels, mapping):
+    """Labels after `mapping` (-1: dropped), by a dictionary look-up."""
+    if mapping is None:
+        return np.asarray(labels)
+    return np.array([mapping.get(int(v), -1) for v in labels])
+
+
+def _drawn_rows(labels, c, shots, seed):
+    """Class c's training rows as documented: all of them, or `shots` drawn without replacement
+    by numpy's generator seeded with (seed, c) from the class's rows in file order."""
+    rows = np.flatnonzero(labels == c)
+    if 0 < shots < rows.size:
+        pick = np.random.default_rng([seed, c]).choice(rows.size, size=shots, replace=False)
+        rows = rows[np.sort(pick)]
+    return rows
+
+
+def _nearest_mean_by_hand(xtr, ytr, xte, yte, protocol, cosine):
+    """Per session (and the joint bound last): accuracy on all seen / base / new classes,
+    harmonic mean and one-vs-rest F1 per class in protocol order, for GEN mean with AGG max
+    (inner product, or cosine), computed with numpy alone. Labels are already mapped."""
+    base = protocol.sessions[0]
+    drawn = {
+        c: _drawn_rows(ytr, c, protocol.base_shots if c in base else protocol.shots, protocol.seed)
+        for session in protocol.sessions
+        for c in session
+    }
+    out, seen = [], []
+    joint = len(protocol.sessions)
+    for s in range(joint + 1):
+        seen = [*seen, *protocol.sessions[s]] if s < joint else seen
+        rows = {c: drawn[c] if s < joint else np.flatnonzero(ytr == c) for c in seen}
+        means = np.stack([xtr[rows[c]].astype(np.float64).mean(axis=0) for c in seen])
+        test = np.isin(yte, seen)
+        x, truth = xte[test].astype(np.float64), yte[test]
+        if cosine:
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            means = means / np.linalg.norm(means, axis=1, keepdims=True)
+        pred = np.array(seen)[np.argmax(x @ means.T, axis=1)]
+        old = np.isin(truth, base)
+        b = 100 * np.mean(pred[old] == truth[old])
+        n = 100 * np.mean(pred[~old] == truth[~old]) if (~old).any() else np.nan
+        tp = np.array([np.sum((pred == c) & (truth == c)) for c in seen])
+        size = np.array([np.sum(pred == c) + np.sum(truth == c) for c in seen])
+        out.append(
+            {
+                "accuracy": 100 * np.mean(pred == truth),
+                "accuracy_base": b,
+                "accuracy_new": n,
+                "accuracy_harmonic": 2 * b * n / (b + n) if n == n else np.nan,
+                "f1_per_class": 100 * 2 * tp / size,
+            }
+        )
+    return out
+
+
+def _check_nearest_mean_by_hand(digits, mapping, protocol):
+    xtr, ytr, xte, yte = digits
+    configs = expand_grid({"seeds": [1], "gen": ["mean"], "distance": ["inner_product", "cosine"]})
+    table = evaluate_incremental(xtr, ytr, xte, yte, configs, protocol, mapping=mapping)
+    assert len(table) == 2 * (len(protocol.sessions) + 1)
+    for distance in ("inner_product", "cosine"):
+        expected = _nearest_mean_by_hand(
+            xtr, _mapped(ytr, mapping), xte, _mapped(yte, mapping), protocol, distance == "cosine"
+        )
+        rows = table[table.distance == distance]
+        assert rows.protocol.tolist() == ["incremental"] * len(protocol.sessions) + ["joint"]
+        for row, want in zip(rows.itertuples(), expected, strict=True):
+            for key in ("accuracy", "accuracy_base", "accuracy_new", "accuracy_harmonic"):
+                assert getattr(row, key) == pytest.approx(want[key], nan_ok=True), (
+                    distance,
+                    row.session,
+                    key,
+                )
+            got = json.loads(row.f1_per_class)  # in protocol order, the base classes first
+            np.testing.assert_allclose(got, want["f1_per_class"], atol=1e-4)
+
+
+@pytest.mark.parametrize("mapping, protocol", [PLAIN_PROTOCOL, MAPPED_PROTOCOL])
+def test_nearest_mean_on_a_non_ascending_protocol_by_hand(digits, mapping, protocol):
+    """GEN mean + AGG max with the inner product or cosine, per session, against numpy alone:
+    the protocol's order (not sorted) decides which classes are base and which new."""
+    _check_nearest_mean_by_hand(digits, mapping, protocol)
+
+
+@pytest.mark.parametrize("mapping, protocol", [PLAIN_PROTOCOL, MAPPED_PROTOCOL])
+def test_shot_draws_of_a_non_ascending_protocol_are_the_documented_numpy_draws(
+    digits, mapping, protocol
+):
+    _, ytr, _, _ = digits
+    labels = _mapped(ytr, mapping)
+    rows = protocol_rows(ytr, protocol, mapping)
+    assert list(rows) == [c for s in protocol.sessions for c in s]  # protocol order
+    for c, mine in rows.items():
+        shots = protocol.base_shots if c in protocol.sessions[0] else protocol.shots
+        np.testing.assert_array_equal(mine, _drawn_rows(labels, c, shots, protocol.seed))
+        assert (labels[mine] == c).all() and len(mine) == (
+            shots if shots > 0 else (labels == c).sum()
+        )
+    # A protocol cut after any session draws the same rows for the classes it keeps.
+    for n in range(1, len(protocol.sessions)):
+        cut = dataclasses.replace(protocol, sessions=protocol.sessions[:n])
+        for c, mine in protocol_rows(ytr, cut, mapping).items():
+            np.testing.assert_array_equal(mine, rows[c])
+
+
+SEEDED_GRID = {
+    "seeds": [3, 8],
+    "norm_pre": ["none", "l2"],
+    "gen": ["random", "fps", "kmeans", "kmedoids"],
+    "k": [1, 3],
+    "norm_post": ["l2"],
+}
+
+
+def _apart(digits, base):
+    """The digits with the base classes' pixels in dimensions 0..63 and every other class's in
+    64..127: every pixel is >= 0, so a later class's proxies score exactly 0 against a base
+    test row (inner product and cosine) and can never take one from the base classes."""
+    xtr, ytr, xte, yte = digits
+
+    def spread(x, y):
+        out = np.zeros((len(x), 128), np.float32)
+        old = np.isin(y, base)
+        out[old, :64], out[~old, 64:] = x[old], x[~old]
+        return out
+
+    return spread(xtr, ytr), ytr, spread(xte, yte), yte
+
+
+def _check_old_proxies_kept_by_evaluate_incremental(digits):
+    protocol = Protocol(((6, 2, 9), (5,), (0, 3)), shots=5, seed=4)
+    base = list(protocol.sessions[0])
+    xtr, ytr, xte, yte = _apart(digits, base)
+    configs = expand_grid(SEEDED_GRID)
+    table = evaluate_incremental(xtr, ytr, xte, yte, configs, protocol, joint=False)
+    # The reference: the ordinary evaluation of the base classes alone, same seeds.
+    rows = protocol_rows(ytr, protocol)
+    alone = np.sort(np.concatenate([rows[c] for c in base]))
+    plain = evaluate_grid(xtr[alone], ytr[alone], xte, yte, configs, classes=base)
+    assert plain.accuracy.nunique() > 10  # the seeds and GENs matter on these data
+    for s in range(len(protocol.sessions)):
+        got = table[table.session == s].reset_index(drop=True)
+        assert (got.seed == configs.seed.to_numpy()).all()
+        # Equal counts of correct base test rows (a percentage apart by 0.5 or more otherwise).
+        np.testing.assert_allclose(
+            got.accuracy_base, plain.accuracy, rtol=1e-12, err_msg=f"session {s}"
+        )
+        if s == 0:
+            np.testing.assert_array_equal(got.f1_per_class, plain.f1_per_class)
+
+
+def test_evaluate_incremental_keeps_the_old_proxies_of_seeded_gens(digits):
+    """Where the later classes cannot take a base test row, the base accuracy after every
+    session of evaluate_incremental is that of the base classes imprinted alone, with the
+    same seed (GEN random, fps, kmeans, kmedoids; NORMpre none and l2; two seeds)."""
+    _check_old_proxies_kept_by_evaluate_incremental(digits)
+
+
+def _wrong_version(kind, monkeypatch):
+    """Make evaluate_incremental a wrong version, by wrapping what it calls (evaluate_grid,
+    task_rows); returns the list of calls of the wrapper. `seed_shift`: the configurations'
+    seeds shifted by the session index (the result's seed column restored); `sorted_seen`:
+    the seen classes imprinted in sorted order; `sorted_session`: each session's classes
+    sorted; `sorted_counts`: the test rows per class counted in sorted class order."""
+    import imprint.engine.evaluate as engine
+    import imprint.engine.incremental as incremental
+
+    calls, state = [], {"seen": None, "session": 0, "wrong": []}
+    if kind == "sorted_counts":
+        real_rows = incremental.task_rows
+
+        def wrong_rows(labels, classes, mapping=None, where="data"):
+            calls.append(where)
+            test = where == "test embeddings"
+            return real_rows(labels, sorted(classes) if test else classes, mapping, where=where)
+
+        monkeypatch.setattr(incremental, "task_rows", wrong_rows)
+        return calls
+    real = engine.evaluate_grid
+
+    def wrong(x, y, xt, yt, configs, *args, classes, **kwargs):
+        calls.append(kind)
+        classes = [int(c) for c in classes]
+        seen = state["seen"]  # the session index: calls since the classes stopped growing
+        if seen is not None and classes[: len(seen)] == seen:
+            state["session"] += 1
+            new = classes[len(seen) :]
+        else:
+            state.update(session=0, wrong=[])
+            new = classes
+        state["seen"], state["wrong"] = classes, [*state["wrong"], *sorted(new)]
+        if kind == "seed_shift":
+            shifted = configs.assign(seed=configs["seed"] + state["session"])
+            table = real(x, y, xt, yt, shifted, *args, classes=classes, **kwargs)
+            return table.assign(seed=configs["seed"].to_numpy())
+        order = sorted(classes) if kind == "sorted_seen" else state["wrong"]
+        return real(x, y, xt, yt, configs, *args, classes=order, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate_grid", wrong)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "kind, check, args",
+    [
+        ("seed_shift", _check_old_proxies_kept_by_evaluate_incremental, ()),
+        ("sorted_seen", _check_nearest_mean_by_hand, PLAIN_PROTOCOL),
+        ("sorted_session", _check_nearest_mean_by_hand, MAPPED_PROTOCOL),
+        ("sorted_counts", _check_nearest_mean_by_hand, PLAIN_PROTOCOL),
+    ],
+)
+def test_the_checks_catch_known_wrong_versions(digits, monkeypatch, kind, check, args):
+    calls = _wrong_version(kind, monkeypatch)
+    with pytest.raises(AssertionError):
+        check(digits, *args)
+    assert calls, f"evaluate_incremental no longer calls what the {kind} wrapper replaces"

@@ -2,6 +2,7 @@
 says how to run it by hand."""
 
 import copy
+from pathlib import Path
 
 import pytest
 from _snakemake import CONFIGS, REPO, config_path, load_config, snakemake
@@ -52,6 +53,20 @@ BAD_CONFIGS = {
     "unregistered-backbone": (
         lambda c: c["backbones"].update(resnet19={}),
         ["backbones.resnet19", "not a registered backbone", "resnet18"],
+    ),
+    # The import would copy the user's files onto themselves: Snakemake removes a rule's
+    # outputs (here the user's own arrays) before running it.
+    "own-embeddings-in-results": (
+        lambda c: c["backbones"].update(
+            mine={"embeddings": "results/embeddings/{dataset}/mine/{split}", "ls_lambda": 1.0}
+        ),
+        ["backbones.mine.embeddings", "inside the workflow's results/", "outside results/"],
+    ),
+    "own-embeddings-in-results-absolute": (
+        lambda c: c["backbones"].update(
+            mine={"embeddings": str(Path("results").resolve()) + "/x/{dataset}-{split}.npz"}
+        ),
+        ["backbones.mine.embeddings", "inside the workflow's results/"],
     ),
 }
 

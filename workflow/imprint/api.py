@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imprint.arguments import check_ls_lambda
 from imprint.data.ls_lambda import registered_ls_lambda
 from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
-from imprint.io import (
-    atomic_path,
-    check_output,
-    finite_json,
-    load_embeddings,
-    read_yaml,
-    save_embeddings,
-    write_json,
-    write_table,
-)
+from imprint.io import load_embeddings, read_yaml, save_embeddings, write_table
+from imprint.outputs import atomic_path, check_output, check_results_out, finite_json, write_json
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collapse job needs none (~0.5 s)
     import pandas as pd
@@ -48,16 +40,6 @@ def load_mapping(source: str | Path | dict | None) -> dict[int, int] | None:
         return {int(k): int(v) for k, v in data.items()}
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: mapping keys and values must be integers ({err})") from err
-
-
-def check_ls_lambda(ls_lambda) -> float:
-    """λ as a float, if it is a positive finite number (ridge regression needs λ > 0)."""
-    value = float(ls_lambda)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"ridge λ (ls_lambda, --ls-lambda) must be a positive finite number, got {ls_lambda!r}"
-        )
-    return value
 
 
 def resolve_ls_lambda(ls_lambda: float | None, backbone: str | None, meta: dict) -> float | None:
@@ -90,7 +72,7 @@ def evaluate_files(
     ls_precision=None: the default. Only grids with GEN ls/kls read either.
     extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
     tables of several runs can be joined and ranked together. force: replace whatever is at
-    `out` (io.check_output says what is refused without it).
+    `out` (outputs.check_output says what is refused without it).
     """
     group = {"classes": classes, "mapping": mapping, "extra_columns": extra_columns}
     return evaluate_groups(
@@ -174,18 +156,6 @@ def evaluate_groups(
     return results
 
 
-def check_results_out(out, train, test, grid, groups: list[dict], force: bool) -> None:
-    """A results table may go to `out` (io.check_output): a new path or an earlier results
-    table, none of the files it is computed from."""
-    inputs = {
-        "--train": train,
-        "--test": test,
-        "--grid": grid,
-        "--mapping": [g.get("mapping") for g in groups],
-    }
-    check_output(out, "table", inputs, force, signature=("config_id", "accuracy"))
-
-
 def incremental_groups(
     train: str | Path,
     test: str | Path,
@@ -214,7 +184,7 @@ def incremental_groups(
         task_sessions,
     )
 
-    check_results_out(out, train, test, grid, groups, force)
+    check_results_out(out, train, test, grid, groups, force, incremental=True)
     check_protocol(protocol)  # the rules the command and planning apply
     train_set, test_set = load_embeddings(train), load_embeddings(test)
     check_pair(train, train_set, test, test_set)
@@ -356,17 +326,23 @@ def collapse_file(
     """NC metrics of one embedding file (after an optional label mapping); JSON to `out`.
 
     `ood`: an embedding file of out-of-distribution data, for NC5 (``nc5_ood_orthogonality``).
-    force: replace whatever is at `out` (io.check_output).
+    force: replace whatever is at `out` (outputs.check_output).
     """
     import numpy as np
 
-    from imprint.analysis.collapse import class_statistics, collapse_metrics, global_mean
+    from imprint.analysis.collapse import (
+        WITHIN_CLASS_METRICS,
+        class_statistics,
+        collapse_metrics,
+        global_mean,
+        undefined_reason,
+    )
     from imprint.analysis.collapse_classifier import mean_classifier_metrics, ood_orthogonality
     from imprint.engine.tasks import remap_labels
 
     if out:
         inputs = {"embeddings": embeddings, "--mapping": mapping, "--ood": ood}
-        check_output(out, "json", inputs, force, signature=("nc1",))
+        check_output(out, "json", inputs, force, signature=("nc1", "nc2_equinorm", "!logme"))
     data = load_embeddings(embeddings)
     rows, mapped = remap_labels(data.labels, load_mapping(mapping))
     if classes is not None:
@@ -396,23 +372,15 @@ def collapse_file(
         ood_mean = global_mean(ood_set.embeddings, l2_normalise=l2_normalise)
         metrics["nc5_ood_orthogonality"] = ood_orthogonality(stats.means, ood_mean)
     metrics = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
-    # An undefined metric is null, with one warning naming it: never a NaN in the JSON.
-    metrics = finite_json(metrics, why=_undefined_collapse(stats))
+    # An undefined metric is null, with one warning naming it: never a NaN in the JSON. With
+    # one row per class the within-class metrics are 0 by construction, not a measurement.
+    why = undefined_reason(stats)
+    if int(np.max(stats.counts)) < 2:
+        metrics |= {k: float("nan") for k in metrics if k.startswith(WITHIN_CLASS_METRICS)}
+    metrics = finite_json(metrics, why=why)
     if out:
         write_json(metrics, out, force)
     return metrics
-
-
-def _undefined_collapse(stats) -> str:
-    """Why collapse metrics may be undefined on these data, for the warning that says so."""
-    import numpy as np
-
-    if int(np.max(stats.counts)) < 2:
-        return "every class has 1 row: there is no within-class variability to measure"
-    means = np.asarray(stats.means, dtype=np.float64)
-    if np.allclose(means, means[:1]):
-        return "the class means coincide: the between-class variability it divides by is 0"
-    return ""
 
 
 def prepare_dataset(
@@ -549,10 +517,14 @@ def critical_difference_files(
         "cd_diagram_png": f"{out_prefix}.png",
         "summary": f"{out_prefix}_summary.txt",
     }
-    kinds = {"ranks": "table", "pvalues": "table", "summary": "text"}
+    kinds = {  # each output's format and what an earlier one of its kind holds
+        "ranks": ("table", ("method", "average_rank")),
+        "pvalues": ("table", (method_col,)),
+        "summary": ("text", ("methods compared over",)),
+    }
     for name, path in outputs.items():
-        kind = kinds.get(name, name.rpartition("_")[2])  # the diagram's pdf and png
-        check_output(path, kind, {"table": tables}, force, flag="--out-prefix")
+        kind, signature = kinds.get(name, (name.rpartition("_")[2], ()))  # pdf, png: drawn
+        check_output(path, kind, {"table": tables}, force, "--out-prefix", signature)
     options = {
         "method": method_col,
         "score": score_col,

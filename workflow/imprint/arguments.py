@@ -22,15 +22,9 @@ def check_number(
     the value and the range. `why`: appended to the message (what a value outside means)."""
     if isinstance(value, bool):  # True is an int to Python, not a number a user means
         value = str(value)
-    try:
-        number = int(value) if integer else float(value)
-        exact = not integer or float(value) == number
-    except (TypeError, ValueError, OverflowError):
-        number, exact = None, False
-    if integer and isinstance(value, float) and not value.is_integer():
-        exact = False
+    number = _as_integer(value) if integer else _as_float(value)
     kind = "an integer" if integer else "a finite number"
-    ok = number is not None and exact and math.isfinite(number)
+    ok = number is not None and (integer or math.isfinite(number))
     if ok and low is not None:
         ok = number > low if low_open else number >= low
     if ok and high is not None:
@@ -67,3 +61,30 @@ def check_seed(value, name: str = "seed (--seed)") -> int:
 
 def _shown(bound: float) -> str:
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def check_ls_lambda(ls_lambda) -> float:
+    """λ as a float, if it is a positive finite number (ridge regression needs λ > 0)."""
+    value = float(ls_lambda)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"ridge λ (ls_lambda, --ls-lambda) must be a positive finite number, got {ls_lambda!r}"
+        )
+    return value
+
+
+def _as_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _as_integer(value) -> int | None:
+    """An int exactly (a whole float such as 3.0 too, but never a rounded 2.5 or 1e30)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**53 else None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None

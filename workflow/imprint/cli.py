@@ -53,7 +53,7 @@ def _incremental(args) -> None:
                     f"--sessions {args.sessions!r}: session {i} of {len(parts)} is empty "
                     "(sessions are split by '/', each a comma-separated list of classes)"
                 )
-        sessions = [parse_classes(part) for part in parts]
+        sessions = [parse_classes(part, "--sessions") for part in parts]
     settings = ("protocol", "task", "base", "way", "shots", "base_shots", "protocol_seed")
     spec = {"sessions": sessions, **{key: getattr(args, key) for key in settings}}
     check_protocol(spec, flag)  # the rules planning applies to a config's incremental section
@@ -110,9 +110,12 @@ def _grid(args) -> None:
         f"{where}: {n} configurations × seeds = {len(configs)} runs per (backbone, dataset, mapping, task)"
     )
     if args.out:
-        from imprint.io import check_output, write_table
+        from imprint.io import write_table
+        from imprint.outputs import check_output
 
-        check_output(args.out, "table", {"grid": args.grid}, args.force, signature=("config_id",))
+        check_output(
+            args.out, "table", {"grid": args.grid}, args.force, signature=("config_id", "!accuracy")
+        )
         write_table(configs, args.out, args.force)
         print(f"wrote {args.out}")
 
@@ -125,7 +128,7 @@ def _collapse(args) -> None:
         args.embeddings,
         out=args.out,
         mapping=args.mapping,
-        classes=parse_classes(args.classes) if args.classes is not None else None,
+        classes=parse_classes(args.classes, "--classes") if args.classes is not None else None,
         l2_normalise=not args.no_l2,
         ood=args.ood,
         force=args.force,
@@ -164,7 +167,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_force(parsers) -> None:
     """--force on every command that writes: an output path is otherwise refused where it
-    would replace what the command did not write (imprint.io.check_output)."""
+    would replace what the command did not write (imprint.outputs.check_output)."""
     for parser in parsers:
         if any(a.dest in ("out", "out_prefix") for a in parser._actions):
             parser.add_argument(
@@ -281,14 +284,9 @@ def _add_collapse(sub) -> None:
     co.set_defaults(func=_collapse)
 
 
-def _numbers(text: str, kind=float) -> list:
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise ValueError(f"{text!r}: expected comma-separated numbers") from err
-    if not values:
-        raise ValueError(f"{text!r}: expected at least one number")
-    return values
+def _numbers(text: str) -> list[str]:
+    """Comma-separated values, as given: the command's checks convert them, naming the flag."""
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _probe(args) -> None:
@@ -300,8 +298,8 @@ def _probe(args) -> None:
         args.out,
         classes=parse_classes(args.task) if args.task is not None else None,
         mapping=args.mapping,
-        penalties=_numbers(args.penalties) if args.penalties else None,
-        ks=_numbers(args.knn_k, int) if args.knn_k else None,
+        penalties=_numbers(args.penalties) if args.penalties is not None else None,
+        ks=_numbers(args.knn_k) if args.knn_k is not None else None,
         temperature=args.temperature,
         seed=args.seed,
         device=args.device,
@@ -321,7 +319,7 @@ def _transferability(args) -> None:
         args.embeddings,
         out=args.out,
         mapping=args.mapping,
-        classes=parse_classes(args.classes) if args.classes is not None else None,
+        classes=parse_classes(args.classes, "--classes") if args.classes is not None else None,
         force=args.force,
     )
     print(json.dumps(result, indent=2, sort_keys=True) if not args.out else f"wrote {args.out}")
@@ -510,7 +508,7 @@ def _verify(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imprint.io import exit_cleanly_on_sigterm
+    from imprint.outputs import exit_cleanly_on_sigterm
 
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()

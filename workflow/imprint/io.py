@@ -1,22 +1,20 @@
-"""File I/O in one place: embedding sets, results tables and atomic writes."""
+"""Reading and writing what the workflow keeps: embedding sets (checked and checksummed),
+results tables and YAML. Where a command may write, and atomic writes: imprint.outputs."""
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import os
-import shutil
 import sys
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import xxhash
+
+from imprint.outputs import atomic_path, check_table_path
 
 if TYPE_CHECKING:  # pandas is imported where a table is read: it costs a job ~0.5 s
     import pandas as pd
@@ -68,73 +66,6 @@ class EmbeddingSet:
     @property
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
-
-
-def exit_cleanly_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit(143), so `finally` blocks (atomic_path's clean-up) run.
-
-    SLURM sends SIGTERM at a job's time limit and Snakemake to its jobs on interrupt; Python's
-    default is to die on the spot, leaving temporary siblings (GB of embeddings) behind. Only a
-    default handler in the main thread is replaced. SIGKILL cannot be caught.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
-
-    Works for files and directories, so a crash never leaves a half-written output behind
-    (nor, with exit_cleanly_on_sigterm, a temporary one after SIGTERM). A temporary sibling
-    that SIGKILL or a power cut left behind is removed by the next write of the same path
-    (one writer per path: Snakemake never runs two jobs for one output). What is at `path`
-    is replaced only if it is a file, or an embedding set replaced by a folder, unless
-    `force`: a folder of other things is never removed by accident (check_output says why
-    before the work).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name
-    try:
-        yield target
-        _make_way(path, target, force)
-        os.replace(target, path)
-    except OSError as err:  # a full disk, a quota: name the output, not its temporary sibling
-        reason = err.strerror or str(err)
-        if err.errno is None:  # numpy's short write ("N requested and M written") has none
-            free = shutil.disk_usage(path.parent).free
-            if free < 1 << 20:
-                reason = f"No space left on device ({reason}; {free:,} bytes free)"
-        raise OSError(err.errno, reason, str(path)) from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _make_way(path: Path, target: Path, force: bool) -> None:
-    """Remove what os.replace cannot replace at `path`, if it may go (see atomic_path)."""
-    if path.is_dir() and not path.is_symlink():
-        if not (force or (target.is_dir() and _is_embedding_set(path))):
-            raise OutputError(
-                f"{path} is a folder holding other things than an embedding set; it is kept "
-                "(give a new path, or --force to replace it on purpose)"
-            )
-        shutil.rmtree(path)
-    elif target.is_dir() and (path.exists() or path.is_symlink()):
-        if not force:
-            raise OutputError(
-                f"{path} is a file; an embedding set is a folder: it is kept (give a new path, "
-                "or --force to replace it on purpose)"
-            )
-        path.unlink()
 
 
 def save_embeddings(
@@ -208,8 +139,8 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
         except ValueError as err:
             raise EmbeddingFileError(f"{path}: cannot read arrays ({err})") from err
         meta_file = path / META_FILE
-        meta = _parse_meta(meta_file.read_text(), meta_file) if meta_file.exists() else {}
-        expected = _expected_checksums(meta, path)
+        meta = parse_meta(meta_file.read_text(), meta_file) if meta_file.exists() else {}
+        expected = expected_checksums(meta, path)
         if expected is not None:
             _verify_checksum(lab_file, expected[LABELS_FILE], path)
         labels = _as_int_labels(labels, str(path))
@@ -239,7 +170,7 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
                 embeddings, labels = npz["embeddings"], npz["labels"]
                 ids = npz["ids"] if "ids" in npz.files else None
                 meta = (
-                    _parse_meta(str(npz["meta"]), f"{path}: array 'meta'")
+                    parse_meta(str(npz["meta"]), f"{path}: array 'meta'")
                     if "meta" in npz.files
                     else {}
                 )
@@ -414,7 +345,7 @@ def _regenerate_hint(directory: Path) -> str:
     return f"`imprint verify` lists every corrupted cached set; {advice}"
 
 
-def _expected_checksums(meta: dict, directory: Path) -> dict | None:
+def expected_checksums(meta: dict, directory: Path) -> dict | None:
     """The stored checksums of a directory's two arrays; None (one warning) where there are none."""
     checksums = meta.get("checksums")
     if checksums is None:
@@ -463,7 +394,7 @@ def _check_meta_shape(embeddings: np.ndarray, meta: dict, directory: Path) -> No
         )
 
 
-def _parse_meta(text: str, where) -> dict:
+def parse_meta(text: str, where) -> dict:
     """Metadata of an embedding set: a JSON object (backbone, dataset, ...)."""
     try:
         meta = json.loads(text)
@@ -571,236 +502,6 @@ def _scan_embeddings(
         )
 
 
-def check_table_path(path: str | os.PathLike) -> Path:
-    """`path` if write_table can write it (.csv or .parquet); call before long work."""
-    path = Path(path)
-    if path.suffix not in (".csv", ".parquet"):
-        raise ValueError(f"{path}: results tables are .csv or .parquet, not '{path.suffix}'")
-    check_writable(path)
-    return path
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """`path` if its folder exists or can be made, and is writable: checked before long work,
-    so a typo or a read-only results folder fails in a second, not after the run."""
-    path = Path(path)
-    folder = path.absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f"{path}: cannot be written: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{path}: cannot be written: {folder} is not writable (Permission denied)")
-    return path
-
-
-# --------------------------------------------------------------------------- output paths
-# One rule for every command and script: an output path is a new path or an earlier output of
-# the same kind, never a folder holding other things, never one of the command's inputs, never
-# a path whose suffix says another format; `force` (the commands' --force) replaces an existing
-# path on purpose. Checked before any work, so a careless --out costs a second, not a file.
-
-# Suffixes of files that are not embedding sets: an embedding set named so would be a folder
-# called x.csv, which is certainly not what was meant.
-_FILE_SUFFIXES = (
-    ".csv",
-    ".tsv",
-    ".parquet",
-    ".json",
-    ".yaml",
-    ".yml",
-    ".txt",
-    ".md",
-    ".tex",
-    ".npy",
-    ".pdf",
-    ".png",
-    ".svg",
-    ".pt",
-    ".pth",
-    ".pkl",
-    ".zip",
-    ".gz",
-)
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    """What a command writes: a name for messages, the suffixes it may carry ("" for a
-    folder), and how an earlier output of this kind is recognised."""
-
-    name: str  # with its article, as messages use it
-    suffixes: tuple[str, ...]
-    recognise: Callable[[Path, tuple[str, ...]], bool]
-
-
-class OutputError(ValueError):
-    """An output path that would replace what the command did not write (or reads)."""
-
-
-def _is_table(path: Path, columns: tuple[str, ...]) -> bool:
-    """A CSV or Parquet table whose header holds `columns` (the kind's own columns)."""
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            header = set(pq.read_schema(path).names)
-        else:
-            import csv
-
-            with open(path, newline="", encoding="utf-8") as fh:
-                header = set(next(csv.reader(fh), []))
-    except (OSError, UnicodeDecodeError, ValueError, StopIteration):  # csv.Error is one
-        return False
-    return bool(header) and set(columns) <= header
-
-
-def _is_json(path: Path, keys: tuple[str, ...]) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and set(keys) <= set(data)
-
-
-def _is_embedding_set(path: Path, _: tuple[str, ...] = ()) -> bool:
-    """A folder holding only save_embeddings' files (some may be gone: Snakemake removes a
-    rule's outputs before rerunning it), or an .npz of its arrays."""
-    if path.is_dir():
-        return {p.name for p in path.iterdir()} <= {*EMBEDDING_FILES, IDS_FILE}
-    try:
-        with zipfile.ZipFile(path) as z:
-            return {"embeddings.npy", "labels.npy"} <= set(z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def _starts_with(*magics: bytes):
-    def recognise(path: Path, _: tuple[str, ...]) -> bool:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(8)
-        except OSError:
-            return False
-        return any(head.startswith(m) for m in magics)
-
-    return recognise
-
-
-def _is_text(path: Path, _: tuple[str, ...]) -> bool:
-    try:
-        path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return True
-
-
-OUTPUT_FORMATS = {
-    "table": OutputFormat("a results table", (".csv", ".parquet"), _is_table),
-    "json": OutputFormat("a JSON file", (".json",), _is_json),
-    "embeddings": OutputFormat("an embedding set", ("", ".npz"), _is_embedding_set),
-    "pdf": OutputFormat("a PDF figure", (".pdf",), _starts_with(b"%PDF")),
-    "png": OutputFormat("a PNG figure", (".png",), _starts_with(b"\x89PNG")),
-    "text": OutputFormat("a text file", (".txt", ".md", ".tex"), _is_text),
-}
-
-
-def _suffix_allowed(path: Path, fmt: OutputFormat) -> bool:
-    if path.suffix in fmt.suffixes:
-        return True
-    # A folder may carry a dot in its name (vit_b.16), just not a file format's suffix.
-    return "" in fmt.suffixes and path.suffix.lower() not in _FILE_SUFFIXES
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _inside(inner: Path, outer: Path) -> bool:
-    try:
-        return (
-            inner.resolve().is_relative_to(outer.resolve()) and inner.resolve() != outer.resolve()
-        )
-    except OSError:
-        return False
-
-
-def check_output(
-    path: str | os.PathLike,
-    kind: str,
-    inputs: dict | None = None,
-    force: bool = False,
-    flag: str = "--out",
-    signature: tuple[str, ...] = (),
-) -> Path:
-    """`path` if a command may write its `kind` of output there (OUTPUT_FORMATS); else an
-    OutputError naming the path, the flag and what is allowed, before any work.
-
-    inputs: {what: path} of everything the command reads (e.g. {"--train": ...}); the output
-    may be none of them (by resolved path and by inode), lie inside none of them and hold
-    none of them. signature: the columns (tables) or keys (JSON) an earlier output of this
-    command has: an existing file without them is not one, and is kept. force: replace an
-    existing path (a folder, a file of another kind, an input) on purpose. The suffix must
-    always fit the format, and the folder must be writable.
-    """
-    fmt = OUTPUT_FORMATS[kind]
-    path = Path(path)
-    for what, source in (inputs or {}).items():
-        sources = source if isinstance(source, list | tuple) else [source]
-        for src in sources:
-            if not isinstance(src, str | os.PathLike) or not Path(src).exists():
-                continue  # a mapping given as a dict, a packaged grid (paper:...)
-            src = Path(src)
-            if _same_file(path, src) and not force:
-                hint = (
-                    " (or --force to replace it on purpose)" if _suffix_allowed(path, fmt) else ""
-                )
-                raise OutputError(
-                    f"{flag} {path} is one of this command's inputs ({what} {src}); writing "
-                    f"there would destroy it: give another path{hint}"
-                )
-            if src.is_dir() and _inside(path, src):
-                raise OutputError(
-                    f"{flag} {path} lies inside {src}, one of this command's inputs ({what}); "
-                    "give a path outside it"
-                )
-            if path.is_dir() and _inside(src, path) and not force:
-                raise OutputError(
-                    f"{flag} {path} is a folder holding {src}, one of this command's inputs "
-                    f"({what}); give another path"
-                )
-    if not _suffix_allowed(path, fmt):
-        allowed = " or ".join("a folder" if s == "" else s for s in fmt.suffixes)
-        raise OutputError(f"{flag} {path}: {fmt.name} is {allowed}, not '{path.suffix}'")
-    check_writable(path)
-    if force or not (path.exists() or path.is_symlink()):
-        return path
-    if path.is_dir():
-        if "" in fmt.suffixes and _is_embedding_set(path):
-            return path  # an earlier embedding set: replaced as a whole
-        held = sorted(p.name for p in path.iterdir())
-        what = (
-            f"a folder holding {len(held)} other thing(s) ({', '.join(held[:3])}"
-            f"{', …' if len(held) > 3 else ''})"
-            if held
-            else "an empty folder"
-        )
-        raise OutputError(
-            f"{flag} {path} is {what}, not {fmt.name} this command wrote; writing there would "
-            "replace it: give a new path (or --force to replace it on purpose)"
-        )
-    if "" in fmt.suffixes and path.suffix != ".npz" or not fmt.recognise(path, signature):
-        expect = f" with {', '.join(signature)}" if signature else ""
-        raise OutputError(
-            f"{flag} {path} exists and is not {fmt.name}{expect} this command wrote; writing "
-            "there would replace it: give a new path (or --force to replace it on purpose)"
-        )
-    return path
-
-
 def write_table(df: pd.DataFrame, path: str | os.PathLike, force: bool = False) -> Path:
     """Write a results table atomically as CSV or Parquet, chosen by the file suffix."""
     path = check_table_path(path)
@@ -809,43 +510,6 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, force: bool = False) 
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
-    return path
-
-
-def finite_json(data: dict, why: str = "") -> dict:
-    """`data` with each non-finite number (NaN, inf; also inside lists) as None, and one
-    warning naming those keys (and `why`, where the caller knows the reason): strict JSON
-    (other readers refuse NaN), and nothing undefined passes silently."""
-    import math
-    import warnings
-
-    undefined: list[str] = []
-
-    def finite(value, key):
-        if isinstance(value, float) and not math.isfinite(value):
-            undefined.append(key)
-            return None
-        if isinstance(value, list):
-            return [finite(v, key) for v in value]
-        return value
-
-    cleaned = {k: finite(v, k) for k, v in data.items()}
-    if undefined:
-        keys = ", ".join(dict.fromkeys(undefined))
-        warnings.warn(
-            f"undefined on these data{f' ({why})' if why else ''}, written as null: {keys}",
-            stacklevel=3,
-        )
-    return cleaned
-
-
-def write_json(data: dict, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write `data` atomically as strict JSON: no NaN or inf (finite_json replaces them first;
-    json.dumps refuses any left)."""
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
-    path = Path(path)
-    with atomic_path(path, force) as tmp:
-        tmp.write_text(text + "\n")
     return path
 
 
@@ -871,94 +535,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 def progress_bar(iterable=None, **kwargs):
     """tqdm on stderr; in a log file (not a terminal) it writes a line every 30 s, not every
     0.1 s, so rule logs stay readable."""
-    import sys
 
     from tqdm.auto import tqdm
 
     if not sys.stderr.isatty():
         kwargs.setdefault("mininterval", 30.0)
     return tqdm(iterable, file=sys.stderr, **kwargs)
-
-
-# ----------------------------------------------------------------- verifying cached sets
-# `imprint verify` and the workflow's `verify_caches` target re-hash every array file of an
-# embedding set against the checksums in its meta.json (the walk over folders and the report:
-# planning/caches.py). Corruption that leaves a file's modification time alone (bit rot, a bad
-# copy) is invisible to Snakemake, which compares times, until a job reads the file.
-
-
-@dataclass
-class SetCheck:
-    """What verify_embedding_set found in one embedding directory."""
-
-    directory: Path
-    problems: list[str] = field(default_factory=list)  # '<file>: what is wrong', one each
-    unverifiable: str | None = None  # why its arrays cannot be verified (no checksums)
-    files: int = 0  # array files hashed
-    nbytes: int = 0  # and their bytes
-
-
-def verify_embedding_set(
-    directory: str | os.PathLike, advance: Callable[[int], None] | None = None
-) -> SetCheck:
-    """Re-hash each array file whose checksum meta.json lists (embeddings.npy, labels.npy and
-    ids.npy where listed), then compare its .npy header with meta's n × dim. Each problem is
-    one line naming the file; none: the set is verified. `advance(nbytes)` follows each file."""
-    directory = Path(directory)
-    check = SetCheck(directory)
-    meta_file = directory / META_FILE
-    try:
-        meta = _parse_meta(meta_file.read_text(encoding="utf-8", errors="replace"), meta_file)
-    except EmbeddingFileError as err:
-        check.problems.append(str(err))
-        return check
-    if meta.get("checksums") is None:
-        check.unverifiable = (
-            f"{directory}: no checksums in {META_FILE} (written by hand or before they were "
-            "added), so its arrays cannot be verified"
-        )
-        return check
-    try:
-        expected = _expected_checksums(meta, directory)
-    except ChecksumError:
-        check.problems.append(
-            f"{meta_file}: 'checksums' must map {EMBEDDINGS_FILE} and {LABELS_FILE} to "
-            f"'{CHECKSUM_ALGORITHM}:<hex>' strings, got {meta['checksums']!r}"
-        )
-        return check
-    n, dim = meta.get("n"), meta.get("dim")
-    shapes = {EMBEDDINGS_FILE: (n, dim), LABELS_FILE: (n,), IDS_FILE: (n,)}
-    for name, shape in shapes.items():
-        if name not in expected:
-            continue
-        file = directory / name
-        if not file.is_file():
-            check.problems.append(f"{file}: missing ({META_FILE} lists its checksum)")
-            continue
-        found = file_checksum(file)
-        size = file.stat().st_size
-        check.files, check.nbytes = check.files + 1, check.nbytes + size
-        if advance is not None:
-            advance(size)
-        if found != expected[name]:
-            check.problems.append(
-                f"{file}: checksum mismatch ({META_FILE} says {expected[name]}, the file hashes "
-                f"to {found})"
-            )
-        elif None not in shape and (problem := _header_problem(file, shape)):
-            check.problems.append(problem)
-    return check
-
-
-def _header_problem(file: Path, shape: tuple) -> str | None:
-    """How a .npy file's header disagrees with the shape meta.json records; None if it agrees."""
-    try:
-        found = np.load(file, mmap_mode="r", allow_pickle=False).shape  # the header only
-    except (ValueError, OSError) as err:
-        return f"{file}: not a readable .npy array ({err})"
-    if tuple(found) == tuple(shape):
-        return None
-    if len(shape) == 2:
-        held = " × ".join(str(s) for s in found)
-        return f"{file}: holds {held} values but {META_FILE} records {shape[0]} × {shape[1]}"
-    return f"{file}: holds shape {tuple(found)} but {META_FILE} records {shape[0]} rows"

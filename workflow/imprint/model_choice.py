@@ -17,14 +17,8 @@ import numpy as np
 
 from imprint.api import check_pair, load_mapping, task_classes
 from imprint.arguments import check_number, check_numbers, check_seed
-from imprint.io import (
-    check_output,
-    check_table_path,
-    finite_json,
-    load_embeddings,
-    write_json,
-    write_table,
-)
+from imprint.io import load_embeddings, write_table
+from imprint.outputs import check_output, check_table_path, finite_json, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +56,7 @@ def probe_files(
     method (and per kNN k), scored as imprinting is (accuracy and one-vs-rest F1, percent).
 
     ks=None: baselines.KNN_KS, those beyond the training rows left out (one warning); a k
-    given beyond them is refused. force: replace whatever is at `out` (io.check_output)."""
+    given beyond them is refused. force: replace whatever is at `out` (outputs.check_output)."""
     import pandas as pd
 
     from imprint.engine import baselines
@@ -70,20 +64,7 @@ def probe_files(
 
     inputs = {"--train": train, "--test": test, "--mapping": mapping}
     check_output(out, "table", inputs, force, signature=("method", "accuracy"))
-    if penalties is not None:
-        penalties = check_numbers(
-            penalties,
-            "L2 penalty λ (--penalties)",
-            low=0,
-            low_open=True,
-            high=MAX_PENALTY,
-            why="larger λ only zero the weights in float32",
-        )
-    if ks is not None:
-        ks = check_numbers(ks, "kNN k (--knn-k)", integer=True, low=1)
-    t = baselines.KNN_TEMPERATURE if temperature is None else temperature
-    t = check_number(t, "kNN temperature T (--temperature)", low=0, low_open=True)
-    seed = check_seed(seed)
+    penalties, ks, t, seed = _probe_settings(penalties, ks, temperature, seed)
     (x_train, y_train), (x_test, y_test), n_classes = _task_data(
         train, test, classes, mapping, resolve_device(device)
     )
@@ -134,6 +115,27 @@ def probe_files(
 # λ beyond this leaves float32 weights of zero (the probe then predicts one class); 1e300
 # overflows the objective.
 MAX_PENALTY = 1e15
+
+
+def _probe_settings(penalties, ks, temperature, seed) -> tuple:
+    """probe_files' numbers, checked by their flags before any work (temperature None: the
+    default T)."""
+    from imprint.engine.baselines import KNN_TEMPERATURE
+
+    if penalties is not None:
+        penalties = check_numbers(
+            penalties,
+            "L2 penalty λ (--penalties)",
+            low=0,
+            low_open=True,
+            high=MAX_PENALTY,
+            why="larger λ only zero the weights in float32",
+        )
+    if ks is not None:
+        ks = check_numbers(ks, "kNN k (--knn-k)", integer=True, low=1)
+    t = KNN_TEMPERATURE if temperature is None else temperature
+    t = check_number(t, "kNN temperature T (--temperature)", low=0, low_open=True)
+    return penalties, ks, t, check_seed(seed)
 
 
 def _knn_ks(ks: list[int] | None, n_train: int, train) -> list[int]:
@@ -346,6 +348,14 @@ def same_images(sets, paths, names, why: str) -> list[np.ndarray | None]:
     import warnings
 
     first, first_path, first_name = sets[0], paths[0], names[0]
+    for path, found in zip(paths[1:], sets[1:], strict=True):
+        for key in ("dataset", "split"):  # what their metadata records, where both do
+            a, b = first.meta.get(key), found.meta.get(key)
+            if a is not None and b is not None and a != b:
+                raise ValueError(
+                    f"{path} and {first_path} are not embeddings of the same images: their "
+                    f"metadata records {key} {b!r} and {a!r}; {why}"
+                )
     with_ids = [s.ids is not None for s in sets]
     if not all(with_ids):
         if any(with_ids):
@@ -466,7 +476,7 @@ def concat_embeddings(
     the same images with the same labels: a missing image, an extra one or a disagreeing
     label is an error naming the parts; so is one file given twice. An all-zero row has no
     direction and stays zero under "l2" (one warning). Returns the number of rows written.
-    force: replace whatever is at `out` (io.check_output).
+    force: replace whatever is at `out` (outputs.check_output).
     """
     import warnings
 

@@ -18,7 +18,8 @@ def rule_log(snakemake):
     ValueError is one of those: the config and the user's files are checked when the workflow
     is planned and imported, so inside a job it is mostly numpy's, pandas' or torch's own.
     """
-    from imprint.io import EmbeddingFileError, exit_cleanly_on_sigterm
+    from imprint.io import EmbeddingFileError
+    from imprint.outputs import exit_cleanly_on_sigterm
 
     exit_cleanly_on_sigterm()  # a SLURM time limit must not leave temporary outputs behind
     console = sys.stderr  # the job's own stderr: Snakemake's console

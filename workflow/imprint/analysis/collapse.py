@@ -477,3 +477,19 @@ def global_mean(embeddings, l2_normalise: bool = True, chunk_rows: int = 65536) 
         chunk = np.array(x_all[lo : lo + chunk_rows], dtype=np.float64)
         total += _prepare(chunk, l2_normalise, f"rows from {lo}").sum(axis=0)
     return total / x_all.shape[0]
+
+
+# Metrics that measure within-class variability (name prefixes): undefined with one row per
+# class, where they come out 0 by construction.
+WITHIN_CLASS_METRICS = ("nc1", "vci", "cdnv")
+
+
+def undefined_reason(stats: ClassStatistics) -> str:
+    """Why metrics of these classes may be undefined (NaN or inf), for the warning that says
+    so ("" where neither holds): every class of one row, or coinciding class means."""
+    if int(np.max(stats.counts)) < 2:
+        return "every class has 1 row: there is no within-class variability to measure"
+    means = np.asarray(stats.means, dtype=np.float64)
+    if np.allclose(means, means[:1]):
+        return "the class means coincide: the between-class variability it divides by is 0"
+    return ""

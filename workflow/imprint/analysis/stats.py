@@ -418,7 +418,7 @@ def critical_difference(
     test is skipped and the one Wilcoxon test decides.
     """
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+        raise ValueError(f"alpha (--alpha) must lie in (0, 1), got {alpha}")
     scores, n_dropped = score_matrix(table, method_col, score_col, group_cols, seed_col)
     ranks, rank_matrix = average_ranks(scores)
     order = list(ranks["method"])

@@ -535,7 +535,8 @@ def estimator_agreement(table, estimators=None, targets=TARGETS):
                         "estimator": estimator,
                         "target": target,
                         "tau": weighted_kendall_tau(sign * part[estimator], part[target]),
-                        "n_backbones": int(part["backbone"].nunique()),
+                        # the backbones the τ ranks: those with both values
+                        "n_backbones": int(part[[estimator, target]].notna().all(axis=1).sum()),
                     }
                 )
     out = pd.DataFrame(
@@ -543,6 +544,23 @@ def estimator_agreement(table, estimators=None, targets=TARGETS):
     )
     if out.empty:
         return out
+    undefined = out[out["tau"].isna()]
+    if len(undefined):  # one line, never a silent NaN: τ ranks two or more backbones
+        import warnings
+
+        which = ", ".join(
+            sorted(
+                {
+                    f"{r.estimator} ({r.dataset}/{r.mapping}/{r.task})"
+                    for r in undefined.itertuples()
+                }
+            )
+        )
+        warnings.warn(
+            f"weighted Kendall τ is undefined (fewer than 2 backbones with both an estimate and "
+            f"an accuracy, or all tied) and left empty for: {which}",
+            stacklevel=2,
+        )
     mean = out.groupby(["estimator", "target"], sort=False, as_index=False).agg(
         tau=("tau", "mean"), n_backbones=("n_backbones", "max")
     )

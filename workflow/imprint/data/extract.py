@@ -282,7 +282,12 @@ def extract_to_file(
     precision: str = "auto",
     batched: bool | None = None,
 ) -> Path:
-    """Build dataset and backbone, extract embeddings and write them with io.save_embeddings."""
+    """Build dataset and backbone, extract embeddings and write them with io.save_embeddings
+    (where to write is checked first: a folder of other things is refused before the work)."""
+    from imprint.outputs import check_output
+
+    weights_file = None if weights in (None, "default") else weights
+    check_output(out_path, "embeddings", {"weights": weights_file}, flag="embeddings output")
     dataset = build_dataset(dataset_name, root, split, download=download, classes=classes)
     if limit_per_class is not None:
         dataset = first_per_class(dataset, limit_per_class)

@@ -68,15 +68,18 @@ def task_rows(
     return rows, index
 
 
-def parse_classes(text: str) -> list[int]:
-    """'0,2,4' or a split name ('all', 'even', 'odd', 'short') → class list."""
+def parse_classes(text: str, flag: str = "--task") -> list[int]:
+    """'0,2,4' or a split name ('all', 'even', 'odd', 'short') → class list, each class once;
+    errors name `flag`, the option that gave `text`."""
     if text in TASK_SPLITS:
         return list(TASK_SPLITS[text])
     hint = f"give comma-separated class ids or one of {', '.join(TASK_SPLITS)}"
     try:
         classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError as err:
-        raise ValueError(f"task '{text}': {hint}") from err
+        raise ValueError(f"{flag} '{text}': {hint}") from err
     if not classes:
-        raise ValueError(f"task {text!r} names no class: {hint}")
+        raise ValueError(f"{flag} {text!r} names no class: {hint}")
+    if len(set(classes)) < len(classes):
+        raise ValueError(f"{flag} {text!r}: classes must be distinct, got {classes}")
     return classes

@@ -1,22 +1,29 @@
 """The workflow's cached embedding sets, checked: `imprint verify` and `snakemake verify_caches`
-walk folders for embedding sets, verify each (imprint.io.verify_embedding_set) and report every
+walk folders for embedding sets, verify each (verify_embedding_set) and report every
 corrupted one with the Snakemake command that rebuilds it and what was built from it."""
 
 from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from imprint.io import (
+    CHECKSUM_ALGORITHM,
     EMBEDDINGS_FILE,
     IDS_FILE,
     LABELS_FILE,
     META_FILE,
-    SetCheck,
+    ChecksumError,
+    EmbeddingFileError,
+    expected_checksums,
+    file_checksum,
+    parse_meta,
     progress_bar,
-    verify_embedding_set,
 )
 from imprint.planning.paths import EMBEDDINGS
 
@@ -24,9 +31,96 @@ from imprint.planning.paths import EMBEDDINGS
 _WORKFLOW_EMBEDDINGS = tuple(EMBEDDINGS.partition("{")[0].strip("/").split("/"))
 
 
+# `imprint verify` and the workflow's `verify_caches` target re-hash every array file of an
+# embedding set against the checksums in its meta.json (the walk over folders and the report:
+# planning/caches.py). Corruption that leaves a file's modification time alone (bit rot, a bad
+# copy) is invisible to Snakemake, which compares times, until a job reads the file.
+
+
+@dataclass
+class SetCheck:
+    """What verify_embedding_set found in one embedding directory."""
+
+    directory: Path
+    problems: list[str] = field(default_factory=list)  # '<file>: what is wrong', one each
+    unverifiable: str | None = None  # why its arrays cannot be verified (no checksums)
+    files: int = 0  # array files hashed
+    nbytes: int = 0  # and their bytes
+
+
+def verify_embedding_set(
+    directory: str | os.PathLike, advance: Callable[[int], None] | None = None
+) -> SetCheck:
+    """Re-hash each array file whose checksum meta.json lists (embeddings.npy, labels.npy and
+    ids.npy where listed), then compare its .npy header with meta's n × dim. Each problem is
+    one line naming the file; none: the set is verified. `advance(nbytes)` follows each file."""
+    directory = Path(directory)
+    check = SetCheck(directory)
+    meta_file = directory / META_FILE
+    if not meta_file.is_file():
+        check.problems.append(f"{meta_file}: missing (it holds the set's checksums and shape)")
+        return check
+    try:
+        meta = parse_meta(meta_file.read_text(encoding="utf-8", errors="replace"), meta_file)
+    except EmbeddingFileError as err:
+        check.problems.append(str(err))
+        return check
+    if meta.get("checksums") is None:
+        check.unverifiable = (
+            f"{directory}: no checksums in {META_FILE} (written by hand or before they were "
+            "added), so its arrays cannot be verified"
+        )
+        return check
+    try:
+        expected = expected_checksums(meta, directory)
+    except ChecksumError:
+        check.problems.append(
+            f"{meta_file}: 'checksums' must map {EMBEDDINGS_FILE} and {LABELS_FILE} to "
+            f"'{CHECKSUM_ALGORITHM}:<hex>' strings, got {meta['checksums']!r}"
+        )
+        return check
+    n, dim = meta.get("n"), meta.get("dim")
+    shapes = {EMBEDDINGS_FILE: (n, dim), LABELS_FILE: (n,), IDS_FILE: (n,)}
+    for name, shape in shapes.items():
+        if name not in expected:
+            continue
+        file = directory / name
+        if not file.is_file():
+            check.problems.append(f"{file}: missing ({META_FILE} lists its checksum)")
+            continue
+        found = file_checksum(file)
+        size = file.stat().st_size
+        check.files, check.nbytes = check.files + 1, check.nbytes + size
+        if advance is not None:
+            advance(size)
+        if found != expected[name]:
+            check.problems.append(
+                f"{file}: checksum mismatch ({META_FILE} says {expected[name]}, the file hashes "
+                f"to {found})"
+            )
+        elif None not in shape and (problem := _header_problem(file, shape)):
+            check.problems.append(problem)
+    return check
+
+
+def _header_problem(file: Path, shape: tuple) -> str | None:
+    """How a .npy file's header disagrees with the shape meta.json records; None if it agrees."""
+    try:
+        found = np.load(file, mmap_mode="r", allow_pickle=False).shape  # the header only
+    except (ValueError, OSError) as err:
+        return f"{file}: not a readable .npy array ({err})"
+    if tuple(found) == tuple(shape):
+        return None
+    if len(shape) == 2:
+        held = " × ".join(str(s) for s in found)
+        return f"{file}: holds {held} values but {META_FILE} records {shape[0]} × {shape[1]}"
+    return f"{file}: holds shape {tuple(found)} but {META_FILE} records {shape[0]} rows"
+
+
 def find_embedding_sets(root: str | os.PathLike) -> list[Path]:
-    """The embedding directories (meta.json beside embeddings.npy) at or below `root`, in
-    sorted order; hidden folders (atomic_path's temporaries, .snakemake) are skipped."""
+    """The embedding directories at or below `root` (folders holding any of meta.json,
+    embeddings.npy, labels.npy: a set missing some is found, and reported), in sorted order;
+    hidden folders (atomic_path's temporaries, .snakemake) are skipped."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(2, "no such folder", str(root))
@@ -38,7 +132,7 @@ def find_embedding_sets(root: str | os.PathLike) -> list[Path]:
     found = []
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(s for s in subfolders if not s.startswith("."))
-        if META_FILE in files and EMBEDDINGS_FILE in files:
+        if {META_FILE, EMBEDDINGS_FILE, LABELS_FILE} & set(files):
             found.append(Path(folder))
     return found
 

@@ -20,7 +20,7 @@ from imprint.planning.mappings import (
     resolve_classes,
     section_mappings,
 )
-from imprint.planning.paths import SOURCES_DIR
+from imprint.planning.paths import RESULTS_DIR, SOURCES_DIR
 
 
 def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
@@ -325,6 +325,7 @@ def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:
                 f"backbones.{name}.embeddings: {pattern!r} needs a {{split}} placeholder "
                 "(train and test are separate files)"
             )
+        _check_outside_results(name, pattern)
         if "dataset" not in fields and len(used.get(name, ())) > 1:
             raise ConfigError(
                 f"backbones.{name}.embeddings: {pattern!r} has no {{dataset}} placeholder but the "
@@ -338,3 +339,21 @@ def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:
                         f"this backbone's ridge λ: set backbones.{name}.ls_lambda (the paper uses "
                         "the weight decay the model was trained with)"
                     )
+
+
+def _check_outside_results(name: str, pattern: str) -> None:
+    """A user's own embedding files must lie outside the workflow's results/ folder: Snakemake
+    owns what is there (it removes a rule's outputs before rerunning it), and the import rule
+    writes its copy under results/embeddings/, where the user's files would be both its input
+    and its output."""
+    import os
+
+    results = Path(RESULTS_DIR).resolve()
+    fixed = pattern.split("{", 1)[0]  # the part before the first placeholder
+    where = Path(os.path.expanduser(fixed or ".")).resolve()
+    if where == results or results in where.parents:
+        raise ConfigError(
+            f"backbones.{name}.embeddings: {pattern!r} lies inside the workflow's {RESULTS_DIR}/ "
+            "folder, whose files Snakemake removes and rewrites (the import copies yours to "
+            f"{RESULTS_DIR}/embeddings/…): keep your own embedding files outside {RESULTS_DIR}/"
+        )

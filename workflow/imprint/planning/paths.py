@@ -7,6 +7,7 @@ from pathlib import Path
 
 from imprint.io import EMBEDDING_FILES
 
+RESULTS_DIR = "results"  # every path below is in it: Snakemake's, never a user's own files
 SOURCES_DIR = "sources"  # results/embeddings/sources/<source>: the parts of a joined dataset
 
 DATASET_MANIFEST = "results/datasets/{source}.json"
