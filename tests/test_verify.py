@@ -225,3 +225,50 @@ def test_a_job_meeting_a_corrupted_cache_ends_in_one_line(tmp_path, capsys, root
     with pytest.raises(SystemExit), context:
         raise EmbeddingFileError("data/x.npz: labels must be integers")
     assert capsys.readouterr().err == "data/x.npz: labels must be integers\n"
+
+
+def test_a_set_missing_its_arrays_or_its_meta_is_reported_not_skipped(workflow, capsys):
+    # Deleted files are exactly what Snakemake does not rebuild while what was built from
+    # them is up to date: verify must name them.
+    (workflow / TRAIN / "embeddings.npy").unlink()
+    (workflow / TEST / "meta.json").unlink()
+    rc, out, _ = _verify(capsys)
+    assert rc == 1, out
+    assert out[0].startswith(f"{TEST}/meta.json: missing"), out
+    assert out[1].startswith(f"{TRAIN}/embeddings.npy: missing (meta.json lists its checksum)")
+    assert out[2].startswith("2 of 2 embedding sets corrupted")
+
+
+def test_a_rerun_writes_over_an_earlier_set_but_never_over_a_users_folder(tmp_path):
+    # What Snakemake leaves of an earlier set before rerunning its rule: ids.npy (not a
+    # declared output) and its bookkeeping (.snakemake_timestamp of directory() outputs).
+    from imprint.outputs import OutputError
+
+    old = _set(tmp_path / "set")
+    for name in ("embeddings.npy", "labels.npy", "meta.json"):
+        (old / name).unlink()
+    (old / ".snakemake_timestamp").write_text("")
+    new = _set(tmp_path / "set", n=6)
+    assert load_embeddings(new).embeddings.shape == (6, 4)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="folder holding other things"):
+        _set(mine)
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]  # no temporary left
+
+
+def test_a_write_removes_its_own_stale_temporary_but_not_a_sibling_outputs(tmp_path):
+    # SIGKILL leaves `.emb.<8 random>.tmp`; the next write of `emb` removes it, but not the
+    # temporary of `emb.npz`, which a concurrent writer of that other output may own.
+    import tempfile
+
+    from imprint.outputs import atomic_path
+
+    mine = tempfile.mkdtemp(prefix=".emb.", suffix=".tmp", dir=tmp_path)
+    theirs = tempfile.mkdtemp(prefix=".emb.npz.", suffix=".tmp", dir=tmp_path)
+    with atomic_path(tmp_path / "emb") as tmp:
+        tmp.write_text("x")
+    assert not Path(mine).exists() and Path(theirs).exists()
+    assert (tmp_path / "emb").read_text() == "x"

@@ -54,7 +54,9 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    # mkdtemp's random part is 8 characters: `.emb.*.tmp` would also match the temporary of
+    # a sibling output `emb.npz` (`.emb.npz.k3j9x0ab.tmp`), which another writer may own.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'[a-z0-9_]' * 8}.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
