@@ -836,7 +836,127 @@ def _meta_dataset(tmp: Path) -> None:
     _npz(tmp / "mine.npz", x, y, meta=json.dumps({"dataset": "mnist", "split": "train"}))
 
 
+def _matplotlib_figures(tmp: Path) -> None:
+    """A researcher's own figures, drawn with matplotlib like the project's, without its mark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure()
+    figure.savefig(tmp / "paper.pdf")
+    figure.savefig(tmp / "paper.png")
+    plt.close(figure)
+
+
+def _folder_with(*files: str) -> Callable[[Path], None]:
+    def make(tmp: Path) -> None:
+        (tmp / "proj").mkdir()
+        for name in files:
+            (tmp / "proj" / name).write_text("SECRET\n")
+
+    return make
+
+
 CASES += [
+    # --- what only looks like an earlier output is kept
+    Case(
+        "cd-out-users-matplotlib-figures",
+        [*CD[:2], "--out-prefix", "paper", "--groups", "dataset"],
+        ["paper.pdf", "PDF figure", "--force"],
+        _matplotlib_figures,
+    ),
+    Case(
+        "probe-out-table-sharing-two-columns",
+        probe(out="notes.csv"),
+        ["notes.csv", "not a results table"],
+        _write("notes.csv", "method,accuracy,notes\nmine,99,x\n"),
+    ),
+    Case(
+        "grid-command-out-table-sharing-config-id",
+        ["grid", "grid.yaml", "--out", "short.csv"],
+        ["short.csv", "not a results table"],
+        _write("short.csv", "config_id,my_notes\nabc,keep\n"),
+    ),
+    Case(
+        "concat-out-users-npz",
+        ["concat", "ids_a.npz", "ids_b", "--out", "mine.npz"],
+        ["mine.npz", "not an embedding set"],
+        lambda t: (t / "mine.npz").write_bytes((t / "train.npz").read_bytes()),
+    ),
+    Case(
+        "concat-out-folder-of-hidden-user-file",
+        ["concat", "ids_a.npz", "ids_b", "--out", "proj"],
+        ["proj", ".env", "--force"],
+        _folder_with(".env"),
+    ),
+    Case(
+        "concat-out-folder-of-users-labels",
+        ["concat", "ids_a.npz", "ids_b", "--out", "proj"],
+        ["proj", "labels.npy"],
+        _folder_with("labels.npy"),
+    ),
+    Case(
+        "concat-out-current-folder",
+        ["concat", "ids_a.npz", "ids_b", "--out", ".", "--force"],
+        ["--out .", "holding"],
+    ),
+    Case(
+        "concat-out-suffix-h5",
+        ["concat", "ids_a.npz", "ids_b", "--out", "emb.h5"],
+        ["emb.h5", "folder or .npz"],
+    ),
+    Case(
+        "concat-out-symlinked-input-inside-forced",
+        ["concat", "proj/lnk.npz", "ids_b", "--out", "proj", "--force"],
+        ["proj", "holding", "proj/lnk.npz"],
+        lambda t: (t / "proj").mkdir() or (t / "proj" / "lnk.npz").symlink_to("../ids_a.npz"),
+    ),
+    Case(
+        "grid-command-out-huge-csv-field",
+        ["grid", "grid.yaml", "--out", "big.csv"],
+        ["big.csv", "not a results table"],
+        _write("big.csv", '"' + "x" * 200_000 + '"\n'),
+    ),
+    Case(
+        "cd-rerun-with-another-method",
+        [*CD[:2], "--out-prefix", "mm", "--groups", "dataset"],
+        [],
+        lambda t: main(
+            [
+                "cd",
+                "scores.csv",
+                "--method",
+                "dataset",
+                "--groups",
+                "config_id",
+                "--out-prefix",
+                "mm",
+            ]
+        ),
+        rc=0,
+    ),
+    Case(
+        "cd-out-prefix-is-a-folder",
+        [*CD[:2], "--out-prefix", "cdp/", "--groups", "dataset"],
+        ["--out-prefix cdp/", "prefix", "not a folder"],
+    ),
+    Case(
+        "probe-temperature-underflows",
+        probe("--temperature", "0.001"),
+        ["--temperature", "0.001", ">= 0.0015", "overflow"],
+    ),
+    Case("task-empty-item", ev("--task", "0,,1"), ["--task", "'0,,1'", "empty item"]),
+    Case(
+        "collapse-zero-row",
+        ["collapse", "z.npz"],
+        ["z.npz", "all-zero", "class 0", "--no-l2"],
+        lambda t: _npz(
+            t / "z.npz",
+            np.r_[np.zeros((1, 4)), np.eye(4)].astype(np.float32),
+            np.array([0, 0, 1, 1, 1]),
+        ),
+    ),
     # --- earlier outputs are recognised by what they hold, not only their format
     Case(
         "cd-out-user-pdf",
@@ -891,7 +1011,7 @@ CASES += [
     Case(
         "incremental-out-results-table",
         [*inc("--sessions", "0,1/2")[:-5], "--out", "r.csv", "--sessions", "0,1/2"],
-        ["r.csv", "session"],
+        ["r.csv", "not a results table"],
         lambda t: _write_csv(t / "r.csv", [{"config_id": "a", "accuracy": 1.0}]),
     ),
     Case(
@@ -936,7 +1056,7 @@ CASES += [
     Case(
         "concat-out-symlink-to-a-set",
         ["concat", "ids_a.npz", "ids_b", "--out", "lnk"],
-        ["lnk", "symbolic link", "--force"],
+        ["lnk", "is a symbolic link (to set)", "--force"],
         lambda t: (
             save_embeddings(t / "set", np.ones((2, 2)), [0, 1]) and (t / "lnk").symlink_to("set")
         ),
@@ -1155,7 +1275,7 @@ CASES += [
         "evaluate-out-earlier-results",
         ev()[:-3] + ["--out", "r.csv", "-q"],
         [],
-        lambda t: _write_csv(t / "r.csv", [{"config_id": 9, "accuracy": 1.0}]),
+        lambda t: main(ev()[:-3] + ["--out", "r.csv", "-q", "--tag", "run=1"]),
         rc=0,
         written=_table("r.csv", gen=["mean"] * 3),
     ),
@@ -1255,7 +1375,7 @@ CASES += [
         "concat-out-earlier-set",
         ["concat", "ids_a.npz", "ids_b", "--out", "c"],
         [],
-        lambda t: save_embeddings(t / "c", np.ones((2, 2)), [0, 1]),
+        lambda t: main(["concat", "ids_a.npz", "ids_b", "--out", "c", "--normalise", "none"]),
         rc=0,
         written=_concat_is,
     ),
@@ -1283,7 +1403,11 @@ CASES += [
         lambda t: (t / "x_summary.txt").mkdir() or (t / "x_summary.txt" / "y").write_text("y"),
     ),
     # --- probe: numbers in range, named by their flag; the pair's widths
-    Case("probe-temperature-nan", probe("--temperature", "nan"), ["--temperature", "nan", "> 0"]),
+    Case(
+        "probe-temperature-nan",
+        probe("--temperature", "nan"),
+        ["--temperature", "nan", ">= 0.0015"],
+    ),
     Case("probe-temperature-zero", probe("--temperature", "0"), ["--temperature", "0"]),
     Case("probe-temperature-inf", probe("--temperature", "inf"), ["--temperature", "inf"]),
     Case("probe-penalty-inf", probe("--penalties", "inf"), ["--penalties", "inf"]),

@@ -272,3 +272,26 @@ def test_a_write_removes_its_own_stale_temporary_but_not_a_sibling_outputs(tmp_p
         tmp.write_text("x")
     assert not Path(mine).exists() and Path(theirs).exists()
     assert (tmp_path / "emb").read_text() == "x"
+
+
+def test_an_output_never_holds_the_current_folder_even_forced(tmp_path, monkeypatch):
+    from imprint.outputs import OutputError, check_output
+
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for out in (".", "..", str(tmp_path)):
+        with pytest.raises(OutputError, match="current folder or holds it"):
+            check_output(out, "embeddings", force=True)
+
+
+def test_extraction_checks_its_output_before_any_work(tmp_path):
+    # A folder of the user's as the output: refused before the dataset is even looked for
+    # (root holds no dataset, and downloading is off: a later check would fail on that).
+    from imprint.data.extract import extract_to_file
+    from imprint.outputs import OutputError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="folder holding 1 other"):
+        extract_to_file("pixels", "mnist", "train", tmp_path / "nodata", tmp_path / "out")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

@@ -104,7 +104,7 @@ def test_the_registry_imports_neither_matplotlib_nor_torch():
 
 
 def test_every_output_must_be_made(tmp_path):
-    from imprint.api import write_outputs
+    from imprint.outputs import write_outputs
 
     write_outputs({"summary": "text\n"}, {"summary": tmp_path / "s.txt"})
     assert (tmp_path / "s.txt").read_text() == "text\n"

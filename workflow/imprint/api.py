@@ -13,7 +13,14 @@ from imprint.arguments import check_ls_lambda
 from imprint.data.ls_lambda import registered_ls_lambda
 from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
 from imprint.io import load_embeddings, read_yaml, save_embeddings, write_table
-from imprint.outputs import atomic_path, check_output, check_results_out, finite_json, write_json
+from imprint.outputs import (
+    atomic_path,
+    check_output,
+    check_results_out,
+    finite_json,
+    write_json,
+    write_outputs,
+)
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collapse job needs none (~0.5 s)
     import pandas as pd
@@ -342,7 +349,8 @@ def collapse_file(
 
     if out:
         inputs = {"embeddings": embeddings, "--mapping": mapping, "--ood": ood}
-        check_output(out, "json", inputs, force, signature=("nc1", "nc2_equinorm", "!logme"))
+        signature = ("nc1", "vci", "cdnv", "nc2_equinorm", "rank_between", "!logme")
+        check_output(out, "json", inputs, force, signature=signature)
     data = load_embeddings(embeddings)
     rows, mapped = remap_labels(data.labels, load_mapping(mapping))
     if classes is not None:
@@ -366,7 +374,10 @@ def collapse_file(
         labels = np.full(data.labels.shape[0], mapped.min(initial=0) - 1, dtype=np.int64)
         labels[rows] = mapped
         classes = np.unique(mapped) if classes is None else classes
-    stats = class_statistics(data.embeddings, labels, l2_normalise=l2_normalise, classes=classes)
+    try:
+        stats = class_statistics(data.embeddings, labels, l2_normalise, classes=classes)
+    except ValueError as err:  # e.g. an all-zero row: name the file
+        raise ValueError(f"{embeddings}: {err}") from None
     metrics = collapse_metrics(stats) | mean_classifier_metrics(data.embeddings, labels, stats)
     if ood_set is not None:
         ood_mean = global_mean(ood_set.embeddings, l2_normalise=l2_normalise)
@@ -510,6 +521,11 @@ def critical_difference_files(
     import os
 
     tables = [tables] if isinstance(tables, str | os.PathLike) else list(tables)
+    if str(out_prefix).endswith(("/", os.sep)) or Path(out_prefix).is_dir():
+        raise ValueError(
+            f"--out-prefix {out_prefix}: a prefix of file names (e.g. {out_prefix.rstrip('/')}/cd "
+            "writes cd_ranks.csv, cd.pdf, … there), not a folder"
+        )
     outputs = {
         "ranks": f"{out_prefix}_ranks.csv",
         "pvalues": f"{out_prefix}_pvalues.csv",
@@ -519,7 +535,7 @@ def critical_difference_files(
     }
     kinds = {  # each output's format and what an earlier one of its kind holds
         "ranks": ("table", ("method", "average_rank")),
-        "pvalues": ("table", (method_col,)),
+        "pvalues": ("pvalues", ()),
         "summary": ("text", ("methods compared over",)),
     }
     for name, path in outputs.items():
@@ -571,29 +587,3 @@ def _read_tables(inputs: dict) -> dict:
         else [(str(p), read_table(p)) for p in value]
         for name, value in inputs.items()
     }
-
-
-def write_outputs(made: dict, outputs: dict, force: bool = False) -> None:
-    """Write each output, atomically, from what was made under its name: a table as CSV or
-    Parquet, a text as it is; a Figure made as X is written to outputs X_pdf and X_png (200 dpi).
-    A made "message" is logged. force: as atomic_path takes it."""
-    import pandas as pd
-
-    if "message" in made:
-        log.info("%s", made["message"])
-    for name, path in outputs.items():
-        stem, _, ext = name.rpartition("_")
-        if name in made:
-            thing = made[name]
-        elif ext in ("pdf", "png") and stem in made:
-            thing = made[stem]
-        else:
-            raise ValueError(f"output '{name}' ({path}): nothing was made under that name")
-        if isinstance(thing, pd.DataFrame):
-            write_table(thing, path, force)
-        elif isinstance(thing, str):
-            with atomic_path(path, force) as tmp:
-                tmp.write_text(thing)
-        else:  # a matplotlib Figure
-            with atomic_path(path, force) as tmp:
-                thing.savefig(tmp, format=Path(path).suffix[1:], dpi=200, bbox_inches="tight")

@@ -113,11 +113,13 @@ def _grid(args) -> None:
         from imprint.io import write_table
         from imprint.outputs import check_output
 
-        check_output(
-            args.out, "table", {"grid": args.grid}, args.force, signature=("config_id", "!accuracy")
-        )
+        check_output(args.out, "table", {"grid": args.grid}, args.force, signature=GRID_TABLE)
         write_table(configs, args.out, args.force)
         print(f"wrote {args.out}")
+
+
+# The columns of `imprint grid --out`'s table (an earlier one is replaced, a results table not).
+GRID_TABLE = ("config_id", "seed", "norm_pre", "gen", "agg", "m", "!accuracy")
 
 
 def _collapse(args) -> None:
@@ -174,7 +176,8 @@ def _add_force(parsers) -> None:
                 "--force",
                 action="store_true",
                 help="replace what is at the output path even if this command did not write "
-                "it (a folder of other files, a file of another kind, one of its inputs)",
+                "it (a folder of other files, a file of another kind, a link); never one of "
+                "its inputs",
             )
 
 

@@ -63,7 +63,7 @@ def probe_files(
     from imprint.engine.devices import resolve_device
 
     inputs = {"--train": train, "--test": test, "--mapping": mapping}
-    check_output(out, "table", inputs, force, signature=("method", "accuracy"))
+    check_output(out, "table", inputs, force, signature=PROBE_COLUMNS)
     penalties, ks, t, seed = _probe_settings(penalties, ks, temperature, seed)
     (x_train, y_train), (x_test, y_test), n_classes = _task_data(
         train, test, classes, mapping, resolve_device(device)
@@ -117,10 +117,17 @@ def probe_files(
 MAX_PENALTY = 1e15
 
 
+# What a transferability JSON holds (an earlier one is replaced; any other JSON is kept).
+TRANSFERABILITY_KEYS = (
+    *("logme", "h_score", "loo_knn_accuracy", "ncti_etf", "ncti_ncc", "ncti_vc", "tmi"),
+    *("nc1", "vci", "n_classes", "n_samples"),
+)
+
+
 def _probe_settings(penalties, ks, temperature, seed) -> tuple:
     """probe_files' numbers, checked by their flags before any work (temperature None: the
     default T)."""
-    from imprint.engine.baselines import KNN_TEMPERATURE
+    from imprint.engine.vocabulary import KNN_MIN_TEMPERATURE, KNN_TEMPERATURE
 
     if penalties is not None:
         penalties = check_numbers(
@@ -134,7 +141,12 @@ def _probe_settings(penalties, ks, temperature, seed) -> tuple:
     if ks is not None:
         ks = check_numbers(ks, "kNN k (--knn-k)", integer=True, low=1)
     t = KNN_TEMPERATURE if temperature is None else temperature
-    t = check_number(t, "kNN temperature T (--temperature)", low=0, low_open=True)
+    t = check_number(
+        t,
+        "kNN temperature T (--temperature)",
+        low=KNN_MIN_TEMPERATURE,
+        why="its votes exp(s/T) overflow float64 below",
+    )
     return penalties, ks, t, check_seed(seed)
 
 
@@ -232,7 +244,7 @@ def transferability_file(
 
     if out:
         inputs = {"embeddings": embeddings, "--mapping": mapping}
-        check_output(out, "json", inputs, force, signature=("logme", "h_score"))
+        check_output(out, "json", inputs, force, signature=TRANSFERABILITY_KEYS)
     data = load_embeddings(embeddings)
     mapping = load_mapping(mapping)
     if classes is None:
@@ -289,7 +301,8 @@ def similarity_files(
     if len(files) < 2:
         raise ValueError(f"similarity compares two or more embedding files, got {len(files)}")
     if out:
-        check_output(out, "table", {"embeddings": list(files)}, force, signature=("a", "b", "cka"))
+        signature = ("a", "b", "cka", "n_samples")
+        check_output(out, "table", {"embeddings": list(files)}, force, signature=signature)
     sets = [load_embeddings(f) for f in files]
     _check_distinct(files, "similarity compares")
     names = [str(f) for f in files] if names is None else list(names)
@@ -488,7 +501,7 @@ def concat_embeddings(
         )
     if len(parts) < 2:
         raise ValueError(f"a concatenated backbone needs two or more parts, got {list(names)}")
-    check_output(out, "embeddings", {"part": list(parts)}, force)
+    check_output(out, "embeddings", {"part": list(parts)}, force, signature=("concat",))
     sets = [load_embeddings(p) for p in parts]
     _check_distinct(parts, "a concatenation joins")
     for name, path, found in zip(names, parts, sets, strict=True):

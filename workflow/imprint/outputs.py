@@ -118,32 +118,26 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 # Suffixes of files that are not embedding sets: an embedding set named so would be a folder
 # called x.csv, which is certainly not what was meant.
-_FILE_SUFFIXES = (
-    ".csv",
-    ".tsv",
-    ".parquet",
-    ".json",
-    ".yaml",
-    ".yml",
-    ".txt",
-    ".md",
-    ".tex",
-    ".npy",
-    ".pdf",
-    ".png",
-    ".svg",
-    ".pt",
-    ".pth",
-    ".pkl",
-    ".zip",
-    ".gz",
+# Suffixes of other file formats: an embedding set (a folder) named so is certainly a slip
+# (`--out x.csv`), while a dot in a model's name is common (vit_base_patch16_224.augreg_in21k).
+_FILE_SUFFIXES = frozenset(
+    "csv tsv parquet feather arrow json jsonl yaml yml toml ini txt md rst tex log html xml "
+    "npy mat h5 hdf5 nc zarr pt pth ckpt bin safetensors onnx pkl pickle joblib db sqlite "
+    "zip gz bz2 xz zst tar tgz 7z rar pdf png svg jpg jpeg gif tif tiff bmp webp mp4 "
+    "ipynb py sh xlsx xls docx pptx".split()
 )
+# What Snakemake or an OS leaves in a folder by itself (not a user's data): the timestamp of
+# the directory() outputs of older runs, macOS's and NFS's bookkeeping.
+_BOOKKEEPING = (".snakemake_timestamp", ".DS_Store", "._", ".nfs")
+# The mark every figure this project draws carries in its metadata (write_outputs).
+FIGURE_CREATOR = "imprint-workflow"
 
 
 @dataclass(frozen=True)
 class OutputFormat:
     """What a command writes: a name for messages, the suffixes it may carry ("" for a
-    folder), and how an earlier output of this kind is recognised."""
+    folder), and how an earlier output of this kind is recognised (from the path and the
+    command's signature: see check_output)."""
 
     name: str  # with its article, as messages use it
     suffixes: tuple[str, ...]
@@ -154,21 +148,41 @@ class OutputError(ValueError):
     """An output path that would replace what the command did not write (or reads)."""
 
 
-def _is_table(path: Path, columns: tuple[str, ...]) -> bool:
-    """A CSV or Parquet table whose header holds `columns` (the kind's own columns)."""
+def _header(path: Path) -> list[str] | None:
+    """A CSV's or Parquet's column names; None if it is neither."""
+    import csv
+
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            header = set(pq.read_schema(path).names)
-        else:
-            import csv
+            return list(pq.read_schema(path).names)
+        with open(path, newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        return None
 
-            with open(path, newline="", encoding="utf-8") as fh:
-                header = set(next(csv.reader(fh), []))
-    except (OSError, UnicodeDecodeError, ValueError, StopIteration):  # csv.Error is one
+
+def _is_table(path: Path, columns: tuple[str, ...]) -> bool:
+    """A CSV or Parquet table whose header holds `columns` (the command's own columns, all of
+    them) and none of its "!columns"."""
+    header = _header(path)
+    return bool(header) and _holds(set(header), columns)
+
+
+def is_pvalue_table(path: Path, _: tuple[str, ...] = ()) -> bool:
+    """The p-value matrix `imprint cd` writes: its columns after the first are the values of
+    its first column (method × method), whichever column names the methods."""
+    import pandas as pd
+
+    header = _header(path)
+    if not header or len(header) < 3:
         return False
-    return bool(header) and _holds(header, columns)
+    try:
+        first = pd.read_csv(path, usecols=[0]).iloc[:, 0].astype(str).tolist()
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    return first == header[1:]
 
 
 def _is_json(path: Path, keys: tuple[str, ...]) -> bool:
@@ -184,26 +198,45 @@ def _holds(names: set, signature: tuple[str, ...]) -> bool:
     return all((n[1:] not in names) if n.startswith("!") else (n in names) for n in signature)
 
 
-def _is_embedding_set(path: Path, _: tuple[str, ...] = ()) -> bool:
-    """A folder holding only save_embeddings' files (some may be gone: Snakemake removes a
-    rule's outputs before rerunning it), or an .npz of its arrays."""
-    from imprint.io import EMBEDDING_FILES, IDS_FILE  # io writes through this module
+def _is_embedding_set(path: Path, signature: tuple[str, ...] = ()) -> bool:
+    """An embedding set save_embeddings wrote: a folder holding only its files, with its
+    meta.json carrying the checksums it records (or, before a rerun, none of the three files
+    Snakemake removes: what is left is its ids.npy and bookkeeping), or an .npz whose `meta`
+    records n and dim. `signature`: keys its metadata must hold too (concat's "concat")."""
+    from imprint.io import EMBEDDING_FILES, IDS_FILE, META_FILE
 
     if path.is_dir():
-        # Hidden files are bookkeeping, not a user's data: Snakemake's .snakemake_timestamp
-        # (in folders of older runs, when these were directory() outputs), .DS_Store.
-        names = {p.name for p in path.iterdir() if not (p.name.startswith(".") and p.is_file())}
-        return names <= {*EMBEDDING_FILES, IDS_FILE}
+        names = {p.name for p in path.iterdir() if not p.name.startswith(_BOOKKEEPING)}
+        if not names <= {*EMBEDDING_FILES, IDS_FILE}:
+            return False
+        if META_FILE not in names:
+            return names <= {IDS_FILE}
+        meta = _json_object((path / META_FILE).read_bytes())
+        return meta is not None and _holds(set(meta), ("checksums", *signature))
     try:
         with zipfile.ZipFile(path) as z:
-            return {"embeddings.npy", "labels.npy"} <= set(z.namelist())
-    except (OSError, zipfile.BadZipFile):
+            if not {"embeddings.npy", "labels.npy", "meta.npy"} <= set(z.namelist()):
+                return False
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as npz:
+            meta = _json_object(str(npz["meta"]).encode())
+    except (OSError, ValueError, zipfile.BadZipFile):
         return False
+    return meta is not None and _holds(set(meta), ("n", "dim", *signature))
+
+
+def _json_object(raw: bytes) -> dict | None:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _drawn(magic: bytes):
-    """A figure file this project drew: `magic` first, and matplotlib named in its metadata
-    (a PDF's Producer, a PNG's Software), which a user's own figure rarely carries."""
+    """A figure this project drew: `magic` first, and FIGURE_CREATOR in its metadata (a PDF's
+    Creator, a PNG's text chunk), which write_outputs puts there and others' figures lack."""
 
     def recognise(path: Path, _: tuple[str, ...]) -> bool:
         try:
@@ -213,7 +246,7 @@ def _drawn(magic: bytes):
                 tail = fh.read()
         except OSError:
             return False
-        return head.startswith(magic) and b"matplotlib" in (head + tail).lower()
+        return head.startswith(magic) and FIGURE_CREATOR.encode() in head + tail
 
     return recognise
 
@@ -229,6 +262,7 @@ def _is_text(path: Path, signature: tuple[str, ...]) -> bool:
 
 OUTPUT_FORMATS = {
     "table": OutputFormat("a results table", (".csv", ".parquet"), _is_table),
+    "pvalues": OutputFormat("a p-value table", (".csv", ".parquet"), is_pvalue_table),
     "json": OutputFormat("a JSON file", (".json",), _is_json),
     "embeddings": OutputFormat("an embedding set", ("", ".npz"), _is_embedding_set),
     "pdf": OutputFormat("a PDF figure", (".pdf",), _drawn(b"%PDF")),
@@ -240,8 +274,7 @@ OUTPUT_FORMATS = {
 def _suffix_allowed(path: Path, fmt: OutputFormat) -> bool:
     if path.suffix in fmt.suffixes:
         return True
-    # A folder may carry a dot in its name (vit_b.16), just not a file format's suffix.
-    return "" in fmt.suffixes and path.suffix.lower() not in _FILE_SUFFIXES
+    return "" in fmt.suffixes and path.suffix.lower().lstrip(".") not in _FILE_SUFFIXES
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -252,12 +285,17 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _inside(inner: Path, outer: Path) -> bool:
+    """`inner` lies below `outer`, as resolved or as written (a symbolic link inside a folder
+    is in it, wherever it points)."""
     try:
-        return (
-            inner.resolve().is_relative_to(outer.resolve()) and inner.resolve() != outer.resolve()
-        )
+        pairs = [(inner.resolve(), outer.resolve()), (_absolute(inner), _absolute(outer))]
     except OSError:
         return False
+    return any(i != o and i.is_relative_to(o) for i, o in pairs)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.normpath(os.path.abspath(path)))
 
 
 def check_output(
@@ -285,7 +323,12 @@ def check_output(
     if not _suffix_allowed(path, fmt):
         allowed = " or ".join("a folder" if s == "" else s for s in fmt.suffixes)
         raise OutputError(f"{flag} {path}: {fmt.name} is {allowed}, not '{path.suffix}'")
-    check_writable(path)
+    if Path.cwd() == _absolute(path) or Path.cwd().is_relative_to(_absolute(path)):
+        raise OutputError(f"{flag} {path} is the current folder or holds it: give a path below it")
+    try:
+        check_writable(path)
+    except ValueError as err:
+        raise OutputError(f"{flag} {err}") from None
     if force or not (path.exists() or path.is_symlink()):
         return path
     replace = (
@@ -296,7 +339,7 @@ def check_output(
             f"{flag} {path} is a symbolic link (to {os.readlink(path)}); {replace.replace('it', 'the link', 1)}"
         )
     if path.is_dir():
-        if "" in fmt.suffixes and _is_embedding_set(path):
+        if "" in fmt.suffixes and _is_embedding_set(path, signature):
             return path  # an earlier embedding set: replaced as a whole
         held = sorted(p.name for p in path.iterdir())
         what = (
@@ -319,11 +362,14 @@ def check_results_out(
 ) -> None:
     """A results table may go to `out` (check_output): a new path or an earlier results
     table, none of the files it is computed from."""
+    from imprint.engine.evaluate import RESULT_COLUMNS
+    from imprint.engine.incremental import INCREMENTAL_COLUMNS
+
     inputs = {"--train": train, "--test": test, "--grid": grid}
     inputs["--mapping"] = [g.get("mapping") for g in groups]
-    # An incremental table has a session column; an ordinary one does not.
-    session = "session" if incremental else "!session"
-    check_output(out, "table", inputs, force, signature=("config_id", "accuracy", session))
+    # Every column such a table has; an incremental one's, which an ordinary one lacks.
+    own = (*INCREMENTAL_COLUMNS,) if incremental else ("!session",)
+    check_output(out, "table", inputs, force, signature=(*RESULT_COLUMNS, *own))
 
 
 def _check_not_an_input(path: Path, inputs: dict, flag: str) -> None:
@@ -355,6 +401,8 @@ def _check_not_an_input(path: Path, inputs: dict, flag: str) -> None:
 def _described(signature: tuple[str, ...]) -> str:
     has = [s for s in signature if not s.startswith("!")]
     lacks = [s[1:] for s in signature if s.startswith("!")]
+    if len(has) > 4:
+        has = [*has[:4], f"… ({len(has)} in all)"]
     parts = ([f"with {', '.join(has)}"] if has else []) + (
         [f"without {', '.join(lacks)}"] if lacks else []
     )
@@ -396,3 +444,36 @@ def write_json(data: dict, path: str | os.PathLike, force: bool = False) -> Path
     with atomic_path(path, force) as tmp:
         tmp.write_text(text + "\n")
     return path
+
+
+def write_outputs(made: dict, outputs: dict, force: bool = False) -> None:
+    """Write each output, atomically, from what was made under its name: a table as CSV or
+    Parquet, a text as it is; a Figure made as X is written to outputs X_pdf and X_png (200 dpi).
+    A made "message" is logged. force: as atomic_path takes it."""
+    import logging
+
+    import pandas as pd
+
+    from imprint.io import write_table  # io writes through this module
+
+    if "message" in made:
+        logging.getLogger("imprint").info("%s", made["message"])
+    for name, path in outputs.items():
+        stem, _, ext = name.rpartition("_")
+        if name in made:
+            thing = made[name]
+        elif ext in ("pdf", "png") and stem in made:
+            thing = made[stem]
+        else:
+            raise ValueError(f"output '{name}' ({path}): nothing was made under that name")
+        if isinstance(thing, pd.DataFrame):
+            write_table(thing, path, force)
+        elif isinstance(thing, str):
+            with atomic_path(path, force) as tmp:
+                tmp.write_text(thing)
+        else:  # a matplotlib Figure
+            with atomic_path(path, force) as tmp:
+                mark = {"Creator": FIGURE_CREATOR}  # how check_output knows a figure of ours
+                thing.savefig(
+                    tmp, format=Path(path).suffix[1:], dpi=200, bbox_inches="tight", metadata=mark
+                )

@@ -93,7 +93,10 @@ def _prepare(x: np.ndarray, l2_normalise: bool, what: str) -> np.ndarray:
     if l2_normalise:
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         if not (norms > 0).all():
-            raise ValueError(f"a zero embedding cannot be L2-normalised ({what})")
+            raise ValueError(
+                f"an all-zero embedding row cannot be L2-normalised ({what}), as the paper's "
+                "metrics normalise each row; drop such rows, or measure without (--no-l2)"
+            )
         x /= norms
     return x
 
@@ -168,7 +171,7 @@ def class_statistics(
     mean_sq = np.zeros(classes.size)
     pooled = _PooledScatter(x_all.shape[1], min(chunk_rows, int(counts.sum())))
     for k, rows in enumerate(rows_of):
-        what = f"class {classes[k]!r}"
+        what = f"class {int(classes[k])}"
         if rows.size <= chunk_rows:
             means[k], mean_sq[k] = _add_whole_class(x_all, rows, l2_normalise, what, pooled)
         else:

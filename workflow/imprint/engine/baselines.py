@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from imprint.engine.vocabulary import KNN_TEMPERATURE
+from imprint.engine.vocabulary import KNN_MIN_TEMPERATURE, KNN_TEMPERATURE
 
 # The penalty search's candidates, as weight decay per training row (the convention of probes
 # trained on the mean loss with weight decay): λ = rows × decay, so the
@@ -186,8 +186,11 @@ def knn_predict(
     """
     from imprint.engine.aggregate import nearest_proxies, vote
 
-    if temperature <= 0:
-        raise ValueError(f"the kNN temperature must be positive, got {temperature}")
+    if not temperature >= KNN_MIN_TEMPERATURE:
+        raise ValueError(
+            f"the kNN temperature must be at least {KNN_MIN_TEMPERATURE} (its votes exp(s/T) "
+            f"overflow float64 below), got {temperature}"
+        )
     if not ks or min(ks) < 1:
         raise ValueError(f"kNN needs k >= 1, got {list(ks)}")
     top = min(max(ks), train.shape[0])

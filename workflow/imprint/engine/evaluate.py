@@ -266,7 +266,8 @@ def warn_rows_beyond(what: str, ns, sizes: Mapping[int, int], stacklevel: int = 
         ns = sorted({int(n) for n in ns if n > short[fewest]})
         warnings.warn(
             f"{what} = {', '.join(map(str, ns))} exceeds the training rows of "
-            f"{len(short)} class(es) (fewest: class {fewest} with {short[fewest]} rows): such "
+            f"{len(short)} class(es) (fewest: class {fewest} with {short[fewest]} "
+            f"row{'s' if short[fewest] != 1 else ''}): such "
             "a class uses all its rows",
             stacklevel=stacklevel,
         )

@@ -74,12 +74,15 @@ def parse_classes(text: str, flag: str = "--task") -> list[int]:
     if text in TASK_SPLITS:
         return list(TASK_SPLITS[text])
     hint = f"give comma-separated class ids or one of {', '.join(TASK_SPLITS)}"
+    items = text.split(",")
+    if not text.strip() or all(not c.strip() for c in items):
+        raise ValueError(f"{flag} {text!r} names no class: {hint}")
+    if any(not c.strip() for c in items):  # "0,,1": a class left out by a slip
+        raise ValueError(f"{flag} {text!r} has an empty item: {hint}")
     try:
-        classes = [int(c) for c in text.split(",") if c.strip()]
+        classes = [int(c) for c in items]
     except ValueError as err:
         raise ValueError(f"{flag} '{text}': {hint}") from err
-    if not classes:
-        raise ValueError(f"{flag} {text!r} names no class: {hint}")
     if len(set(classes)) < len(classes):
         raise ValueError(f"{flag} {text!r}: classes must be distinct, got {classes}")
     return classes

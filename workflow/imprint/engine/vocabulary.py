@@ -33,6 +33,9 @@ DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "
 # s = 1 - d votes exp(s / KNN_TEMPERATURE); only with distance cosine.
 WEIGHTINGS = ("uniform", "weighted_by_distance", "exp_similarity")
 KNN_TEMPERATURE = 0.07
+# The smallest T whose votes stay finite: a similarity up to 1 votes exp(1/T), which float64
+# holds for 1/T < 709.78 (T > 0.00141); beyond, every vote is inf and ties decide silently.
+KNN_MIN_TEMPERATURE = 0.0015
 
 
 def is_baseline(row) -> bool:
