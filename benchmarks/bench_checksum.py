@@ -1,4 +1,4 @@
-"""What verifying an embedding cache's checksum costs a reader (README, "When things go wrong").
+"""What verifying an embedding cache's checksum costs a reader (docs/troubleshooting.md).
 
 Writes bench_memory's largest training file (145 ImageNet classes × 1,300 rows, 2048-d float32:
 1.44 GiB) with io.save_embeddings, then times, best of --repeats with the file in the page

@@ -32,7 +32,7 @@ IDS_FILE = "ids.npy"
 # Each array file's checksum is stored in meta.json at write time and verified by every reader.
 # xxh3-128 hashes ~20 GB/s on one core (blake2b 0.56, sha256 1.7, crc32 2.2 GB/s here), and the
 # embeddings are hashed in the same pass that checks their values, so verifying costs little
-# beyond reading the file (README, "When things go wrong").
+# beyond reading the file (docs/troubleshooting.md).
 CHECKSUM_ALGORITHM = "xxh3_128"
 _SCAN_BYTES = 1 << 22  # 4 MiB blocks: hashed and checked while still in the CPU's cache
 
