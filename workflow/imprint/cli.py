@@ -482,7 +482,8 @@ def _add_verify(sub) -> None:
     ve = sub.add_parser(
         "verify",
         help="re-check the checksums of the embedding sets below folders (default results/)",
-        description="Find every embedding set (a folder holding meta.json and embeddings.npy) "
+        description="Find every embedding set (a folder holding meta.json, embeddings.npy or "
+        "labels.npy; one missing some is reported) "
         "below each PATH and re-hash its array files against the checksums in its meta.json, "
         "also comparing meta's n × dim with each array's header: corruption that keeps a "
         "file's modification time (bit rot, a bad copy) is invisible to `snakemake -n`. Prints "
