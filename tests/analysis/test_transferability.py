@@ -478,17 +478,54 @@ def _marginal(f, y, alpha, beta):
     return -n / 2 * math.log(2 * math.pi) - log_det / 2 - y @ np.linalg.solve(cov, y) / 2
 
 
-def _evidence_supremum(f, y):
+def _marginal_by_svd(f):
+    """_marginal for features F, from one SVD of F (O(n²) per evaluation instead of O(n³)):
+    along F's left singular vectors u_i (singular values s_i above max(n, D)·eps of the
+    largest) the covariance FFᵀ/α + I/β is s_i²/α + 1/β, off their span 1/β."""
+    n, d = f.shape
+    u, singular, _ = np.linalg.svd(f, full_matrices=False)
+    keep = singular > singular[0] * max(n, d) * np.finfo(np.float64).eps
+    u, sigma = u[:, keep], singular[keep] ** 2
+    rank = sigma.size
+
+    def marginal(f, y, alpha, beta):
+        z2 = (u.T @ y) ** 2
+        variance = sigma / alpha + (1 / beta if beta != math.inf else 0.0)
+        value = -n / 2 * math.log(2 * math.pi) - np.log(variance).sum() / 2
+        value -= (z2 / variance).sum() / 2
+        if rank < n:  # the noise alone off span(U)
+            rest = max(float(y @ y - z2.sum()), 0.0)
+            value += (n - rank) / 2 * math.log(beta) - beta / 2 * rest
+        return float(value)
+
+    return marginal
+
+
+def test_the_marginal_from_one_svd_equals_the_direct_one():
+    rng = np.random.default_rng(5)
+    for shape in ((30, 6), (8, 20)):
+        f = rng.standard_normal(shape)
+        y = (np.arange(shape[0]) % 3 == 1).astype(float)
+        fast = _marginal_by_svd(f)
+        betas = (0.3, 7.0, math.inf) if shape[0] < shape[1] else (0.3, 7.0)
+        for alpha in (0.01, 2.0):
+            for beta in betas:
+                direct = _marginal(f, y, alpha, beta)
+                assert fast(f, y, alpha, beta) == pytest.approx(direct, rel=1e-10)
+
+
+def _evidence_supremum(f, y, marginal=_marginal):
     """sup over α, β > 0 of the marginal likelihood: Nelder-Mead in (log α, log β) from a few
     starts, and the two limits: α → ∞ (y ~ N(0, I/β), best at β = n/‖y‖²) and, where F has
-    rank n, β → ∞ (maximised over α alone)."""
+    rank n, β → ∞ (maximised over α alone). `marginal`: how to compute it (_marginal, or
+    _marginal_by_svd(f) for large F)."""
     from scipy.optimize import minimize_scalar
 
     n = len(y)
     values = [n / 2 * (math.log(n / (y @ y)) - math.log(2 * math.pi) - 1)]
     for start in ([0.0, 0.0], [5.0, 5.0], [-5.0, 5.0], [5.0, -2.0]):
         best = minimize(
-            lambda p: -_marginal(f, y, math.exp(p[0]), math.exp(p[1])),
+            lambda p: -marginal(f, y, math.exp(p[0]), math.exp(p[1])),
             x0=start,
             method="Nelder-Mead",
             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
@@ -496,7 +533,7 @@ def _evidence_supremum(f, y):
         values.append(-best.fun)
     if np.linalg.matrix_rank(f) == n:
         limit = minimize_scalar(
-            lambda a: -_marginal(f, y, math.exp(a), math.inf),
+            lambda a: -marginal(f, y, math.exp(a), math.inf),
             bounds=(-40, 40),
             method="bounded",
             options={"xatol": 1e-12},
@@ -721,6 +758,85 @@ def _lda_svd_terms_direct(z, y):
     return np.linalg.svd(projected, compute_uv=False).sum(), p[np.arange(n), y].mean()
 
 
+def _ncti_unshrunk_terms_direct(z, y, tol=1e-4):
+    """NCTI's three terms with the unshrunk discriminant on scores z, its within-class
+    covariance (pooled scatter / n) inverted on its range only, as scikit-learn's 'svd' solver
+    does: in coordinates scaled by each column's within-class standard deviation, directions
+    whose singular value (of the scaled residuals / √n) is at most `tol` dropped. Then Gaussian
+    posteriors with identity covariance in the whitened coordinates (ncc, vc), and the rows
+    projected on the leading C − 1 principal directions of the prior-weighted class means
+    there, centred, their nuclear norm (etf)."""
+    classes = np.unique(y)
+    n, c = len(z), len(classes)
+    index = np.searchsorted(classes, y)
+    priors = np.bincount(index) / n
+    means = np.array([z[index == k].mean(axis=0) for k in range(c)])
+    resid = z - means[index]
+    scale = resid.std(axis=0)
+    scale[scale == 0] = 1.0
+    _, singular, vt = np.linalg.svd(resid / scale / math.sqrt(n), full_matrices=False)
+    keep = singular > tol
+    whiten = (vt[keep] / scale).T / singular[keep]
+    zw, mw = z @ whiten, means @ whiten
+    logits = zw @ mw.T - 0.5 * (mw**2).sum(axis=1) + np.log(priors)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    centred = mw - priors @ mw
+    values, vectors = np.linalg.eigh((centred * priors[:, None]).T @ centred)
+    projected = zw @ vectors[:, np.argsort(values)[::-1][: c - 1]]
+    projected -= projected.mean(axis=0)
+    nuclear = sum(np.linalg.svd(p[index == k], compute_uv=False).sum() for k in range(c))
+    return {
+        "ncti_etf": np.linalg.svd(projected, compute_uv=False).sum(),
+        "ncti_ncc": p[np.arange(n), index].mean(),
+        "ncti_vc": math.log(nuclear),
+    }
+
+
+def _ncti_terms_direct(x, y):
+    """NCTI's three terms of features x [n, D] as its paper's code defines them: exact PCA by
+    numpy's SVD of the centred rows, the leading min(64, n, D) components kept, shrinkage
+    exp(−Σ of the 32 leading variances); above 1e-10 the shrunk discriminant, else the
+    unshrunk one on the components whose variance is above rounding noise
+    (λ_max · max(n, D) · eps)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    centred = x - x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variances = singular**2 / (n - 1)
+    dims = min(64, n, d)
+    z, variances = centred @ vt[:dims].T, variances[:dims]
+    shrinkage = math.exp(-variances[:32].sum())
+    if shrinkage > 1e-10:
+        return _ncti_shrunk_terms_direct(z, y, shrinkage)
+    signal = variances > variances[0] * max(n, d) * np.finfo(np.float64).eps
+    return _ncti_unshrunk_terms_direct(z[:, signal], y)
+
+
+def test_ncti_unshrunk_with_a_singular_within_class_covariance_uses_its_pseudo_inverse():
+    # 12 rows in 50 dimensions, 3 classes: 11 centred directions, of which the within-class
+    # residuals span 9 — scikit-learn's 'svd' solver inverts that covariance on its range.
+    from imprint.analysis.transferability import ncti_components
+
+    x, y = _degenerate("wide")
+    x = 10.0 * x.astype(np.float64)  # the unshrunk 'svd' solver
+    terms = ncti_components(x, y)
+    expected = _ncti_terms_direct(x, y)
+    for name, value in expected.items():
+        assert terms[name] == pytest.approx(value, rel=1e-6), name
+    # On an invertible within-class covariance, the same as the generalised eigenvectors'.
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.arange(3), 40)
+    x = 5.0 * rng.standard_normal((120, 12)) + 6.0 * rng.standard_normal((3, 12))[y]
+    etf, ncc = _lda_svd_terms_direct(_pca_direct(x, 12)[0], y)
+    expected = _ncti_terms_direct(x, y)
+    assert expected["ncti_etf"] == pytest.approx(etf, rel=1e-9)
+    assert expected["ncti_ncc"] == pytest.approx(ncc, rel=1e-9)
+    terms = ncti_components(x, y)
+    for name, value in expected.items():
+        assert terms[name] == pytest.approx(value, rel=1e-6), name
+
+
 def test_ncti_without_shrinkage_ignores_a_constant_column():
     # Large variances: the unshrunk 'svd' solver. A constant column adds a principal component
     # of rounding noise, which that solver's per-variable scaling would blow up to unit
@@ -943,3 +1059,140 @@ def test_transferability_command_still_refuses_invalid_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("imprint transferability: error: ") and "at least 2 classes" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "t.json").exists()
+
+
+# --- The checks above catch known wrong versions of the estimators: each wrong version applied
+# by wrapping (or replacing) what the library calls, for this test only.
+
+
+def _wrong_version(kind, monkeypatch):
+    """Make the library a known wrong version, by wrapping what it calls; returns the list of
+    calls of the wrapper.
+      loo_ignores_temperature: aggregate.vote given T = 0.07 whatever loo_knn_accuracy passes;
+      loo_drops_sampled_queries: the sampled leave-one-out kNN's candidates are the rows not
+          sampled as queries (each query's own row kept, for loo_knn_accuracy to drop);
+      ncti_uncapped: NCTI's PCA keeps every component, not the leading 64;
+      ncti_shrunk_by_kept / ncti_shrunk_by_features: the LDA's shrinkage exp(−Σ) of the
+          variances of all 64 kept components / of all the features, not of the leading 32;
+      ncti_whole_table / ncti_per_task: with_ncti min-max normalises over the whole table /
+          over each task name, not within each (dataset, mapping, task)."""
+    import sklearn.decomposition as decomposition
+    import sklearn.discriminant_analysis as discriminant_analysis
+
+    import imprint.analysis.transferability as transferability
+    import imprint.engine.aggregate as aggregate
+
+    calls = []
+    if kind == "loo_ignores_temperature":
+        real_vote = aggregate.vote
+
+        def vote(neighbour_class, neighbour_dist, ms, weighting, n_classes, temperature=None):
+            calls.append(temperature)
+            return real_vote(neighbour_class, neighbour_dist, ms, weighting, n_classes, 0.07)
+
+        monkeypatch.setattr(aggregate, "vote", vote)
+    elif kind == "loo_drops_sampled_queries":
+        real_nearest = aggregate.nearest_proxies
+
+        def nearest(test, proxies, distance, m, *args, **kwargs):
+            calls.append(m)
+            # Which candidate rows are queries (these data have no repeated rows).
+            same = (proxies[:, None, :] == test[None, :, :]).all(dim=2)  # [candidates, queries]
+            sampled, own = same.any(dim=1), same.int().argmax(dim=0)
+            if bool(sampled.all()):  # every row a query: nothing to drop
+                return real_nearest(test, proxies, distance, m, *args, **kwargs)
+            found, rows = real_nearest(test, proxies, distance, len(proxies), *args, **kwargs)
+            keep = ~sampled[rows] | (rows == own[:, None])  # as many in each row
+            n = len(test)
+            return found[keep].view(n, -1)[:, :m], rows[keep].view(n, -1)[:, :m]
+
+        monkeypatch.setattr(aggregate, "nearest_proxies", nearest)
+    elif kind == "ncti_uncapped":
+        real_pca = decomposition.PCA
+
+        def pca(n_components=None, **kwargs):
+            calls.append(n_components)
+            return real_pca(n_components=None, **kwargs)
+
+        monkeypatch.setattr(decomposition, "PCA", pca)
+    elif kind in ("ncti_shrunk_by_kept", "ncti_shrunk_by_features"):
+        seen = {}
+
+        class RecordingPCA(decomposition.PCA):
+            def fit_transform(self, x, y=None):
+                seen["features"] = np.asarray(x)
+                return super().fit_transform(x, y)
+
+        class WronglyShrunk(discriminant_analysis.LinearDiscriminantAnalysis):
+            def fit(self, z, y):
+                calls.append(self.shrinkage)
+                if self.solver == "eigen":
+                    rows = seen["features"] if kind == "ncti_shrunk_by_features" else z
+                    spread = np.var(rows, axis=0, ddof=1).sum()
+                    self.shrinkage = max(math.exp(-spread), transferability.NCTI_SHRINKAGE_FLOOR)
+                return super().fit(z, y)
+
+        monkeypatch.setattr(decomposition, "PCA", RecordingPCA)
+        monkeypatch.setattr(discriminant_analysis, "LinearDiscriminantAnalysis", WronglyShrunk)
+    elif kind in ("ncti_whole_table", "ncti_per_task"):
+        real_with_ncti = transferability.with_ncti
+        # The group columns made one value: one group, or one per task name.
+        merged = ["dataset", "mapping"] + (["task"] if kind == "ncti_whole_table" else [])
+
+        def with_ncti(table):
+            calls.append(len(table))
+            out = real_with_ncti(table.assign(**dict.fromkeys(merged, "one group")))
+            out[merged] = table[merged]
+            return out
+
+        monkeypatch.setattr(transferability, "with_ncti", with_ncti)
+    else:
+        raise ValueError(kind)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "kind, check, args",
+    [
+        (
+            "loo_ignores_temperature",
+            test_leave_one_out_knn_votes_with_the_given_temperature,
+            (5.0,),
+        ),
+        (
+            "loo_drops_sampled_queries",
+            test_sampled_leave_one_out_knn_keeps_every_other_row_as_a_candidate,
+            (0,),
+        ),
+        (
+            "ncti_uncapped",
+            test_ncti_on_wide_features_keeps_64_components_and_shrinks_by_the_32_leading,
+            (),
+        ),
+        (
+            "ncti_shrunk_by_kept",
+            test_ncti_on_wide_features_keeps_64_components_and_shrinks_by_the_32_leading,
+            (),
+        ),
+        (
+            "ncti_shrunk_by_features",
+            test_ncti_on_wide_features_keeps_64_components_and_shrinks_by_the_32_leading,
+            (),
+        ),
+        (
+            "ncti_whole_table",
+            test_ncti_of_a_table_is_min_max_normalised_within_each_dataset_mapping_task,
+            (),
+        ),
+        (
+            "ncti_per_task",
+            test_ncti_of_a_table_is_min_max_normalised_within_each_dataset_mapping_task,
+            (),
+        ),
+    ],
+)
+def test_the_checks_catch_known_wrong_versions(monkeypatch, kind, check, args):
+    calls = _wrong_version(kind, monkeypatch)
+    with pytest.raises(AssertionError):
+        check(*args)
+    assert calls, f"the library no longer calls what the {kind} wrapper replaces"

@@ -105,3 +105,22 @@ def test_concat_keeps_the_first_parts_row_order_when_it_is_not_sorted(tmp_path):
     for row, image in zip(out.embeddings, orders[0], strict=True):
         expected = np.concatenate([p[image] / np.linalg.norm(p[image]) for p in parts])
         np.testing.assert_allclose(row, expected, rtol=1e-6)
+
+
+def test_the_row_order_check_catches_a_concat_that_sorts_by_id(tmp_path, monkeypatch):
+    # The wrong version: the joined set written in sorted-id order (io.save_embeddings, which
+    # concat_embeddings calls, wrapped to sort the rows it is given by id).
+    import imprint.io
+
+    real, calls = imprint.io.save_embeddings, []
+
+    def sorted_by_id(path, embeddings, labels, meta=None, where=None, ids=None, force=False):
+        calls.append(path)
+        order = np.argsort(ids, kind="stable")
+        x, y, ids = np.asarray(embeddings)[order], np.asarray(labels)[order], np.asarray(ids)
+        return real(path, x, y, meta, where, ids=ids[order], force=force)
+
+    monkeypatch.setattr(imprint.io, "save_embeddings", sorted_by_id)
+    with pytest.raises(AssertionError):
+        test_concat_keeps_the_first_parts_row_order_when_it_is_not_sorted(tmp_path)
+    assert calls == [tmp_path / "abc"], "concat_embeddings no longer writes through save_embeddings"

@@ -158,8 +158,10 @@ def test_bad_penalties_and_temperatures_are_refused():
     x, y = torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])
     with pytest.raises(ValueError, match="penalty λ must be positive"):
         fit_logistic(x, y, 2, 0.0)
-    with pytest.raises(ValueError, match="temperature must be positive"):
-        knn_predict(x, y, x, 2, temperature=0)
+    # Below 0.0015, exp(s / T) overflows float64 (s ≤ 1): refused, as 0 is.
+    for temperature in (0, 0.001):
+        with pytest.raises(ValueError, match="temperature must be at least 0.0015"):
+            knn_predict(x, y, x, 2, temperature=temperature)
 
 
 def test_the_grid_configuration_gen_all_mnn_cosine_exp_similarity_is_dinov2s_knn():
@@ -252,3 +254,33 @@ def test_the_grid_configuration_gen_linear_probe_is_scikit_learns_probe():
         pred = probe.predict(torch.from_numpy(test_rows)).numpy()
         assert row.accuracy == pytest.approx(100 * (pred == test_y).mean(), abs=1e-9)
         assert row.n_proxies == 10
+
+
+def _vote_ignoring_the_temperature(monkeypatch):
+    """A wrong kNN: aggregate.vote, which knn_predict calls with its temperature, given dinov2's
+    T = 0.07 whatever knn_predict passes; returns the temperatures passed to it."""
+    import imprint.engine.aggregate as aggregate
+    from imprint.engine.vocabulary import KNN_TEMPERATURE
+
+    real, calls = aggregate.vote, []
+
+    def wrong(neighbour_class, neighbour_dist, ms, weighting, n_classes, temperature=None):
+        calls.append(temperature)
+        return real(neighbour_class, neighbour_dist, ms, weighting, n_classes, KNN_TEMPERATURE)
+
+    monkeypatch.setattr(aggregate, "vote", wrong)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "check, args",
+    [
+        (test_knn_votes_with_the_given_temperature, (0.5, [1, 0])),
+        (test_knn_at_other_temperatures_equals_a_direct_loop, (5.0,)),
+    ],
+)
+def test_the_temperature_checks_catch_a_knn_that_ignores_it(monkeypatch, check, args):
+    calls = _vote_ignoring_the_temperature(monkeypatch)
+    with pytest.raises(AssertionError):
+        check(*args)
+    assert args[0] in calls, f"knn_predict no longer passes its temperature to vote: {calls}"

@@ -1,13 +1,15 @@
 """Interruption drills on a small real run: SIGKILL during extraction and during imprinting (of
-the whole run, or of Snakemake alone while its job runs on), a corrupted cache found by `imprint
-verify` and `snakemake verify_caches`, a full disk. After each, the documented recovery (README,
-"When things go wrong") ends with outputs equal to an uninterrupted run's, byte for byte where no
-time is recorded, and nothing half-written or temporary is left behind."""
+the whole run, or of Snakemake alone while its job runs on), SIGKILL while an output's temporary
+sibling is half-written, a corrupted cache found by `imprint verify` and `snakemake
+verify_caches`, a full disk. After each, the documented recovery (README, "When things go
+wrong") ends with outputs equal to an uninterrupted run's, byte for byte where no time is
+recorded, and nothing half-written or temporary is left behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.slow
 
 TINY = load_config("tiny")
 # One extracted backbone (a random ResNet-18: its job lives long enough to be killed), one
-# small grid, every table kind of that experiment.
+# small grid, every table kind of that experiment, and one figure: its PDF, then its PNG, take
+# ~0.2 s each to write into their temporary siblings (outputs.atomic_path), the longest writes
+# of the run (an embedding set takes a few ms), long enough to kill the run during one.
 DRILL = {
     "datasets": TINY["datasets"],
     "backbones": {"resnet18_random": TINY["backbones"]["resnet18_random"]},
@@ -39,13 +43,14 @@ DRILL = {
             "backbones": ["resnet18_random"],
             "mappings": ["none"],
             "tasks": ["short"],
-            "figures": [],
+            "figures": ["accuracy_overview"],
         }
     },
 }
 EXTRACT_LOG = "logs/extract_embeddings/digits/resnet18_random/train.log"
 IMPRINT_LOG = "logs/imprint_grid/drill/digits/resnet18_random/none/short.log"
 EMBEDDINGS = "results/embeddings/digits/resnet18_random/train"
+FIGURE = "results/figures/drill/accuracy_overview.pdf"
 
 
 def _workdir(root: Path) -> Path:
@@ -63,8 +68,8 @@ def reference(tmp_path_factory) -> dict[str, object]:
 
 
 def _outputs(workdir: Path) -> dict[str, object]:
-    """results/, comparable: arrays and text byte for byte, tables without their timing
-    columns, JSON without timing keys."""
+    """results/, comparable: arrays, figures and text byte for byte (a PDF without its
+    creation date), tables without their timing columns, JSON without timing keys."""
     out: dict[str, object] = {}
     for path in sorted((workdir / "results").rglob("*")):
         if path.is_dir():
@@ -76,6 +81,8 @@ def _outputs(workdir: Path) -> dict[str, object]:
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
             out[name] = {k: v for k, v in data.items() if "seconds" not in k}
+        elif path.suffix == ".pdf":
+            out[name] = re.sub(rb"/CreationDate \(D:[^)]*\)", b"", path.read_bytes())
         else:
             out[name] = path.read_bytes()
     return out
@@ -134,6 +141,55 @@ def _kill_when(workdir: Path, log: str, output: str, snakemake_alone: bool = Fal
         time.sleep(0.1)
 
 
+def _kill_while_writing(workdir: Path, output: str) -> Path:
+    """Start the workflow; once `output`'s temporary sibling (atomic_path's
+    `.<name>.<8 characters>.tmp`, polled for) exists, stop the whole run (SIGSTOP: nothing
+    moves while it is looked at), then let it on a few milliseconds at a time until the file
+    is being written inside the temporary (the last ~30 ms of a PDF's ~0.2 s write: open, its
+    bytes mostly still in matplotlib's buffer); check that the temporary is still there and
+    `output` is not, and SIGKILL the run. Returns the temporary."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+    proc = subprocess.Popen(
+        [*cmd, "--directory", str(workdir), "--cores", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the jobs stop and die with it
+    )
+    target = workdir / output
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+    deadline = time.monotonic() + 600
+
+    def stop() -> None:
+        os.killpg(proc.pid, signal.SIGSTOP)
+        time.sleep(0.001)  # delivered to every process of the group
+
+    try:
+        while True:
+            assert proc.poll() is None, f"the workflow ended without a temporary of {output} seen"
+            assert time.monotonic() < deadline, f"no temporary of {output} ever appeared"
+            assert not target.exists(), f"{output} was written before its temporary was seen"
+            try:
+                found = [e.name for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
+            except FileNotFoundError:
+                found = []
+            if found:
+                stop()
+                break
+            time.sleep(0.002)
+        temporary = target.parent / found[0]
+        while not (temporary / target.name).exists():
+            assert temporary.exists() and not target.exists(), "the write ended while stepped"
+            assert time.monotonic() < deadline, f"{output} was never written in {temporary}"
+            os.killpg(proc.pid, signal.SIGCONT)
+            time.sleep(0.003)
+            stop()
+        assert temporary.exists() and not target.exists(), "the write ended first"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return temporary
+
+
 def _recover(workdir: Path) -> None:
     """The README's recovery: a plain rerun is refused with the unlock hint (the lock is left;
     the killed job's output was never renamed into place, so no file is incomplete), then
@@ -164,6 +220,25 @@ def test_sigkill_during_imprinting_then_unlock_and_rerun_gives_the_same_outputs(
     _recover(d)
     _assert_same(_outputs(d), reference)
     _no_temporaries(d)
+
+
+def test_sigkill_while_a_temporary_is_written_then_recovery_removes_it(tmp_path, reference):
+    # Killed inside atomic_path, while the figure's PDF is written into its temporary sibling.
+    d = _workdir(tmp_path)
+    temporary = _kill_while_writing(d, FIGURE)
+    assert temporary.is_dir() and not (d / FIGURE).exists()  # left by the kill
+    assert [p.name for p in temporary.iterdir()] == ["accuracy_overview.pdf"]  # being written
+    with pytest.raises(AssertionError, match="temporary files left"):
+        _no_temporaries(d)  # the check sees it
+    locked = snakemake(d, check=False)  # refused with the unlock hint: nothing runs
+    text = locked.stdout + locked.stderr
+    assert "LockException" in text and "IncompleteFilesException" not in text, text[-2000:]
+    snakemake(d, "--unlock")
+    assert temporary.is_dir()  # the same temporary, until the figure is written again
+    snakemake(d, "--rerun-incomplete")
+    assert not temporary.exists()  # removed by the next write of the same path
+    _no_temporaries(d)
+    _assert_same(_outputs(d), reference)
 
 
 def test_sigkill_of_snakemake_alone_leaves_incomplete_files_then_the_same_recovery(

@@ -221,6 +221,7 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
     assert len(mean) == 7 * 2  # estimators × (best imprinting, linear probe)
     assert table.ncti.notna().all()
     assert agreement.tau.dropna().between(-1, 1).all()
+    # Every estimate and every τ against direct computations (the tests below).
     # CKA as Kornblith et al.'s HSIC ratio of the centred Gram matrices, from the test files.
     cka = pd.read_csv(workdir / "results/model_choice/similarity/digits.csv")
     assert cka[["a", "b"]].values.tolist() == [["pixels", "resnet18_random"]]
@@ -232,6 +233,188 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
     hsic = [[float((a * b).sum()) for b in grams] for a in grams]
     expected = hsic[0][1] / np.sqrt(hsic[0][0] * hsic[1][1])
     assert cka.cka.iloc[0] == pytest.approx(expected, rel=1e-6)
+
+
+def _transferability_helpers():
+    """tests/analysis/test_transferability.py as a module: its direct computations of the
+    estimators' equations (not the library's algorithms)."""
+    import importlib.util
+
+    path = REPO / "tests/analysis/test_transferability.py"
+    spec = importlib.util.spec_from_file_location("_transferability_direct", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ESTIMATES = ["logme", "h_score", "loo_knn_accuracy", "tmi", "ncti_etf", "ncti_ncc", "ncti_vc"]
+ESTIMATES += ["nc1", "vci"]
+
+
+@pytest.fixture(scope="module")
+def direct_estimates(workdir):
+    """Each model-choice group's estimates computed here from its training embedding file
+    (results/embeddings/...): the task's rows in file order, as float64. {(backbone, task):
+    {estimate: value}}."""
+    from imprint.io import load_embeddings
+
+    helpers = _transferability_helpers()
+    experiment = TINY["experiments"][TINY["model_choice"]["experiments"][0]]
+    assert experiment["mappings"] == ["none"]
+    out = {}
+    for dataset in experiment["datasets"]:
+        for backbone in experiment["backbones"]:
+            found = load_embeddings(workdir / f"results/embeddings/{dataset}/{backbone}/train")
+            for task in experiment["tasks"]:
+                classes = TINY["tasks"][task]
+                keep = np.isin(found.labels, classes)
+                x = np.asarray(found.embeddings[keep], dtype=np.float64)
+                y = np.searchsorted(classes, found.labels[keep])
+                # LogME: each class's evidence, as y's marginal likelihood, maximised over α, β
+                # by Nelder-Mead (and its limits), divided by n and averaged over the classes.
+                marginal = helpers._marginal_by_svd(x)
+                logme = np.mean(
+                    [
+                        helpers._evidence_supremum(x, (y == c).astype(float), marginal)
+                        for c in range(len(classes))
+                    ]
+                )
+                # NC1 and VCI (Papyan et al.; Xu & Liu) of the L2-normalised rows: Σ_W the mean
+                # of the classes' covariances, Σ_B that of the class means around the global
+                # mean, Σ_T = Σ_W + Σ_B.
+                u = x / np.linalg.norm(x, axis=1, keepdims=True)
+                c = len(classes)
+                sigma_w = np.mean([np.cov(u[y == k].T, bias=True) for k in range(c)], axis=0)
+                centred = np.stack([u[y == k].mean(axis=0) for k in range(c)]) - u.mean(axis=0)
+                sigma_b = centred.T @ centred / c
+                pinv = lambda m: np.linalg.pinv(m, rcond=1e-10, hermitian=True)  # noqa: E731
+                rank_b = np.linalg.matrix_rank(sigma_b, hermitian=True)
+                out[backbone, task] = {
+                    "logme": logme / len(y),
+                    "h_score": helpers._h_score_direct(x, y),
+                    "loo_knn_accuracy": helpers._loo_direct(x.astype(np.float32), y),
+                    "tmi": helpers._tmi_direct(x, y),
+                    **helpers._ncti_terms_direct(x, y),
+                    "nc1": np.trace(sigma_w @ pinv(sigma_b)) / c,
+                    "vci": 1 - np.trace(sigma_b @ pinv(sigma_w + sigma_b)) / rank_b,
+                    "n_samples": len(y),
+                }
+    return out
+
+
+# How close each estimate must be to its direct computation: relative, or absolute for LogME
+# (per-row evidence, any sign) and VCI (0 here up to rounding: n − 1 ≤ D, as for H-score,
+# which is C − 1 on such data).
+TOLERANCES = {
+    "logme": {"abs": 1e-9},
+    "h_score": {"rel": 1e-6},
+    "loo_knn_accuracy": {"rel": 1e-12},
+    "tmi": {"rel": 1e-9},
+    "ncti_etf": {"rel": 1e-8},
+    "ncti_ncc": {"rel": 1e-8},
+    "ncti_vc": {"rel": 1e-8},
+    "nc1": {"rel": 1e-9},
+    "vci": {"abs": 1e-8},
+}
+ORIENTED = {"nc1": -1.0, "vci": -1.0}  # lower is more collapsed: enters τ negated
+
+
+def _check_transferability_table(table, direct):
+    """Every estimate of the transferability table equals its direct computation, and NCTI is
+    its three terms min-max scaled over the task's backbones, ncc + etf − vc (by hand)."""
+    assert len(table) == len(direct)
+    for row in table.itertuples():
+        expected = direct[row.backbone, row.task]
+        assert row.n_samples == expected["n_samples"]
+        for name, tolerance in TOLERANCES.items():
+            got = getattr(row, name)
+            assert got == pytest.approx(expected[name], **tolerance), (row.backbone, row.task, name)
+    for _, part in table.groupby(["dataset", "mapping", "task"]):
+        ncti = 0.0
+        for term, sign in (("ncti_ncc", 1), ("ncti_etf", 1), ("ncti_vc", -1)):
+            values = part[term].to_numpy()
+            span = values.max() - values.min()
+            ncti = ncti + sign * ((values - values.min()) / span if span > 0 else 0.0)
+        np.testing.assert_allclose(part.ncti, ncti, rtol=0, atol=1e-12)
+
+
+def _check_agreement_table(table, agreement):
+    """Each τ is scipy's weighted τ of the estimates (NC1 and VCI negated) against the
+    accuracies, read from the transferability table, across the task's backbones (empty
+    where fewer than 2 backbones have both or either is constant); the mean rows average the
+    tasks' τ."""
+    from scipy.stats import weightedtau
+
+    estimators = ["ncti", "tmi", "logme", "h_score", "loo_knn_accuracy", "nc1", "vci"]
+    targets = ["best_imprinting", "linear_probe"]
+    tasks = agreement[agreement.task != "mean"]
+    groups = table.groupby(["dataset", "mapping", "task"])
+    assert len(tasks) == groups.ngroups * len(estimators) * len(targets)
+    per_task = {}
+    for (dataset, mapping, task), part in groups:
+        for estimator in estimators:
+            for target in targets:
+                x = ORIENTED.get(estimator, 1.0) * part[estimator].to_numpy(float)
+                y = part[target].to_numpy(float)
+                both = np.isfinite(x) & np.isfinite(y)
+                x, y = x[both], y[both]
+                if len(x) < 2 or x.min() == x.max() or y.min() == y.max():
+                    expected = np.nan
+                else:
+                    expected = weightedtau(x, y).statistic
+                found = tasks[
+                    (tasks.dataset == dataset)
+                    & (tasks.mapping == mapping)
+                    & (tasks.task == task)
+                    & (tasks.estimator == estimator)
+                    & (tasks.target == target)
+                ]
+                assert len(found) == 1, (task, estimator, target)
+                tau = found.tau.iloc[0]
+                where = (task, estimator, target)
+                assert tau == pytest.approx(expected, abs=1e-12, nan_ok=True), where
+                assert found.n_backbones.iloc[0] == len(x), where
+                per_task.setdefault((estimator, target), []).append(expected)
+    mean = agreement[agreement.task == "mean"]
+    assert len(mean) == len(per_task)
+    for (estimator, target), taus in per_task.items():
+        found = mean[(mean.estimator == estimator) & (mean.target == target)]
+        expected = np.nanmean(taus) if np.isfinite(taus).any() else np.nan
+        assert found.tau.iloc[0] == pytest.approx(expected, abs=1e-12, nan_ok=True), (
+            estimator,
+            target,
+        )
+
+
+def test_model_choice_numbers_equal_direct_computations_from_the_embeddings(
+    workdir, direct_estimates
+):
+    """LogME, H-score, leave-one-out kNN, TMI, NCTI's terms, NC1 and VCI of each (backbone,
+    task) against their equations computed here from the workflow's embedding files; NCTI and
+    every τ against hand computations from the table."""
+    table = pd.read_csv(workdir / "results/model_choice/transferability.csv")
+    agreement = pd.read_csv(workdir / "results/model_choice/transferability_agreement.csv")
+    _check_transferability_table(table, direct_estimates)
+    _check_agreement_table(table, agreement)
+    # The τ are not all undefined: some rank the two backbones.
+    assert agreement.tau.notna().sum() >= 10
+
+
+@pytest.mark.parametrize("column", [*TOLERANCES, "ncti", "tau", "mean tau"])
+def test_the_model_choice_checks_catch_a_changed_number(workdir, direct_estimates, column):
+    table = pd.read_csv(workdir / "results/model_choice/transferability.csv")
+    agreement = pd.read_csv(workdir / "results/model_choice/transferability_agreement.csv")
+    if column in ("tau", "mean tau"):
+        is_mean = agreement.task == "mean"
+        rows = agreement[agreement.tau.notna() & (is_mean if column == "mean tau" else ~is_mean)]
+        agreement.loc[rows.index[0], "tau"] -= 0.01
+        with pytest.raises(AssertionError):
+            _check_agreement_table(table, agreement)
+        return
+    value = table.loc[1, column]
+    table.loc[1, column] = value + 1e-4 * max(1.0, abs(value))
+    with pytest.raises(AssertionError):
+        _check_transferability_table(table, direct_estimates)
 
 
 def test_incremental_experiment_session_by_session(workdir):
