@@ -143,7 +143,7 @@ def _weighted_tau_direct(x, y):
 
 
 def test_weighted_kendall_tau_equals_vignas_formula_by_hand():
-    from imprint.analysis.transferability import weighted_kendall_tau
+    from imprint.analysis.agreement import weighted_kendall_tau
 
     x = [0.9, 0.1, 0.5, 0.3, 0.7]
     y = [91.0, 80.0, 84.0, 88.0, 86.0]  # the two best swapped against the estimator
@@ -161,7 +161,7 @@ def test_weighted_kendall_tau_equals_vignas_formula_by_hand():
 def test_agreement_orients_nc1_and_averages_over_tasks():
     import pandas as pd
 
-    from imprint.analysis.transferability import estimator_agreement
+    from imprint.analysis.agreement import estimator_agreement
 
     table = pd.DataFrame(
         {
@@ -188,7 +188,7 @@ def test_agreement_orients_nc1_and_averages_over_tasks():
 def test_achieved_accuracies_take_the_best_imprinting_row_and_the_probe():
     import pandas as pd
 
-    from imprint.analysis.transferability import achieved_accuracies
+    from imprint.analysis.agreement import achieved_accuracies
     from imprint.engine.grid import expand_grid
 
     configs = expand_grid(
@@ -344,7 +344,7 @@ def test_ncti_ranks_across_backbones_by_min_max_terms():
 def test_ncti_of_a_table_is_min_max_normalised_within_each_dataset_mapping_task():
     import pandas as pd
 
-    from imprint.analysis.transferability import with_ncti
+    from imprint.analysis.agreement import with_ncti
 
     # Four groups whose per-group and whole-table ranges differ; two share the task name "a"
     # (other dataset, other mapping). NCTI = ncc + etf − vc, each term min-max scaled over the
@@ -971,7 +971,7 @@ def test_nc1_on_degenerate_features_equals_its_formula(kind):
 def test_agreement_skips_an_estimator_left_undefined():
     import pandas as pd
 
-    from imprint.analysis.transferability import estimator_agreement
+    from imprint.analysis.agreement import estimator_agreement
 
     table = pd.DataFrame(
         {
@@ -1079,6 +1079,7 @@ def _wrong_version(kind, monkeypatch):
     import sklearn.decomposition as decomposition
     import sklearn.discriminant_analysis as discriminant_analysis
 
+    import imprint.analysis.agreement as agreement
     import imprint.analysis.transferability as transferability
     import imprint.engine.aggregate as aggregate
 
@@ -1135,7 +1136,7 @@ def _wrong_version(kind, monkeypatch):
         monkeypatch.setattr(decomposition, "PCA", RecordingPCA)
         monkeypatch.setattr(discriminant_analysis, "LinearDiscriminantAnalysis", WronglyShrunk)
     elif kind in ("ncti_whole_table", "ncti_per_task"):
-        real_with_ncti = transferability.with_ncti
+        real_with_ncti = agreement.with_ncti
         # The group columns made one value: one group, or one per task name.
         merged = ["dataset", "mapping"] + (["task"] if kind == "ncti_whole_table" else [])
 
@@ -1145,7 +1146,7 @@ def _wrong_version(kind, monkeypatch):
             out[merged] = table[merged]
             return out
 
-        monkeypatch.setattr(transferability, "with_ncti", with_ncti)
+        monkeypatch.setattr(agreement, "with_ncti", with_ncti)
     else:
         raise ValueError(kind)
     return calls

@@ -432,13 +432,13 @@ def gather_transferability(
     `files`: transferability JSON files (transferability_file), one per (dataset, backbone,
     mapping, task) of `groups`; `results`: results tables, pooled, whose best imprinting
     configuration and linear probe per group are the accuracies to predict
-    (analysis.transferability.achieved_accuracies). Writes one row per group to `out` and
+    (analysis.agreement.achieved_accuracies). Writes one row per group to `out` and
     the weighted Kendall τ per (dataset, mapping, task) and estimator, and their mean, to
     `agreement_out`.
     """
     import pandas as pd
 
-    from imprint.analysis.transferability import (
+    from imprint.analysis.agreement import (
         achieved_accuracies,
         estimator_agreement,
         with_ncti,

@@ -171,7 +171,8 @@ def class_statistics(
     mean_sq = np.zeros(classes.size)
     pooled = _PooledScatter(x_all.shape[1], min(chunk_rows, int(counts.sum())))
     for k, rows in enumerate(rows_of):
-        what = f"class {int(classes[k])}"
+        label = classes[k]
+        what = f"class {label.item() if isinstance(label, np.generic) else label}"
         if rows.size <= chunk_rows:
             means[k], mean_sq[k] = _add_whole_class(x_all, rows, l2_normalise, what, pooled)
         else:

@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from imprint.analysis.transferability import ESTIMATORS
+from imprint.analysis.agreement import ESTIMATORS
 from imprint.figures import style
 
 __all__ = ["draw_similarity", "draw_transferability", "plot_similarity", "plot_transferability"]
