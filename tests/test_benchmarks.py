@@ -157,3 +157,35 @@ def test_bench_paper_prints_the_cost_table():
     assert re.search(rf"^ *oracle +{groups} +1×3 +1 +[\d,.]+ +[\d,.]+ +[\d,.]+ +[\d,.]+", out, re.M)
     assert re.search(r"^total: [\d,.]+ h \(seconds per group × groups\)", out, re.M), out
     assert "largest cost: oracle" in out
+
+
+def test_mutation_dry_run_prints_the_plan_without_the_tool():
+    # The plan needs neither mutmut nor cosmic-ray (they are not project dependencies).
+    out = run_benchmark("mutation.py", "--dry-run").stdout
+    assert "mutmut over 5 module(s), 40 min in all:" in out, out
+    assert "workflow/imprint/engine/incremental.py: tests/engine/test_incremental.py" in out
+    args = ("--dry-run", "--modules", "imprint.engine.generate", "--functions")
+    out = run_benchmark("mutation.py", *args, "engine/generate.py=kmeans_fit*").stdout
+    assert "generate.py (functions kmeans_fit*): tests/engine/test_components.py" in out, out
+    done = subprocess.run(
+        [sys.executable, "benchmarks/mutation.py", "--dry-run", "--modules", "engine/nope.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "no module workflow/imprint/engine/nope.py" in done.stderr
+
+
+def test_mutation_places_a_method_mutant_on_its_file_line(monkeypatch):
+    # mutmut diffs a method dedented out of its class, numbered within the function.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation", ROOT / "benchmarks/mutation.py")
+    mutation = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutation", mutation)  # its dataclasses look it up
+    spec.loader.exec_module(mutation)
+    source = ["class A:", "    def f(self, x):", "        y = x + 1", "        return y < 2"]
+    diff = "--- a\n+++ a\n@@ -1,3 +1,3 @@\n def f(self, x):\n     y = x + 1\n-    return y < 2\n+    return y <= 2"
+    assert mutation.locate(source, diff) == (4, ["    return y < 2"], ["    return y <= 2"])
+    # coverage.py numbers a statement by its first line: a continuation line ran with it.
+    assert mutation.line_run(5, ({3, 4}, {6})) and not mutation.line_run(7, ({3, 4}, {6}))
