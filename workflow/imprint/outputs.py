@@ -116,8 +116,6 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-# Suffixes of files that are not embedding sets: an embedding set named so would be a folder
-# called x.csv, which is certainly not what was meant.
 # Suffixes of other file formats: an embedding set (a folder) named so is certainly a slip
 # (`--out x.csv`), while a dot in a model's name is common (vit_base_patch16_224.augreg_in21k).
 _FILE_SUFFIXES = frozenset(
