@@ -339,11 +339,11 @@ def _compose(rows_i: np.ndarray | None, rows_j: np.ndarray | None) -> np.ndarray
 def _check_distinct(paths: Sequence[str | Path], what: str) -> None:
     """Refuse one file given twice (the same path or the same inode): a comparison of a set
     with itself, or a concatenation of a part with itself, is a slip, not a question."""
-    import os
+    from imprint.outputs import same_file
 
     for i, a in enumerate(paths):
         for b in paths[:i]:
-            if os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b):
+            if same_file(Path(a), Path(b)):
                 raise ValueError(
                     f"{a} is given twice ({what} different embedding sets; {b} is the same file)"
                 )

@@ -275,7 +275,7 @@ def _suffix_allowed(path: Path, fmt: OutputFormat) -> bool:
     return "" in fmt.suffixes and path.suffix.lower().lstrip(".") not in _FILE_SUFFIXES
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or os.path.samefile(a, b)
     except OSError:
@@ -379,7 +379,7 @@ def _check_not_an_input(path: Path, inputs: dict, flag: str) -> None:
             if not isinstance(src, str | os.PathLike) or not Path(src).exists():
                 continue  # a mapping given as a dict, a packaged grid (paper:...)
             src = Path(src)
-            if _same_file(path, src):
+            if same_file(path, src):
                 raise OutputError(
                     f"{flag} {path} is one of this command's inputs ({what} {src}); writing "
                     "there would destroy it: give another path"

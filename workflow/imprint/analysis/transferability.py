@@ -261,15 +261,10 @@ def loo_knn_accuracy(
     lower row index (the engine's order); fewer than k other rows: all of them vote."""
     import torch
 
-    from imprint.engine.vocabulary import KNN_MIN_TEMPERATURE
-
-    if not temperature >= KNN_MIN_TEMPERATURE:
-        raise ValueError(
-            f"the kNN temperature must be at least {KNN_MIN_TEMPERATURE} (its votes exp(s/T) "
-            f"overflow float64 below), got {temperature}"
-        )
-
     from imprint.engine.aggregate import nearest_proxies, vote
+    from imprint.engine.baselines import check_knn_temperature
+
+    check_knn_temperature(temperature)
 
     _, index = np.unique(np.asarray(labels), return_inverse=True)
     n = index.shape[0]

@@ -167,6 +167,15 @@ def linear_probe(
     return fit_logistic(x, y, n_classes, final, tolerance=tolerance), scores
 
 
+def check_knn_temperature(temperature: float) -> None:
+    """Refuse a kNN temperature whose votes exp(s/T) overflow float64 (or NaN)."""
+    if not temperature >= KNN_MIN_TEMPERATURE:
+        raise ValueError(
+            f"the kNN temperature must be at least {KNN_MIN_TEMPERATURE} (its votes exp(s/T) "
+            f"overflow float64 below), got {temperature}"
+        )
+
+
 def knn_predict(
     train: torch.Tensor,
     train_classes: torch.Tensor,
@@ -186,11 +195,7 @@ def knn_predict(
     """
     from imprint.engine.aggregate import nearest_proxies, vote
 
-    if not temperature >= KNN_MIN_TEMPERATURE:
-        raise ValueError(
-            f"the kNN temperature must be at least {KNN_MIN_TEMPERATURE} (its votes exp(s/T) "
-            f"overflow float64 below), got {temperature}"
-        )
+    check_knn_temperature(temperature)
     if not ks or min(ks) < 1:
         raise ValueError(f"kNN needs k >= 1, got {list(ks)}")
     top = min(max(ks), train.shape[0])
