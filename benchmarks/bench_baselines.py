@@ -23,13 +23,9 @@ import torch
 from bench_engine import gemm_seconds
 
 from imprint.analysis.similarity import linear_cka
-from imprint.analysis.transferability import (
-    h_score,
-    logme,
-    loo_knn_accuracy,
-    ncti_components,
-    tmi,
-)
+from imprint.analysis.transferability.linear import h_score, logme
+from imprint.analysis.transferability.ncti import ncti_components
+from imprint.analysis.transferability.neighbours import loo_knn_accuracy, tmi
 from imprint.engine.baselines import knn_predict, linear_probe
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imprint.api import evaluate_files
+from imprint.api.evaluation import evaluate_files
 from imprint.data.selections import imagenet_class_selections
 from imprint.engine.grid import load_grid
 from imprint.io import save_embeddings

@@ -7,7 +7,7 @@ mutants/ folder, a session database or a cache), runs mutmut there over each mod
 module's fast test files, and prints every surviving mutant as file:line with the original and
 the mutated code, then killed / survived / timeout / not-run counts and the wall time per module.
 
-    python benchmarks/mutation.py                               # the five modules, 40 min in all
+    python benchmarks/mutation.py                               # DEFAULT_TESTS' modules, 40 min
     python benchmarks/mutation.py --modules engine/incremental.py --max-minutes 10
     python benchmarks/mutation.py --functions engine/generate.py=kmeans_fits,farthest_point_sampling
     python benchmarks/mutation.py --tests engine/aggregate.py=tests/engine/test_components.py
@@ -54,14 +54,22 @@ PACKAGE = ROOT / "workflow" / "imprint"
 
 # Module (relative to workflow/imprint) -> fast test files that exercise it, in the order the
 # modules are run (and share the time budget). Chosen by line coverage: test_incremental.py
-# covers 97% of incremental.py, test_transferability.py 98% of transferability.py,
-# test_components.py 97% of generate.py and (with test_distances.py) 75% of aggregate.py.
-# agreement.py held the estimators' agreement with the accuracies inside transferability.py
-# until 7fa1d5d; test_transferability.py still tests it.
+# covers 97% of incremental.py, test_components.py 97% of generate.py and (with
+# test_distances.py) 75% of aggregate.py; each transferability estimator module 98-100% by the
+# test file of its family, agreement.py 99% by test_agreement.py and (with_ncti)
+# test_transferability_ncti.py.
 DEFAULT_TESTS = {
     "engine/incremental.py": ["tests/engine/test_incremental.py"],
-    "analysis/transferability.py": ["tests/analysis/test_transferability.py"],
-    "analysis/agreement.py": ["tests/analysis/test_transferability.py"],
+    "analysis/transferability/linear.py": ["tests/analysis/test_transferability_linear.py"],
+    "analysis/transferability/neighbours.py": ["tests/analysis/test_transferability_neighbours.py"],
+    "analysis/transferability/ncti.py": ["tests/analysis/test_transferability_ncti.py"],
+    "analysis/transferability/collapse_measures.py": [
+        "tests/analysis/test_transferability_collapse.py"
+    ],
+    "analysis/agreement.py": [
+        "tests/analysis/test_agreement.py",
+        "tests/analysis/test_transferability_ncti.py",
+    ],
     "engine/aggregate.py": ["tests/engine/test_components.py", "tests/engine/test_distances.py"],
     "engine/generate.py": ["tests/engine/test_components.py"],
 }

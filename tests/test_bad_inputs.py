@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imprint.cli import main
+from imprint.cli.main import main
 from imprint.io import save_embeddings
 
 N_CLASSES, PER_CLASS, DIM = 3, 12, 8

@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import friedmanchisquare
 from sklearn.datasets import load_digits
 
-from imprint.cli import main, parse_tags
+from imprint.cli.common import parse_tags
+from imprint.cli.main import main
 
 
 def test_collapse_command_matches_a_direct_nc1(tmp_path, capsys):

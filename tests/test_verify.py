@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 from _snakemake import REPO
 
-from imprint.cli import main
+from imprint import io
+from imprint.cli.main import main
 from imprint.io import ChecksumError, EmbeddingFileError, load_embeddings, save_embeddings
+from imprint.planning import caches, paths
 from imprint.planning.caches import rebuild_command, verify_embedding_set
 
 TRAIN = "results/embeddings/digits/pixels/train"
@@ -177,6 +180,40 @@ def test_rebuild_command_and_the_readers_hint(workflow):
     assert "\n" not in str(err.value)
     check = verify_embedding_set(workflow / TRAIN)
     assert check.files == 3 and len(check.problems) == 1
+
+
+@pytest.mark.parametrize("module", [io, caches], ids=["reader", "imprint-verify"])
+def test_readers_and_imprint_verify_name_the_same_rebuild_command(workflow, module):
+    assert module.rebuild_command(TRAIN) == f"{FORCERUN} {TRAIN}/embeddings.npy"
+    assert module.rebuild_command("mine/fm_a") is None
+    assert module.rebuild_advice(Path("mine/fm_a")) == (
+        "write mine/fm_a again: rerun the code or command that made it "
+        "(imprint.io.save_embeddings, imprint concat)"
+    )
+
+
+def test_the_cache_folder_io_knows_is_where_the_workflow_writes_its_sets():
+    # io builds a reader's rebuild command without importing planning, which sits above it.
+    cached = "/".join(io.WORKFLOW_EMBEDDINGS) + "/"
+    assert paths.EMBEDDINGS.startswith(cached) and paths.SOURCE_EMBEDDINGS.startswith(cached)
+
+
+def test_a_readers_rebuild_hint_imports_no_planning(workflow):
+    _flip(workflow / TRAIN / "embeddings.npy")
+    script = (
+        "import sys\n"
+        "from imprint.io import ChecksumError, load_embeddings\n"
+        "try:\n"
+        f"    load_embeddings({TRAIN!r})\n"
+        "except ChecksumError as err:\n"
+        "    print(err)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('imprint.planning')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    ).stdout.splitlines()
+    assert out[0].endswith(f"{FORCERUN} {TRAIN}/embeddings.npy") and out[1] == "[]"
 
 
 def _rule_log(tmp_path):

@@ -65,7 +65,7 @@ def test_the_repository_yaml_files_load_as_yaml_safe_load_reads_them(path):
 
 
 def test_the_readers_refuse_a_key_given_twice(tmp_path):
-    from imprint.api import load_mapping
+    from imprint.api.common import load_mapping
     from imprint.engine.grid import GridError, load_grid
     from imprint.planning.checks import check_config_file
     from imprint.planning.errors import ConfigError

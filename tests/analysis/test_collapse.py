@@ -464,7 +464,7 @@ def test_mean_classifier_matches_direct_computation(normalise, chunk_rows):
 
 
 def test_collapse_file_holds_nc3_and_nc4_of_the_mapped_labels(tmp_path):
-    from imprint.api import collapse_file
+    from imprint.api.collapse import collapse_file
     from imprint.io import save_embeddings
 
     x, y = make_data([20, 35, 15, 30], 5, seed=23, spread=0.8)

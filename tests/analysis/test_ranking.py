@@ -12,8 +12,8 @@ from _results import make_rows
 
 from imprint.analysis.ranking import describe_ranking, rank_methods, stack_tables
 from imprint.analysis.stats import average_ranks, critical_difference, score_matrix
-from imprint.api import draw_figure
-from imprint.cli import main
+from imprint.api.figures import draw_figure
+from imprint.cli.main import main
 
 # Five configurations of two GENs; accuracy rises with the index, plus noise.
 CONFIGS = [

@@ -13,13 +13,13 @@ import scikit_posthocs
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
+from imprint.analysis.cliques import maximal_cliques
 from imprint.analysis.stats import (
     best_per_value,
     critical_difference,
     describe_friedman,
     friedman,
     holm_correction,
-    maximal_cliques,
     pairwise_wilcoxon,
     wilcoxon_pratt_pvalue,
 )
@@ -237,6 +237,14 @@ def test_several_group_columns_and_incomplete_groups():
     assert result.n_groups == 5 and result.n_dropped_groups == 1
     assert ("vit", "svhn") not in result.rank_matrix.index
     assert result.ranks["method"].tolist() == ["z", "y", "x"]
+
+
+def test_the_dropped_groups_warning_points_at_the_analysis_call():
+    # Past score_matrix and critical_difference: the line to look at is the caller's.
+    table = long_table(np.array([[0.1, 0.2, 0.3], [0.3, 0.1, 0.2], [0.2, 0.3, 0.1]]), list("abc"))
+    with pytest.warns(UserWarning, match="dropped 1 of 3 groups") as caught:
+        critical_difference(table.iloc[1:], "method", "acc", "dataset")
+    assert [w.filename for w in caught] == [__file__]
 
 
 def test_method_without_scores_raises():

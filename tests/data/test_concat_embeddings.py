@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.utils.data import Subset, TensorDataset
 
+from imprint.api.data import concat_embeddings
 from imprint.data.extract import source_indices
 from imprint.io import ChecksumError, EmbeddingFileError, load_embeddings, save_embeddings
-from imprint.model_choice import concat_embeddings
 
 
 def _set(path, x, y, ids):
@@ -110,9 +110,9 @@ def test_concat_keeps_the_first_parts_row_order_when_it_is_not_sorted(tmp_path):
 def test_the_row_order_check_catches_a_concat_that_sorts_by_id(tmp_path, monkeypatch):
     # The wrong version: the joined set written in sorted-id order (io.save_embeddings, which
     # concat_embeddings calls, wrapped to sort the rows it is given by id).
-    import imprint.io
+    import imprint.api.data
 
-    real, calls = imprint.io.save_embeddings, []
+    real, calls = imprint.api.data.save_embeddings, []
 
     def sorted_by_id(path, embeddings, labels, meta=None, where=None, ids=None, force=False):
         calls.append(path)
@@ -120,7 +120,7 @@ def test_the_row_order_check_catches_a_concat_that_sorts_by_id(tmp_path, monkeyp
         x, y, ids = np.asarray(embeddings)[order], np.asarray(labels)[order], np.asarray(ids)
         return real(path, x, y, meta, where, ids=ids[order], force=force)
 
-    monkeypatch.setattr(imprint.io, "save_embeddings", sorted_by_id)
+    monkeypatch.setattr(imprint.api.data, "save_embeddings", sorted_by_id)
     with pytest.raises(AssertionError):
         test_concat_keeps_the_first_parts_row_order_when_it_is_not_sorted(tmp_path)
     assert calls == [tmp_path / "abc"], "concat_embeddings no longer writes through save_embeddings"

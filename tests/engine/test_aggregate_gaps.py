@@ -67,3 +67,23 @@ def test_exp_similarity_votes_equal_a_direct_sum():
             assert got[m].tolist() == votes.argmax(axis=1).tolist()
     with pytest.raises(ValueError, match="unknown weighting 'nope'"):
         vote(classes, dist, [1], "nope", 4)
+
+
+def test_votes_over_several_chunks_equal_a_direct_sum(monkeypatch):
+    # kills: `rows.stop - rows.start, depth, ...` → `rows.stop + rows.start, ...` (vote 52)
+    from imprint.engine import aggregate
+
+    chunks = aggregate._chunks
+    # 2**24 vote cells per chunk lowered to 3 rows' worth: 50 rows take 17 chunks.
+    monkeypatch.setattr(
+        aggregate, "_chunks", lambda n, cols, chunk_elements: chunks(n, cols, 3 * cols)
+    )
+    rng = np.random.default_rng(1)
+    classes = torch.from_numpy(rng.integers(0, 4, size=(50, 5)))
+    dist = torch.from_numpy(np.sort(rng.uniform(0, 2, size=(50, 5)), axis=1))
+    got = vote(classes, dist, [2, 5], "weighted_by_distance", 4)
+    for m in (2, 5):
+        votes = np.zeros((50, 4))
+        for i in range(50):
+            np.add.at(votes[i], classes.numpy()[i, :m], 1.0 / (dist.numpy()[i, :m] + 1e-10))
+        assert got[m].tolist() == votes.argmax(axis=1).tolist()

@@ -22,9 +22,9 @@ from imprint.engine.aggregate import (
     smallest_stable,
     vote,
 )
-from imprint.engine.evaluate import generate
 from imprint.engine.generate import (
     covariance_row_sums,
+    generate_proxies,
     joint_proxies,
     least_squares_weights,
     select_proxies,
@@ -58,11 +58,11 @@ def test_mean_is_class_mean(blobs):
 
 
 def test_kmeans_equals_sklearn(blobs):
-    # Through the path the workflow runs: evaluate.generate fits the classes in parallel
+    # Through the path the workflow runs: generate_proxies fits the classes in parallel
     # threads (kmeans_fit_many), each fit still sklearn's KMeans(n_clusters=k, random_state=seed).
     x, y = blobs
     classes = [x, *(x[y == c] for c in range(4))]
-    proxies = generate([torch.from_numpy(c) for c in classes], "kmeans", 5, 123, None)
+    proxies = generate_proxies([torch.from_numpy(c) for c in classes], "kmeans", 5, 123, None)
     for got, c in zip(proxies, classes, strict=True):
         ref = KMeans(n_clusters=5, random_state=123).fit(c).cluster_centers_
         np.testing.assert_array_equal(got.numpy(), ref.astype(np.float32))
@@ -70,7 +70,7 @@ def test_kmeans_equals_sklearn(blobs):
 
 def test_gens_fitted_over_all_classes_are_not_per_class():
     x = torch.zeros(6, 2)
-    with pytest.raises(ValueError, match="kmeans_fit_many"):
+    with pytest.raises(ValueError, match="generate_proxies"):
         select_proxies(x, "kmeans", 2, gen())
     for method in ("ls", "kls"):
         with pytest.raises(ValueError, match="joint_proxies"):
@@ -187,8 +187,8 @@ def test_none_is_xavier_uniform():
 @pytest.mark.parametrize("method", ["kmeans", "kmedoids", "fps", "random", "cov_max"])
 def test_fewer_samples_than_k_gives_every_sample(method):
     x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
-    assert torch.equal(generate([x], method, 5, 0, None)[0], x)
-    assert torch.equal(generate([x], method, -1, 0, None)[0], x)
+    assert torch.equal(generate_proxies([x], method, 5, 0, None)[0], x)
+    assert torch.equal(generate_proxies([x], method, -1, 0, None)[0], x)
 
 
 def test_ls_equals_closed_form(blobs):

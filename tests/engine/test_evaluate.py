@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
 import imprint.engine.evaluate as evaluate_module
-from imprint.cli import main
+from imprint.cli.main import main
 from imprint.engine.evaluate import RESULT_COLUMNS, SAMPLE_KEYS, evaluate_grid
 from imprint.engine.grid import expand_grid
 from imprint.io import EmbeddingFileError, load_embeddings, save_embeddings

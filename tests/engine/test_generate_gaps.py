@@ -117,3 +117,34 @@ def test_kls_with_k_2_small_classes_and_float32_precision():
     np.testing.assert_allclose(
         got, ls_closed_form(_kls_groups(xs, 2, 0), 0.1), rtol=1e-4, atol=1e-6
     )
+
+
+def test_kls_splits_a_class_of_fewer_rows_than_k_into_single_rows_when_d_is_smaller():
+    # kills: `range(x.shape[0])` → `range(x.shape[1])` in kls (joint_proxies 59): D < n < k
+    g = torch.Generator().manual_seed(3)
+    xs = [torch.randn(4, 2, generator=g), torch.randn(6, 2, generator=g)]
+    got = joint_proxies(xs, "kls", 5, 0, 0.1)
+    assert [p.shape[0] for p in got] == [4, 5]  # each of the 4 rows its own cluster; k = 5
+    np.testing.assert_allclose(
+        torch.cat(got).double().numpy(),
+        ls_closed_form(_kls_groups(xs, 5, 0), 0.1),
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+def test_kls_gives_no_proxy_for_an_empty_cluster():
+    # kills: `if part.shape[0]:` → `if part.shape[1]:` (joint_proxies 66)
+    import warnings
+
+    g = torch.Generator().manual_seed(4)
+    twice = torch.tensor([[0.0, 1.0]] * 3 + [[2.0, 0.5]] * 3)  # 2 distinct rows for k = 3
+    xs = [twice, torch.randn(7, 2, generator=g)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn: fewer distinct clusters than k
+        groups = [q for q in _kls_groups(xs, 3, 0) if len(q)]  # empty clusters: no proxy
+        got = joint_proxies(xs, "kls", 3, 0, 0.1)
+    assert len(groups) == 5 and [p.shape[0] for p in got] == [2, 3]
+    np.testing.assert_allclose(
+        torch.cat(got).double().numpy(), ls_closed_form(groups, 0.1), rtol=1e-5, atol=1e-7
+    )

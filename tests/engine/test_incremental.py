@@ -9,7 +9,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from imprint.engine.evaluate import evaluate_grid, generate, presample_classes, rows_by_class
+from imprint.engine.evaluate import evaluate_grid, rows_by_class
+from imprint.engine.generate import generate_proxies
 from imprint.engine.grid import expand_grid
 from imprint.engine.incremental import (
     Protocol,
@@ -18,6 +19,7 @@ from imprint.engine.incremental import (
     split_sessions,
 )
 from imprint.engine.normalize import apply_norm_post
+from imprint.engine.presample import presample_classes
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_old_proxies_are_bit_identical_after_a_later_session(digits, gen):
         current = {}
         for norm_pre in ("none", "l2"):
             samples, state = presample_classes(train, norm_pre, "all", 0.0, 1.0, -1, 4, seen)
-            raw = generate(samples, gen, 3, 4, None, {}, state)
+            raw = generate_proxies(samples, gen, 3, 4, None, {}, state)
             for norm_post in ("none", "l2", "quantile"):
                 key = (norm_pre, norm_post)
                 current[key] = apply_norm_post(raw, norm_post)
@@ -211,7 +213,7 @@ def test_the_incremental_command_on_digits_files(tmp_path, capsys, digits):
     import pandas as pd
     import yaml
 
-    from imprint.cli import main
+    from imprint.cli.main import main
 
     xtr, ytr, xte, yte = digits
     np.savez(tmp_path / "train.npz", embeddings=xtr, labels=ytr)

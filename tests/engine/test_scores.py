@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imprint.engine import scores
+from imprint.engine import pair_kernels, scores
 from imprint.engine.normalize import l2_normalize
 from imprint.engine.scores import Request, family_scores
 
@@ -207,16 +207,16 @@ def test_a_request_it_cannot_serve_is_refused():
 def test_halving_sum_adds_like_fsum_and_alike_in_every_batch(dim):
     gen = torch.Generator().manual_seed(dim)
     rows = torch.randn(50, 7, dim, generator=gen, dtype=torch.float64)
-    sums = scores.halving_sum(rows)
+    sums = pair_kernels.halving_sum(rows)
     exact = torch.tensor(
         [[math.fsum(p.tolist()) for p in row] for row in rows], dtype=torch.float64
     )
     scale = rows.abs().sum(dim=-1)
     assert torch.all((sums - exact).abs() <= 2 * dim * 2**-53 * scale)
     # A pair's value does not depend on the batch around it: alone, in a slice, transposed.
-    assert torch.equal(scores.halving_sum(rows[3, 4]), sums[3, 4])
-    assert torch.equal(scores.halving_sum(rows[:, 2:3]), sums[:, 2:3])
-    assert torch.equal(scores.halving_sum(rows.transpose(0, 1)), sums.T)
+    assert torch.equal(pair_kernels.halving_sum(rows[3, 4]), sums[3, 4])
+    assert torch.equal(pair_kernels.halving_sum(rows[:, 2:3]), sums[:, 2:3])
+    assert torch.equal(pair_kernels.halving_sum(rows.transpose(0, 1)), sums.T)
 
 
 def test_reference_dot_products_are_vecdots_on_the_cpu():
@@ -224,5 +224,5 @@ def test_reference_dot_products_are_vecdots_on_the_cpu():
     x = torch.randn(40, 1, 300, generator=gen, dtype=torch.float64)
     rows = torch.randn(40, 6, 300, generator=gen, dtype=torch.float64)
     expected = torch.linalg.vecdot(x, rows)
-    assert torch.equal(scores._dot(x, rows.clone()), expected)
-    assert torch.equal(scores._dot(x, rows[:1].clone()), torch.linalg.vecdot(x, rows[:1]))
+    assert torch.equal(pair_kernels.pair_dot(x, rows.clone()), expected)
+    assert torch.equal(pair_kernels.pair_dot(x, rows[:1].clone()), torch.linalg.vecdot(x, rows[:1]))

@@ -161,7 +161,7 @@ BAD_CONFIG_FILES = {
 def test_a_bad_config_file_is_refused_by_check_config_and_snakemake_naming_the_key(
     name, tmp_path, capsys
 ):
-    from imprint.cli import main
+    from imprint.cli.main import main
 
     case = BAD_CONFIG_FILES[name]
     make, named = case if isinstance(case, tuple) else (case, [])

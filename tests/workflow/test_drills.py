@@ -264,7 +264,7 @@ def test_sigkill_of_snakemake_alone_leaves_incomplete_files_then_the_same_recove
 
 
 def _imprint_verify(workdir: Path, capsys) -> tuple[int, list[str]]:
-    from imprint.cli import main
+    from imprint.cli.main import main
 
     here = Path.cwd()
     os.chdir(workdir)
@@ -342,7 +342,7 @@ def test_a_corrupted_cache_is_seen_refused_and_regenerated(tmp_path, reference, 
 
 
 def test_a_full_disk_during_a_write_leaves_nothing_and_says_so(tmp_path, capsys):
-    from imprint.cli import main
+    from imprint.cli.main import main
     from imprint.io import save_embeddings
 
     disk = tmp_path / "disk"

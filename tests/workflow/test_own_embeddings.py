@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _snakemake import REPO, install_config, job_counts, load_config, snakemake
-from sklearn.datasets import load_digits
+from _trees import digits_npz
 
 from imprint.io import EmbeddingFileError, import_embeddings, load_embeddings, save_embeddings
 from imprint.planning.checks import check_config
@@ -19,17 +19,6 @@ from imprint.planning.errors import ConfigError
 
 CONFIG = load_config("own_embeddings")  # .test/own_embeddings/config.yaml
 LAMBDA = CONFIG["backbones"]["my_fm"]["ls_lambda"]  # 50: ls differs from its small-λ solution
-
-
-def _digits_files(folder):
-    """Digits as someone's float64 embeddings in folder/{train,test}.npz: even rows train, odd
-    rows test, all 10 classes."""
-    x, y = load_digits(return_X_y=True)
-    split = {"train": (x[::2], y[::2]), "test": (x[1::2], y[1::2])}
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, (xs, ys) in split.items():
-        np.savez(folder / f"{name}.npz", embeddings=xs, labels=ys)
-    return split
 
 
 def _direct_predictions(xtr, ytr, xte, classes, lam=None):
@@ -50,7 +39,7 @@ def test_own_embeddings_run_through_the_workflow(tmp_path):
     missing = snakemake(tmp_path, "-n", check=False)
     assert missing.returncode != 0 and "emb/mydigits/train.npz" in missing.stdout + missing.stderr
 
-    split = _digits_files(tmp_path / "emb/mydigits")
+    split = digits_npz(tmp_path / "emb/mydigits")
     run = snakemake(tmp_path)
     counts = job_counts(run.stdout + run.stderr)
     assert counts["import_embeddings"] == 2
@@ -165,7 +154,7 @@ def test_import_keeps_the_dataset_classes_and_names_missing_ones(tmp_path):
 def test_the_own_embeddings_template_plans_on_stand_in_files(tmp_path):
     """workflow/configs/own_embeddings.yaml as shipped: the paper's grids on one model's files."""
     template = REPO / "workflow/configs/own_embeddings.yaml"
-    _digits_files(tmp_path / "emb/my_fm/mydata")
+    digits_npz(tmp_path / "emb/my_fm/mydata")
     dry = snakemake(tmp_path, "-n", "--configfile", str(template))
     plan = job_counts(dry.stdout + dry.stderr)
     # 4 tasks for aggfixed, aggfocus and the oracle, 1 for fig6 and few-shot.

@@ -61,7 +61,7 @@ def test_results_tables_hold_every_configuration(workdir):
 
 
 def test_imprint_cd_runs_on_a_gathered_table_as_the_readme_shows(workdir, tmp_path):
-    from imprint.cli import main
+    from imprint.cli.main import main
 
     table = workdir / "results/imprint/tiny.parquet"
     args = ["cd", str(table), "--seed", "seed", "--out-prefix", str(tmp_path / "cd")]

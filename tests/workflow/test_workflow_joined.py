@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _snakemake import install_config, snakemake
-from PIL import Image
+from _trees import imagenet_tree, paper_imagenet_classes
 
 from imprint.io import load_embeddings
 
@@ -35,30 +35,9 @@ def test_combidigits_join_and_the_papers_imagenet_selection_run_end_to_end(tmp_p
     paper classes from a local train/val/<wnid>/*.JPEG tree, with single remappings and an
     imagenet50 task, through imprinting, collapse and the §5.3 figures; the selections and
     mappings are recomputed here from the reference's seeds."""
-    import random
-
-    from imprint.data.datasets import imagenet1k_wnids
-
-    random.seed(42)
-    fifty = random.sample(range(1000), 50)
-    random.seed(420)
-    hundred = random.sample(range(1000), 100)
-    random.shuffle(hundred)  # variation 0 of the remappings
-    map1_0 = {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 1]}
-    map10_0 = {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 10]}
-    rand_0 = {c: i for i, c in enumerate(fifty[:10])}
-    paper_classes = sorted(set(fifty) | set(hundred))
-    wnids = imagenet1k_wnids()
-    unused = next(c for c in range(1000) if c not in paper_classes)
-    rng = np.random.default_rng(0)
-    for c in [*paper_classes, unused]:
-        colour = rng.uniform(0, 255, 3)
-        for split, n in (("train", 2), ("val", 1)):
-            folder = tmp_path / "data/ImageNet" / split / wnids[c]
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in range(n):
-                pixels = np.clip(colour + rng.normal(0, 8, (16, 16, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnids[c]}_{k}.JPEG")
+    draws = paper_imagenet_classes()
+    map1_0, map10_0, rand_0 = draws["map1-0"], draws["map10-0"], draws["imagenet50-0"]
+    paper_classes = imagenet_tree(tmp_path)
     install_config("joined", tmp_path)
     snakemake(tmp_path)
 

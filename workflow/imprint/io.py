@@ -1,10 +1,13 @@
 """Reading and writing what the workflow keeps: embedding sets (checked and checksummed),
-results tables and YAML. Where a command may write, and atomic writes: imprint.outputs."""
+results tables and YAML. Where a command may write, and atomic writes: imprint.outputs; what
+makes arrays a valid embedding set (and EmbeddingFileError, which every reader raises and
+callers catch from here): imprint.data.embedding_checks."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -14,6 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xxhash
 
+from imprint.data.embedding_checks import (
+    EmbeddingFileError,
+    check_npz_signature,
+    check_row_peaks,
+    check_shape,
+    checked_ids,
+    int_labels,
+)
 from imprint.outputs import atomic_path, check_table_path
 
 if TYPE_CHECKING:  # pandas is imported where a table is read: it costs a job ~0.5 s
@@ -35,10 +46,10 @@ IDS_FILE = "ids.npy"
 # beyond reading the file (docs/troubleshooting.md).
 CHECKSUM_ALGORITHM = "xxh3_128"
 _SCAN_BYTES = 1 << 22  # 4 MiB blocks: hashed and checked while still in the CPU's cache
-
-
-class EmbeddingFileError(ValueError):
-    """An embedding file is missing, malformed or holds invalid values."""
+# Where a workflow keeps its cached embedding sets, below its working directory (the start of
+# planning/paths.py's EMBEDDINGS; a test holds the two together). A reader's error names the
+# command that rebuilds a corrupted set there (rebuild_command).
+WORKFLOW_EMBEDDINGS = ("results", "embeddings")
 
 
 class ChecksumError(EmbeddingFileError):
@@ -88,7 +99,7 @@ def save_embeddings(
     labels = np.asarray(labels, dtype=np.int64)
     _check_arrays(embeddings, labels, where or str(path))
     if ids is not None:
-        ids = _checked_ids(ids, labels.shape[0], where or str(path))
+        ids = checked_ids(ids, labels.shape[0], where or str(path))
     meta = dict(meta or {})
     meta.update(n=int(embeddings.shape[0]), dim=int(embeddings.shape[1]))
     path = Path(path)
@@ -143,47 +154,49 @@ def load_embeddings(path: str | os.PathLike, mmap: bool = True) -> EmbeddingSet:
         expected = expected_checksums(meta, path)
         if expected is not None:
             _verify_checksum(lab_file, expected[LABELS_FILE], path)
-        labels = _as_int_labels(labels, str(path))
-        _check_shape(embeddings, labels, str(path))
+        labels = int_labels(labels, str(path))
+        check_shape(embeddings, labels, str(path))
         _check_meta_shape(embeddings, meta, path)
         _scan_embeddings(
             embeddings, str(path), emb_file, None if expected is None else expected[EMBEDDINGS_FILE]
         )
         ids = _load_ids(path, expected, labels.shape[0])
         return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta, ids=ids)
-    else:
-        _check_npz_signature(path)
-        try:
-            loaded = np.load(path, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise EmbeddingFileError(
-                    f"{path}: a single array (.npy), not an embedding set: expected a .npz with "
-                    "arrays 'embeddings' [N, D] and 'labels' [N], or an embedding directory"
-                )
-            with loaded as npz:
-                missing = {"embeddings", "labels"} - set(npz.files)
-                if missing:
-                    raise EmbeddingFileError(
-                        f"{path}: missing array(s) {sorted(missing)}; an embedding .npz needs "
-                        f"'embeddings' (float, [N, D]) and 'labels' (int, [N]), found {npz.files}"
-                    )
-                embeddings, labels = npz["embeddings"], npz["labels"]
-                ids = npz["ids"] if "ids" in npz.files else None
-                meta = (
-                    parse_meta(str(npz["meta"]), f"{path}: array 'meta'")
-                    if "meta" in npz.files
-                    else {}
-                )
-        except EmbeddingFileError:
-            raise
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    return _load_npz(path)
+
+
+def _load_npz(path: Path) -> EmbeddingSet:
+    """A .npz of plain arrays (see load_embeddings), its values checked."""
+    check_npz_signature(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise EmbeddingFileError(
-                f"{path}: not a readable .npz of plain arrays (pickled objects are refused): {err}"
-            ) from err
-    labels = _as_int_labels(labels, str(path))
+                f"{path}: a single array (.npy), not an embedding set: expected a .npz with "
+                "arrays 'embeddings' [N, D] and 'labels' [N], or an embedding directory"
+            )
+        with loaded as npz:
+            missing = {"embeddings", "labels"} - set(npz.files)
+            if missing:
+                raise EmbeddingFileError(
+                    f"{path}: missing array(s) {sorted(missing)}; an embedding .npz needs "
+                    f"'embeddings' (float, [N, D]) and 'labels' (int, [N]), found {npz.files}"
+                )
+            embeddings, labels = npz["embeddings"], npz["labels"]
+            ids = npz["ids"] if "ids" in npz.files else None
+            meta = (
+                parse_meta(str(npz["meta"]), f"{path}: array 'meta'") if "meta" in npz.files else {}
+            )
+    except EmbeddingFileError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise EmbeddingFileError(
+            f"{path}: not a readable .npz of plain arrays (pickled objects are refused): {err}"
+        ) from err
+    labels = int_labels(labels, str(path))
     _check_arrays(embeddings, labels, str(path))
     if ids is not None:
-        ids = _checked_ids(ids, labels.shape[0], f"{path}: array 'ids'")
+        ids = checked_ids(ids, labels.shape[0], f"{path}: array 'ids'")
     return EmbeddingSet(embeddings=embeddings, labels=labels, meta=meta, ids=ids)
 
 
@@ -204,25 +217,7 @@ def _load_ids(directory: Path, expected: dict | None, n: int) -> np.ndarray | No
         ids = np.load(ids_file, allow_pickle=False)
     except ValueError as err:
         raise EmbeddingFileError(f"{ids_file}: cannot read the image ids ({err})") from err
-    return _checked_ids(ids, n, str(ids_file))
-
-
-def _checked_ids(ids, n: int, where: str) -> np.ndarray:
-    """Image identities as int64 [n], distinct, or an EmbeddingFileError naming `where`."""
-    ids = np.asarray(ids)
-    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-        raise EmbeddingFileError(
-            f"{where}: image ids must be {n} integers (one per row), got shape {ids.shape} "
-            f"of {ids.dtype}"
-        )
-    ids = ids.astype(np.int64)
-    unique, counts = np.unique(ids, return_counts=True)
-    if unique.size < n:
-        raise EmbeddingFileError(
-            f"{where}: image ids must be distinct; id {int(unique[counts > 1][0])} appears "
-            f"{int(counts.max())} times"
-        )
-    return ids
+    return checked_ids(ids, n, str(ids_file))
 
 
 def import_embeddings(
@@ -253,26 +248,6 @@ def import_embeddings(
     meta = {**found.meta, **(meta or {}), "imported_from": str(source)}
     # float64 values beyond float32's range only show once stored: name the user's file.
     return save_embeddings(destination, x, y, meta, where=f"{source} (as float32)", ids=ids)
-
-
-def _check_npz_signature(path: Path) -> None:
-    """Name what a file called .npz really is, before numpy guesses (it calls text "pickled")."""
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
-        return  # a zip (npz) or a single .npy: np.load tells them apart
-    if not head:
-        what = "an empty file (0 bytes)"
-    elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        what = "a Python pickle (pickled objects are refused: loading one can run any code)"
-    elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-        what = f"a text file (it starts {head[:24].decode()!r})"
-    else:
-        what = f"neither a zip (.npz) nor a .npy file (it starts {head[:8]!r})"
-    raise EmbeddingFileError(
-        f"{path}: {what}; an embedding .npz is numpy.savez's zip of arrays 'embeddings' "
-        "[N, D] (float) and 'labels' [N] (int)"
-    )
 
 
 def yaml_error_text(err) -> str:
@@ -336,10 +311,45 @@ def read_yaml(path: str | os.PathLike):
     return load_yaml_text(Path(path).read_text(), str(path))
 
 
-def _regenerate_hint(directory: Path) -> str:
-    from imprint.planning.caches import rebuild_advice, rebuild_command
+def rebuild_command(*directories: str | os.PathLike) -> str | None:
+    """The command that rebuilds these cached sets of a workflow and everything built from
+    them; None unless every one lies in the same workflow's results/embeddings/.
 
-    advice = rebuild_advice(directory)  # the exact command, for a workflow's cached set
+    Snakemake's --forcerun reruns the job that wrote each set and every job downstream of it.
+    Deleting a set is not enough: Snakemake leaves a missing intermediate file alone while
+    what was built from it is up to date. Paths are the rule outputs' (relative to the
+    workflow's working directory, named with --directory unless that is this one).
+    """
+    roots, files = set(), []
+    for directory in directories:
+        parts = Path(os.path.abspath(directory)).parts
+        starts = [i for i in range(len(parts) - 2) if parts[i : i + 2] == WORKFLOW_EMBEDDINGS]
+        if not starts:
+            return None
+        roots.add(Path(*parts[: starts[-1]]))
+        files.append(Path(*parts[starts[-1] :], EMBEDDINGS_FILE).as_posix())
+    if len(roots) != 1:
+        return None
+    root = roots.pop()
+    here = root.resolve() == Path.cwd().resolve()
+    where = "" if here else f" --directory {shlex.quote(str(root))}"
+    return f"snakemake{where} --cores all --forcerun {' '.join(map(shlex.quote, files))}"
+
+
+def rebuild_advice(directory: Path) -> str:
+    """How to write a corrupted set again: the exact command for a workflow's cached set."""
+    command = rebuild_command(directory)
+    if command is None:
+        return (
+            f"write {directory} again: rerun the code or command that made it "
+            "(imprint.io.save_embeddings, imprint concat)"
+        )
+    return f"rebuild it and what was built from it with: {command}"
+
+
+def _regenerate_hint(directory: Path) -> str:
+    """rebuild_advice, for a workflow's cached set after a pointer to `imprint verify`."""
+    advice = rebuild_advice(directory)
     if rebuild_command(directory) is None:
         return advice
     return f"`imprint verify` lists every corrupted cached set; {advice}"
@@ -405,51 +415,9 @@ def parse_meta(text: str, where) -> dict:
     return meta
 
 
-def _as_int_labels(labels: np.ndarray, where: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.dtype.kind in "iu":
-        return labels.astype(np.int64, copy=False)
-    if (
-        labels.dtype.kind == "f"
-        and np.all(np.isfinite(labels))
-        and np.all(labels == np.round(labels))
-    ):
-        return labels.astype(np.int64)
-    raise EmbeddingFileError(
-        f"{where}: labels must be integers, got dtype {labels.dtype}"
-        + (" with non-integer values" if labels.dtype.kind == "f" else "")
-    )
-
-
 def _check_arrays(embeddings: np.ndarray, labels: np.ndarray, where: str) -> None:
-    _check_shape(embeddings, labels, where)
+    check_shape(embeddings, labels, where)
     _scan_embeddings(embeddings, where)
-
-
-def _check_shape(embeddings: np.ndarray, labels: np.ndarray, where: str) -> None:
-    if embeddings.ndim != 2:
-        raise EmbeddingFileError(
-            f"{where}: embeddings must be 2-D [N, D], got shape {embeddings.shape}"
-        )
-    if embeddings.dtype.kind != "f":
-        raise EmbeddingFileError(
-            f"{where}: embeddings must be floating point, got {embeddings.dtype}"
-        )
-    if labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:
-        raise EmbeddingFileError(
-            f"{where}: labels must be 1-D with one entry per embedding row; got labels "
-            f"{labels.shape} for embeddings {embeddings.shape}"
-        )
-    if embeddings.shape[0] == 0:
-        raise EmbeddingFileError(f"{where}: no rows (embeddings of shape {embeddings.shape})")
-    if embeddings.shape[1] == 0:
-        raise EmbeddingFileError(f"{where}: no columns (embeddings of shape {embeddings.shape})")
-    if labels.dtype.kind == "i" and labels.min() < 0:
-        negative = np.unique(labels[labels < 0])
-        raise EmbeddingFileError(
-            f"{where}: labels must be non-negative class ids; found {negative.size} negative "
-            f"label(s): {negative[:5].tolist()}"
-        )
 
 
 def _scan_embeddings(
@@ -484,22 +452,7 @@ def _scan_embeddings(
         if found != expected:
             raise _mismatch(file, expected, found, file.parent)
     peaks = np.concatenate(peaks or [np.zeros(0, dtype=embeddings.dtype)])
-    bad = ~np.isfinite(peaks)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise EmbeddingFileError(
-            f"{where}: {rows.size} embedding row(s) hold NaN or inf (first rows: {rows[:5].tolist()})"
-        )
-    # Scores are float32: a squared distance of two rows is at most 4 D max|x|², which must stay
-    # finite, or ties and rankings turn silently wrong.
-    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, embeddings.shape[1]))))
-    if peaks.size and float(peaks.max()) > limit:
-        rows = np.flatnonzero(peaks > limit)
-        raise EmbeddingFileError(
-            f"{where}: values up to {float(peaks.max()):.3g} (rows {rows[:5].tolist()}): squared "
-            f"distances of such {embeddings.shape[1]}-d rows overflow float32, in which scores are "
-            f"computed (|x| must stay below {limit:.3g}); rescale the embeddings"
-        )
+    check_row_peaks(peaks, embeddings.shape[1], where)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike, force: bool = False) -> Path:

@@ -4,10 +4,10 @@ import re
 from snakemake.utils import validate
 
 from imprint.data.selections import LABEL_OFFSET
-from imprint.figures.registry import FIGURE_KINDS
 from imprint.planning import jobs, paths
 from imprint.planning.batches import SEP, experiment_batches
 from imprint.planning.checks import check_config, validate_config
+from imprint.planning.figure_kinds import FIGURE_KINDS
 from imprint.planning.jobs import collapse_groups, model_choice_groups, similarity_sets
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
@@ -276,7 +276,7 @@ def get_results_tables():
 
 
 def get_figure_targets():
-    # Each kind's files come from the figure registry (which also makes the figure rules).
+    # Each kind's files come from planning.figure_kinds (which also makes the figure rules).
     targets = [
         out.path.format(experiment=name)
         for name, exp in config["experiments"].items()

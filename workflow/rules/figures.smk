@@ -1,7 +1,7 @@
 # Figures and tables of each experiment, each marked for `snakemake --report`: one rule per
-# figure kind of imprint.figures.registry (rank_configurations for cd_diagram, plot_<kind> for
-# the others), each drawn by scripts/draw_figure.py; a job per experiment listing the kind.
-from imprint.figures.registry import FIGURE_KINDS
+# figure kind of imprint.planning.figure_kinds (rank_configurations for cd_diagram, plot_<kind>
+# for the others), each drawn by scripts/draw_figure.py; a job per experiment listing the kind.
+from imprint.planning.figure_kinds import FIGURE_KINDS
 
 for kind in FIGURE_KINDS.values():
 

@@ -2,16 +2,13 @@
 
 from _common import rule_log
 
-from imprint.api import collapse_file
+from imprint.api.collapse import collapse_file
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    metrics = collapse_file(
-        embedding_dirs(sm.input.embeddings)[0],
-        out=sm.output[0],
-        mapping=dict(sm.params.mapping) or None,
-    )
+    embeddings, mapping = embedding_dirs(sm.input.embeddings)[0], dict(sm.params.mapping)
+    metrics = collapse_file(embeddings, out=sm.output[0], mapping=mapping or None)
     print(
         {k: metrics[k] for k in ("nc1", "nc1_reference_centring", "vci", "n_classes", "n_samples")}
     )

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.model_choice import similarity_files
+from imprint.api.model_choice import similarity_files
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821

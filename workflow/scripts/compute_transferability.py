@@ -2,15 +2,12 @@
 
 from _common import rule_log
 
-from imprint.model_choice import transferability_file
+from imprint.api.model_choice import transferability_file
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    estimates = transferability_file(
-        embedding_dirs(sm.input.embeddings)[0],
-        out=sm.output[0],
-        mapping=dict(sm.params.mapping) or None,
-        classes=list(sm.params.classes),
-    )
+    embeddings, mapping = embedding_dirs(sm.input.embeddings)[0], dict(sm.params.mapping)
+    classes = list(sm.params.classes)
+    estimates = transferability_file(embeddings, sm.output[0], mapping or None, classes)
     print(estimates)

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import draw_figure
+from imprint.api.figures import draw_figure
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import gather_collapse
+from imprint.api.collapse import gather_collapse
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

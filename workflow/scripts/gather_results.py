@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import gather_tables
+from imprint.api.evaluation import gather_tables
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

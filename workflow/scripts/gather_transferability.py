@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.model_choice import gather_transferability
+from imprint.api.model_choice import gather_transferability
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -3,7 +3,7 @@
 
 from _common import rule_log
 
-from imprint.api import evaluate_groups, incremental_groups
+from imprint.api.evaluation import evaluate_groups, incremental_groups
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821

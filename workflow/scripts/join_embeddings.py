@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import join_embeddings
+from imprint.api.data import join_embeddings
 from imprint.planning.paths import embedding_dirs
 
 with rule_log(snakemake):  # noqa: F821

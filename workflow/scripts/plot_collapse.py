@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import plot_collapse
+from imprint.api.figures import plot_collapse
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import prepare_dataset
+from imprint.api.data import prepare_dataset
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -2,7 +2,7 @@
 
 from _common import rule_log
 
-from imprint.api import summarise_table1
+from imprint.api.figures import summarise_table1
 
 with rule_log(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

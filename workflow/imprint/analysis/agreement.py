@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from imprint.analysis.transferability import ncti_scores
+from imprint.analysis.transferability.ncti import ncti_scores
+from imprint.analysis.transferability.table import COMPARED
+from imprint.analysis.transferability.table import ESTIMATORS as ESTIMATOR_TABLE
 
-# The estimators of a transferability table, each with the sign that makes "higher predicts a
-# better accuracy": NC1 and VCI measure how little the classes have collapsed, so they enter
-# negated.
-ESTIMATORS = {
-    "ncti": 1.0,
-    "tmi": 1.0,
-    "logme": 1.0,
-    "h_score": 1.0,
-    "loo_knn_accuracy": 1.0,
-    "nc1": -1.0,
-    "vci": -1.0,
-}
+# The estimators of a transferability table, in the order they are compared, each with the
+# sign that makes "higher predicts a better accuracy" (its direction in the estimator table).
+ESTIMATORS = {name: float(ESTIMATOR_TABLE[name].direction) for name in COMPARED}
 TARGETS = ("best_imprinting", "linear_probe")
 AGREEMENT_GROUPS = ("dataset", "mapping", "task")
 
@@ -105,7 +98,7 @@ def estimator_agreement(table, estimators=None, targets=TARGETS):
 def with_ncti(table):
     """`table` with an `ncti` column: the NCTI of each row among the backbones of its
     (dataset, mapping, task), from its ncti_etf/ncc/vc columns (unchanged without them)."""
-    terms = ["ncti_etf", "ncti_ncc", "ncti_vc"]
+    terms = list(ESTIMATOR_TABLE["ncti"].keys)
     if not set(terms) <= set(table.columns):
         return table
     table = table.copy()

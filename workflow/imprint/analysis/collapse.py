@@ -19,6 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imprint.analysis.embedding_rows import (
+    checked_chunk_rows,
+    checked_labels,
+    embedding_matrix,
+    prepare_rows,
+    read_rows,
+)
+
 __all__ = ["ClassStatistics", "class_statistics", "collapse_metrics", "global_mean"]
 
 _EPS = np.finfo(np.float64).eps
@@ -64,41 +72,6 @@ class ClassStatistics:
     def global_mean(self) -> np.ndarray:
         """Mean over all samples (not over class means), so imbalanced classes weigh by size."""
         return self.counts @ self.means / self.n_samples
-
-
-def _as_2d(embeddings) -> np.ndarray:
-    # np.asarray keeps a memmap lazy, so nothing is read here.
-    x = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D array [N, D], got shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"embeddings must be real numbers, got dtype {x.dtype}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"embeddings are empty (shape {x.shape})")
-    return x
-
-
-def _read_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows of `x` as a fresh float64 array that the caller may modify in place."""
-    first, last = int(rows[0]), int(rows[-1])
-    if last - first + 1 == rows.size:
-        # Sorted datasets store a class contiguously; a slice reads a memmap sequentially.
-        return np.array(x[first : last + 1], dtype=np.float64)
-    return np.asarray(x[rows], dtype=np.float64)
-
-
-def _prepare(x: np.ndarray, l2_normalise: bool, what: str) -> np.ndarray:
-    if not np.isfinite(x).all():
-        raise ValueError(f"embeddings contain NaN or inf ({what})")
-    if l2_normalise:
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        if not (norms > 0).all():
-            raise ValueError(
-                f"an all-zero embedding row cannot be L2-normalised ({what}), as the paper's "
-                "metrics normalise each row; drop such rows, or measure without (--no-l2)"
-            )
-        x /= norms
-    return x
 
 
 class _PooledScatter:
@@ -160,9 +133,9 @@ def class_statistics(
     avoids the cancellation of sum(x x^T) - n mu mu^T. Peak memory is about
     ``2 * chunk_rows * D * 8`` bytes plus three D x D float64 matrices.
     """
-    x_all = _as_2d(embeddings)
-    labels = _as_labels(labels, x_all.shape[0])
-    chunk_rows = _chunk_rows(chunk_rows)
+    x_all = embedding_matrix(embeddings)
+    labels = checked_labels(labels, x_all.shape[0])
+    chunk_rows = checked_chunk_rows(chunk_rows)
     classes = _checked_classes(labels, classes)
     rows_of = _rows_by_class(labels, classes)
 
@@ -190,19 +163,6 @@ def class_statistics(
         mean_sq_dist=mean_sq,
         l2_normalised=bool(l2_normalise),
     )
-
-
-def _as_labels(labels, n: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match embeddings, got {labels.shape}")
-    return labels
-
-
-def _chunk_rows(chunk_rows) -> int:
-    if int(chunk_rows) < 1:
-        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    return int(chunk_rows)
 
 
 def _checked_classes(labels: np.ndarray, classes) -> np.ndarray:
@@ -239,7 +199,7 @@ def _rows_by_class(labels: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
 def _add_whole_class(x_all, rows, l2_normalise, what, pooled: _PooledScatter):
     """A class read in one piece: its mean and mean squared distance to it; the centred rows
     go to `pooled`."""
-    x = _prepare(_read_rows(x_all, rows), l2_normalise, what)
+    x = prepare_rows(read_rows(x_all, rows), l2_normalise, what)
     mean = x.mean(axis=0)
     x -= mean
     pooled.add_centred(x)
@@ -255,7 +215,7 @@ def _add_chunked_class(x_all, rows, chunk_rows, l2_normalise, what, pooled: _Poo
     mean = np.zeros(d)
     scatter = np.zeros((d, d))
     for lo in range(0, rows.size, chunk_rows):
-        x = _prepare(_read_rows(x_all, rows[lo : lo + chunk_rows]), l2_normalise, what)
+        x = prepare_rows(read_rows(x_all, rows[lo : lo + chunk_rows]), l2_normalise, what)
         m = x.shape[0]
         chunk_mean = x.mean(axis=0)
         x -= chunk_mean
@@ -344,9 +304,27 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     count as zero, and at most C-1 are kept). The NC2 metrics and the CDNV hold a
     C x C matrix.
     """
-    n_cls, n, d = stats.n_classes, stats.n_samples, stats.dim
     mu_g = stats.global_mean
     centred = stats.means - mu_g
+    variability, scatter_summary = _variability_metrics(stats, mu_g, centred)
+    return {
+        "n_classes": stats.n_classes,
+        "n_samples": stats.n_samples,
+        "dim": stats.dim,
+        **variability,
+        "cdnv": _cdnv(centred, stats.mean_sq_dist),
+        **_nc2_metrics(centred),
+        **scatter_summary,
+    }
+
+
+def _variability_metrics(
+    stats: ClassStatistics, mu_g: np.ndarray, centred: np.ndarray
+) -> tuple[dict, dict]:
+    """Sigma_W against Sigma_B: the NC1 variants, nc1_quotient and the VCIs (see
+    collapse_metrics); and the rank and traces they come from (rank_between, trace_within,
+    trace_between), which collapse_metrics lists last."""
+    n_cls, n, d = stats.n_classes, stats.n_samples, stats.dim
     sigma_w = stats.class_cov_sum / n_cls
     sigma_w_pooled = stats.within_scatter / n
     sigma_b = centred.T @ centred / n_cls
@@ -357,21 +335,19 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
     trace_b = float(np.trace(sigma_b))
     with np.errstate(divide="ignore", invalid="ignore"):
         quotient = float(np.trace(sigma_w) / np.float64(trace_b))
-    return {
-        "n_classes": n_cls,
-        "n_samples": n,
-        "dim": d,
+    metrics = {
         **_nc1_variants(sigma_w, sigma_w_pooled, mu_g, lam, vt, n_cls),
         "nc1_quotient": quotient,
         "vci": _vci(sigma_w, sigma_b, centred, rank_b),
         "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
         "vci_reference_centring": _vci(sigma_w_ref, sigma_b, centred, rank_b32, _EPS32),
-        "cdnv": _cdnv(centred, stats.mean_sq_dist),
-        **_nc2_metrics(centred),
+    }
+    summary = {
         "rank_between": rank_b,
         "trace_within": float(np.trace(sigma_w)),
         "trace_between": trace_b,
     }
+    return metrics, summary
 
 
 def _between_eigenpairs(stats: ClassStatistics, centred: np.ndarray):
@@ -474,12 +450,12 @@ def _unit_pair_distances(gram: np.ndarray, norms: np.ndarray) -> np.ndarray:
 
 def global_mean(embeddings, l2_normalise: bool = True, chunk_rows: int = 65536) -> np.ndarray:
     """Mean of every row (each scaled to unit length first with ``l2_normalise``), streamed."""
-    x_all = _as_2d(embeddings)
-    chunk_rows = _chunk_rows(chunk_rows)
+    x_all = embedding_matrix(embeddings)
+    chunk_rows = checked_chunk_rows(chunk_rows)
     total = np.zeros(x_all.shape[1])
     for lo in range(0, x_all.shape[0], chunk_rows):
         chunk = np.array(x_all[lo : lo + chunk_rows], dtype=np.float64)
-        total += _prepare(chunk, l2_normalise, f"rows from {lo}").sum(axis=0)
+        total += prepare_rows(chunk, l2_normalise, f"rows from {lo}").sum(axis=0)
     return total / x_all.shape[0]
 
 

@@ -12,15 +12,13 @@ import math
 
 import numpy as np
 
-from imprint.analysis.collapse import (
-    ClassStatistics,
-    _as_2d,
-    _as_labels,
-    _chunk_rows,
-    _prepare,
-    _read_rows,
-    class_statistics,
-    collapse_metrics,
+from imprint.analysis.collapse import ClassStatistics, class_statistics, collapse_metrics
+from imprint.analysis.embedding_rows import (
+    checked_chunk_rows,
+    checked_labels,
+    embedding_matrix,
+    prepare_rows,
+    read_rows,
 )
 
 __all__ = [
@@ -82,8 +80,8 @@ def mean_classifier_metrics(
     skipped. One more pass over the rows, `chunk_rows` at a time (about
     ``chunk_rows * (D + 2C) * 8`` bytes), since NC4 needs every class mean first.
     """
-    x_all = _as_2d(embeddings)
-    labels = _as_labels(labels, x_all.shape[0])
+    x_all = embedding_matrix(embeddings)
+    labels = checked_labels(labels, x_all.shape[0])
     rows = np.flatnonzero(np.isin(labels, stats.classes))
     if rows.size != stats.n_samples:
         raise ValueError(
@@ -151,7 +149,7 @@ def ncc_agreement(
     computed; it does not change the linear decision. ``rows``: the indices of the samples to
     count (default: every row), read ``chunk_rows`` at a time.
     """
-    x_all = _as_2d(embeddings)
+    x_all = embedding_matrix(embeddings)
     w = _as_matrix(weights, "weights")
     means = _as_matrix(class_means, "class_means")
     if w.shape != means.shape or w.shape[1] != x_all.shape[1]:
@@ -159,7 +157,7 @@ def ncc_agreement(
             f"weights {w.shape}, class_means {means.shape} and embeddings "
             f"(D = {x_all.shape[1]}) must share [C, D]"
         )
-    chunk_rows = _chunk_rows(chunk_rows)
+    chunk_rows = checked_chunk_rows(chunk_rows)
     rows = np.arange(x_all.shape[0]) if rows is None else np.asarray(rows)
     if rows.ndim != 1 or rows.size == 0:
         raise ValueError(f"rows must be a non-empty 1-D array of row indices, got {rows.shape}")
@@ -167,7 +165,7 @@ def ncc_agreement(
     agree = 0
     for lo in range(0, rows.size, chunk_rows):
         block = rows[lo : lo + chunk_rows]
-        x = _prepare(_read_rows(x_all, block), l2_normalise, f"rows {block[0]}..{block[-1]}")
+        x = prepare_rows(read_rows(x_all, block), l2_normalise, f"rows {block[0]}..{block[-1]}")
         linear = (x @ w.T).argmax(axis=1)
         # ||x||^2 is the same for every centre, so it drops out of the argmin.
         nearest = (sq_means - 2.0 * (x @ means.T)).argmin(axis=1)

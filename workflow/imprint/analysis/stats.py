@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from imprint.analysis.cliques import maximal_cliques
 
 __all__ = [
     "CDResult",
@@ -29,7 +31,6 @@ __all__ = [
     "format_p",
     "friedman",
     "holm_correction",
-    "maximal_cliques",
     "pairwise_wilcoxon",
     "score_matrix",
     "wilcoxon_pratt_pvalue",
@@ -96,7 +97,19 @@ def score_matrix(
     absent = [c for c in needed if c not in table.columns]
     if absent:
         raise ValueError(f"columns not in table: {absent}")
+    df, all_methods = _scored_rows(table, needed, method_col, score_col)
+    cell = [method_col, *group_cols] + ([seed_col] if seed_col else [])
+    _refuse_shared_cells(df, cell, seed_col)
+    med = df.groupby([*group_cols, method_col], sort=True, dropna=False)[score_col].median()
+    return _complete_groups(med.unstack(method_col).reindex(columns=all_methods))
 
+
+def _scored_rows(
+    table: pd.DataFrame, needed: list[str], method_col: str, score_col: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The `needed` columns of the rows that have a method and a score, method labels as
+    strings, and every method the table names; refused unless each of them, at least 2, has
+    a score."""
     method = table[method_col]
     # A categorical method column can name methods that never got a row; those must be
     # reported as missing rather than silently vanish.
@@ -115,19 +128,24 @@ def score_matrix(
         raise ValueError(f"method(s) without any score: {never}")
     if len(all_methods) < 2:
         raise ValueError(f"need at least 2 methods to compare, got {all_methods}")
+    return df, all_methods
 
+
+def _refuse_shared_cells(df: pd.DataFrame, cell: list[str], seed_col: str | None) -> None:
+    """Refuse rows that share a (method, group..., seed) cell."""
     # Several rows per cell without a seed column usually means a group column was forgotten;
     # averaging them silently would hide that.
     # (tables.seed_medians drops repeats instead: Table 1 pools experiments that repeat runs.)
-    cell = [method_col, *group_cols] + ([seed_col] if seed_col else [])
     dup = df.duplicated(cell, keep=False)
     if dup.any():
         example = df.loc[dup, cell].iloc[0].to_dict()
         hint = "" if seed_col else " (pass seed_col, or add the missing group column)"
         raise ValueError(f"{int(dup.sum())} rows share a cell, e.g. {example}{hint}")
 
-    med = df.groupby([*group_cols, method_col], sort=True, dropna=False)[score_col].median()
-    wide = med.unstack(method_col).reindex(columns=all_methods)
+
+def _complete_groups(wide: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The groups (rows) of a groups x methods matrix in which every method has a score, as
+    floats, and how many others were dropped (with a warning to score_matrix's caller)."""
     complete = wide.notna().all(axis=1)
     n_dropped = int((~complete).sum())
     if not complete.any():
@@ -143,7 +161,7 @@ def score_matrix(
             f"dropped {n_dropped} of {n_dropped + len(wide)} groups in which not every method "
             "has a score",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the code that called score_matrix's caller (critical_difference's)
         )
     wide.columns.name = "method"
     return wide.astype(float), n_dropped
@@ -291,65 +309,6 @@ def describe_cliques(cliques: list[list[str]]) -> str:
     return f"Maximal groups no pair of which differs:{lines or ' none'}"
 
 
-# --------------------------------------------------------------------------- cliques
-
-
-def _as_neighbours(adjacency) -> tuple[list[Hashable], dict[int, set[int]]]:
-    if isinstance(adjacency, pd.DataFrame):
-        if list(adjacency.index) != list(adjacency.columns):
-            raise ValueError("adjacency DataFrame must have identical index and columns")
-        nodes = list(adjacency.columns)
-        matrix = adjacency.to_numpy().astype(bool)
-    elif isinstance(adjacency, Mapping):
-        nodes = list(adjacency)
-        for nbrs in adjacency.values():
-            nodes += [n for n in nbrs if n not in nodes]
-        pos = {n: k for k, n in enumerate(nodes)}
-        matrix = np.zeros((len(nodes), len(nodes)), dtype=bool)
-        for a, nbrs in adjacency.items():
-            for b in nbrs:
-                matrix[pos[a], pos[b]] = matrix[pos[b], pos[a]] = True
-    else:
-        matrix = np.asarray(adjacency).astype(bool)
-        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-            raise ValueError("adjacency must be a square matrix")
-        nodes = list(range(matrix.shape[0]))
-    if not np.array_equal(matrix, matrix.T):
-        raise ValueError("adjacency must be symmetric (an undirected graph)")
-    neighbours = {
-        i: {j for j in np.flatnonzero(matrix[i]).tolist() if j != i} for i in range(len(nodes))
-    }
-    return nodes, neighbours
-
-
-def maximal_cliques(adjacency) -> list[list]:
-    """All maximal cliques of an undirected graph (Bron–Kerbosch with pivoting).
-
-    ``adjacency`` is a square boolean matrix (ndarray, or DataFrame whose index equals its
-    columns) or a mapping ``node -> iterable of neighbours``; self-loops are ignored. Members of
-    each clique are listed in node order, and the cliques sorted by their members' positions,
-    so with nodes ordered by rank the output reads best to worst. Isolated nodes are
-    one-member cliques.
-    """
-    nodes, nbrs = _as_neighbours(adjacency)
-    found: list[list[int]] = []
-
-    def expand(r: set[int], p: set[int], x: set[int]) -> None:
-        if not p and not x:
-            found.append(sorted(r))
-            return
-        # The pivot with most neighbours in P minimises the branches explored.
-        pivot = max(p | x, key=lambda u: len(nbrs[u] & p))
-        for v in sorted(p - nbrs[pivot]):
-            expand(r | {v}, p & nbrs[v], x & nbrs[v])
-            p = p - {v}
-            x = x | {v}
-
-    expand(set(), set(range(len(nodes))), set())
-    found.sort()
-    return [[nodes[i] for i in clique] for clique in found]
-
-
 # --------------------------------------------------------------------------- main entry
 
 
@@ -430,22 +389,15 @@ def critical_difference(
     frame = {"index": pd.Index(order, name="method"), "columns": order}
 
     friedman_tested = k >= 3
-    lines = [f"{k} methods compared over {n} complete groups"]
-    if n_dropped:
-        lines[0] += f" ({n_dropped} incomplete groups dropped)"
-    lines[0] += "."
-    stat, fp = friedman(scores)
-    gate = not friedman_tested or fp < alpha
-    if not friedman_tested:
-        lines.append(
-            "Friedman test skipped: it needs at least 3 methods; the Wilcoxon signed-rank test "
-            "alone decides."
-        )
-    else:
-        lines.append(describe_friedman(stat, fp, alpha))
+    stat, fp, gate, friedman_sentence = _friedman_gate(scores, alpha)
     cliques, verdict = _cliques(pd.DataFrame(~reject, **frame), reject, gate, alpha)
-    lines.append(verdict)
-    lines.append(f"Best average rank: {order[0]} ({ranks['average_rank'].iloc[0]:.2f}).")
+    dropped = f" ({n_dropped} incomplete groups dropped)" if n_dropped else ""
+    lines = (
+        f"{k} methods compared over {n} complete groups{dropped}.",
+        friedman_sentence,
+        verdict,
+        f"Best average rank: {order[0]} ({ranks['average_rank'].iloc[0]:.2f}).",
+    )
 
     return CDResult(
         ranks=ranks,
@@ -464,6 +416,22 @@ def critical_difference(
         friedman_tested=friedman_tested,
         n_dropped_groups=n_dropped,
     )
+
+
+_FRIEDMAN_SKIPPED = (
+    "Friedman test skipped: it needs at least 3 methods; the Wilcoxon signed-rank test alone "
+    "decides."
+)
+
+
+def _friedman_gate(scores: pd.DataFrame, alpha: float) -> tuple[float, float, bool, str]:
+    """The Friedman test over the methods (columns) of `scores`: statistic, p-value, whether
+    it lets the pairwise tests declare pairs different, and a sentence on it. With two methods
+    it is skipped and lets them: the one Wilcoxon test decides alone."""
+    stat, fp = friedman(scores)
+    if scores.shape[1] < 3:
+        return stat, fp, True, _FRIEDMAN_SKIPPED
+    return stat, fp, fp < alpha, describe_friedman(stat, fp, alpha)
 
 
 def _holm_pairs(raw: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

@@ -204,39 +204,18 @@ def extract_embeddings(
     if len(dataset) == 0:
         raise ValueError("cannot extract embeddings from an empty dataset")
     device = resolve_device(device)
-    cuda = device.type == "cuda"
     model = model.to(device).eval()
-    if cuda:
+    if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     path, n_batches, batches = _batches(
         dataset, transform, batch_size, num_workers, device, batched
     )
-    out = labels = None
-    amp, error, row = None, None, 0
-    # Float32 means float32: no TF32 convolutions on CUDA (they err by ~1e-3 on their own).
-    with (
-        torch.inference_mode(),
-        torch.backends.cudnn.flags(enabled=True, benchmark=cuda, allow_tf32=False),
-    ):
-        for images, targets in io.progress_bar(
-            batches,
-            total=n_batches,
-            desc="embedding",
-            unit="batch",
-            disable=not progress,
-        ):
-            if cuda and images.ndim == 4:
-                images = images.contiguous(memory_format=torch.channels_last)
-            if out is None:
-                amp, error = choose_precision(model, images, precision, tolerance)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                features = model(images).flatten(1).float().cpu().numpy()
-            if out is None:  # one preallocated array: peak memory N x D floats, not twice that
-                out = np.empty((len(dataset), features.shape[1]), dtype=np.float32)
-                labels = np.empty(len(dataset), dtype=np.int64)
-            out[row : row + len(features)] = features
-            labels[row : row + len(features)] = np.asarray(targets)
-            row += len(features)
+    batches = io.progress_bar(
+        batches, total=n_batches, desc="embedding", unit="batch", disable=not progress
+    )
+    out, labels, amp, error, row = _embed_batches(
+        model, batches, len(dataset), device, precision, tolerance
+    )
     info = {
         "path": path,
         "precision": "float32" if amp is None else str(amp).removeprefix("torch."),
@@ -245,6 +224,37 @@ def extract_embeddings(
     }
     logger.info("extracted %d embeddings: %s", row, info)
     return Extraction(out, labels, info)
+
+
+def _embed_batches(model, batches, n_rows: int, device, precision: str, tolerance: float):
+    """Run `model` over `batches` (images on `device`, labels) in order, under inference mode.
+
+    Returns (embeddings float32 [n_rows, D], labels int64 [n_rows], the autocast dtype that
+    choose_precision allowed on the first batch or None for float32, its measured error, and
+    the rows filled).
+    """
+    cuda = device.type == "cuda"
+    out = labels = None
+    amp, error, row = None, None, 0
+    # Float32 means float32: no TF32 convolutions on CUDA (they err by ~1e-3 on their own).
+    with (
+        torch.inference_mode(),
+        torch.backends.cudnn.flags(enabled=True, benchmark=cuda, allow_tf32=False),
+    ):
+        for images, targets in batches:
+            if cuda and images.ndim == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            if out is None:
+                amp, error = choose_precision(model, images, precision, tolerance)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                features = model(images).flatten(1).float().cpu().numpy()
+            if out is None:  # one preallocated array: peak memory N x D floats, not twice that
+                out = np.empty((n_rows, features.shape[1]), dtype=np.float32)
+                labels = np.empty(n_rows, dtype=np.int64)
+            out[row : row + len(features)] = features
+            labels[row : row + len(features)] = np.asarray(targets)
+            row += len(features)
+    return out, labels, amp, error, row
 
 
 def first_per_class(dataset: Dataset, limit: int) -> Subset:

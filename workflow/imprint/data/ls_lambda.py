@@ -31,3 +31,14 @@ def registered_ls_lambda(backbone: str) -> float:
             "pass it with --ls-lambda (or set backbones.<name>.ls_lambda in the config)"
         )
     return LS_LAMBDA[backbone]
+
+
+def resolve_ls_lambda(given, backbone: str | None) -> float | None:
+    """λ for GEN ls/kls, the one rule for the command and the workflow: `given` (the flag or
+    `backbones.<name>.ls_lambda`) if set, checked; else the registered λ of `backbone`; None
+    where neither names one."""
+    if given is not None:
+        from imprint.arguments import check_ls_lambda
+
+        return check_ls_lambda(given)
+    return None if backbone is None else registered_ls_lambda(backbone)

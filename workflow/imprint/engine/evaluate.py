@@ -22,23 +22,19 @@ import torch
 
 from imprint.engine.aggregate import clip_m, mahalanobis_transform, nearest_proxies, vote
 from imprint.engine.devices import resolve_device
-from imprint.engine.generate import (
-    DEFAULT_LS_PRECISION,
-    JOINT_GEN,
-    LS_PRECISIONS,
-    RANDOM_GEN,
-    joint_proxies,
-    kmeans_fits,
-    select_proxies,
-)
+from imprint.engine.generate import generate_proxies, training_set_cache
 from imprint.engine.grid import CONFIG_KEYS, config_id
-from imprint.engine.kmedoids import kmedoids_indices, pairwise_euclidean, total_distances
 from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_class
 from imprint.engine.normalize import apply_norm, apply_norm_post
-from imprint.engine.presample import fewshot_sample, weibull_filter
+from imprint.engine.presample import presample_classes
 from imprint.engine.scores import Request, SharedTests, family_scores
 from imprint.engine.tasks import task_rows
-from imprint.engine.vocabulary import PROBE_GEN
+from imprint.engine.vocabulary import (
+    DEFAULT_LS_PRECISION,
+    LS_PRECISIONS,
+    PROBE_GEN,
+    SEEDED_GEN,
+)
 from imprint.io import progress_bar
 
 SAMPLE_KEYS = ["norm_pre", "presampling", "quantile_lo", "quantile_hi", "fewshot", "sample_seed"]
@@ -65,114 +61,6 @@ def rows_by_class(
     order = np.lexsort((rows, index))  # by class, then by file row
     x = torch.from_numpy(np.ascontiguousarray(embeddings[rows[order]], dtype=np.float32))
     return list(torch.split(x.to(device), np.bincount(index, minlength=n_classes).tolist()))
-
-
-def presample_classes(
-    train: list[torch.Tensor],
-    norm_pre: str,
-    presampling: str,
-    q_lo: float,
-    q_hi: float,
-    fewshot: int,
-    seed: int,
-    classes: Sequence[int] | None = None,
-) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
-
-    One configuration draws from one generator seeded with `seed` (as the reference seeds one
-    per run): the few-shot draws come first, class by class, and GEN continues the same
-    stream. Returns the presampled classes and the generator state GEN continues from, or
-    None where nothing was drawn (no few-shot sampling: GEN starts the stream itself).
-    `classes` (the task's class ids) only name a class in errors.
-    """
-    generator = torch.Generator().manual_seed(int(seed))
-    out = []
-    for c, x in enumerate(train):
-        x = apply_norm(x, norm_pre)
-        if presampling == "weibull":
-            x = weibull_filter(x, q_lo, q_hi)
-        x = fewshot_sample(x, int(fewshot), generator)
-        if x.shape[0] == 0:
-            name = f"class {classes[c]}" if classes is not None else f"class at task position {c}"
-            raise ValueError(
-                f"{name} has no training samples left after presampling "
-                f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
-            )
-        out.append(x)
-    return out, (generator.get_state() if int(fewshot) != -1 else None)
-
-
-def generate(
-    samples: list[torch.Tensor],
-    gen: str,
-    k: int,
-    seed: int,
-    ls_lambda: float | None,
-    cache: dict | None = None,
-    stream_state: torch.Tensor | None = None,
-    ls_precision: str = DEFAULT_LS_PRECISION,
-) -> list[torch.Tensor]:
-    """Proxies per class for one (GEN, k, seed).
-
-    Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
-    state presample_classes left), or start a generator seeded with `seed` when it is None.
-    A few-shot sample and a GEN draw of one seed are thus independent, not two replays of
-    one seed. `cache` (one per training set) keeps what GENs of that set share: k-medoids'
-    medoids for every k (see _medoids), k-means fits for GEN kmeans and kls, ls's factored
-    system.
-    """
-    cache = {} if cache is None else cache
-    if gen == PROBE_GEN:
-        raise ValueError(
-            f"GEN '{gen}' is not proxies alone (its biases are part of its scores): evaluate it "
-            "with evaluate_grid, or fit it with engine.baselines.linear_probe"
-        )
-    if gen in JOINT_GEN:
-        if ls_lambda is None:
-            raise ValueError(
-                f"GEN '{gen}' needs the ridge λ of the backbone: pass ls_lambda "
-                "(the CLI takes --ls-lambda or reads the backbone from the embedding metadata)"
-            )
-        return joint_proxies(samples, gen, k, seed, ls_lambda, ls_precision, cache)
-    if gen == "kmeans":  # classes in parallel; identical to fitting them one by one
-        fits = kmeans_fits(samples, k, seed, cache)
-        return [
-            torch.from_numpy(fits[c].cluster_centers_.astype(np.float32)).to(x.device, x.dtype)
-            if c in fits
-            else x
-            for c, x in enumerate(samples)
-        ]
-    generator = torch.Generator()
-    if stream_state is None:
-        generator.manual_seed(int(seed))
-    else:
-        generator.set_state(stream_state)
-    if gen == "kmedoids":
-        medoids = _medoids(samples, k, cache)
-        return [x[medoids[c, k]] if (c, k) in medoids else x for c, x in enumerate(samples)]
-    return [select_proxies(x, gen, k, generator) for x in samples]
-
-
-def _medoids(samples: list[torch.Tensor], k: int, cache: dict) -> dict:
-    """{(class, k): medoid indices} of k-medoids for k and every k the caller registered in
-    cache["kmedoids_ks"] (the k of this training set's grid): each class's distance matrix is
-    made once, in one block reused class after class, and read for all of them (its row
-    sums, the heuristic start, too). Classes with fewer samples than k have no entry."""
-    medoids = cache.setdefault("medoids", {})
-    ks = sorted({k, *cache.get("kmedoids_ks", ())})
-    block = None
-    for c, x in enumerate(samples):
-        n = x.shape[0]
-        todo = [j for j in ks if 0 < j <= n and (c, j) not in medoids]
-        if not todo:
-            continue
-        if block is None or block.numel() < n * n:
-            block = torch.empty(n * n, dtype=torch.float32, device=x.device)
-        d = pairwise_euclidean(x, out=block[: n * n].view(n, n))
-        costs = total_distances(d)
-        for j in todo:
-            medoids[c, j] = kmedoids_indices(d, j, costs=costs).to(x.device)
-    return medoids
 
 
 def _result_row(pred: torch.Tensor, task: _Task) -> dict:
@@ -315,8 +203,7 @@ def _with_draw_seeds(configs: pd.DataFrame) -> pd.DataFrame:
     """The configuration columns plus the seeds GEN (`gen_seed`) and few-shot sampling
     (`sample_seed`) draw from: -1 where nothing is drawn, so one run serves every seed."""
     work = configs[[*CONFIG_KEYS, "seed"]].copy()
-    seeded = (*RANDOM_GEN, "kmeans", "kls", PROBE_GEN)
-    random_draw = work["gen"].isin(seeded) | (work["fewshot"] != -1)
+    random_draw = work["gen"].isin(SEEDED_GEN) | (work["fewshot"] != -1)
     work["gen_seed"] = np.where(random_draw, work["seed"], -1)
     work["sample_seed"] = np.where(work["fewshot"] != -1, work["seed"], -1)
     return work
@@ -332,16 +219,15 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
         task.train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), task.classes
     )
     presample_seconds = time.perf_counter() - t0
-    cache: dict = {}  # work the GENs of this training set share (see generate)
     by_gen = _group(rows, ["gen", "k", "gen_seed"])
-    cache["kmedoids_ks"] = [int(k) for gen, k, _ in by_gen if gen == "kmedoids"]
+    cache = training_set_cache((gen, k) for gen, k, _ in by_gen)  # work these GENs share
     for (gen, k, gen_seed), by_proxies in by_gen.items():
         if gen == PROBE_GEN:
             _probe(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
             bar.update(len(by_proxies))
             continue
         t0 = time.perf_counter()
-        raw = generate(
+        raw = generate_proxies(
             samples,
             gen,
             int(k),

@@ -22,6 +22,7 @@ from imprint.engine.vocabulary import (
     CONFIG_KEYS,
     DISTANCES,
     GEN,
+    GEN_TABLE,
     NORM_INF,
     NORM_POST,
     NORM_PRE,
@@ -61,6 +62,9 @@ GRID_DEFAULTS = {
     "m": [-1],
 }
 GRID_KEYS = tuple(GRID_DEFAULTS)
+# The GENs whose k is fixed (GenSpec.fixed_k): one proxy per class, or every row.
+_ONE_PROXY_GEN = [g.name for g in GEN_TABLE.values() if g.fixed_k == 1]
+_EVERY_ROW_GEN = [g.name for g in GEN_TABLE.values() if g.fixed_k == -1]
 PAPER_GRIDS = ("aggfixed", "aggfocus", "fig6", "fewshot", "multimodal")
 
 
@@ -160,11 +164,12 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
         )
     ]
     df = df.copy()
-    # mean and ls give one proxy; k = -1 only makes sense for 'all', which always takes all.
-    df.loc[df["gen"].isin(["mean", "ls", PROBE_GEN]), "k"] = 1
-    df = df[~((df["k"] == -1) & (df["gen"] != "all"))]
+    # A GEN of one proxy per class gets k = 1; k = -1 (every row) only makes sense for a GEN
+    # that always takes every row, and it gets k = -1.
+    df.loc[df["gen"].isin(_ONE_PROXY_GEN), "k"] = 1
+    df = df[~((df["k"] == -1) & ~df["gen"].isin(_EVERY_ROW_GEN))]
     df = df.copy()
-    df.loc[df["gen"] == "all", "k"] = -1
+    df.loc[df["gen"].isin(_EVERY_ROW_GEN), "k"] = -1
     # NORMpre other than none is kept only together with the same NORMinf.
     df = df[~((df["norm_pre"] != "none") & (df["norm_inf"] != df["norm_pre"]))]
     df = df.copy()
@@ -266,8 +271,9 @@ def load_grid(source: str | Path) -> tuple[str, dict | list]:
 
 def describe_config(row: Mapping) -> str:
     """A short human label: NORMpre / GEN(k) / NORMpost / NORMinf / AGG, presampling if any."""
-    plain = ("mean", "ls", "all", PROBE_GEN)
-    gen = row["gen"] if row["gen"] in plain else f"{row['gen']}(k={row['k']})"
+    spec = GEN_TABLE.get(row["gen"])
+    fixed = spec is not None and spec.fixed_k is not None  # k says nothing: left out
+    gen = row["gen"] if fixed else f"{row['gen']}(k={row['k']})"
     if row["agg"] == "max":
         agg = "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
     else:

@@ -178,6 +178,30 @@ def task_sessions(
     return sessions
 
 
+def task_protocol(
+    spec: Mapping,
+    classes: Sequence[int] | None = None,
+    name: Callable[[str], str] = str,
+    what: str = "the task",
+) -> Protocol:
+    """The Protocol that settings `spec` give a task of `classes`: the one parser of a
+    protocol, for the command, the workflow and the library. Checked as check_protocol
+    checks it; sessions as task_sessions gives them; `shots`, `base_shots`, `protocol_seed`
+    (defaults -1, -1, 0); a packaged protocol's training-image lists."""
+    check_protocol(spec, name)
+    sessions = task_sessions(spec, classes, name, what)
+    session_ids = None
+    if spec.get("protocol"):  # a packaged one: its sessions and image lists
+        session_ids = packaged_protocol(spec["protocol"])["session_ids"]
+    return Protocol(
+        tuple(tuple(int(c) for c in s) for s in sessions),
+        int(spec.get("shots", -1)),
+        int(spec.get("base_shots", -1)),
+        int(spec.get("protocol_seed", 0)),
+        session_ids,
+    )
+
+
 def check_sessions_within(
     spec: Mapping,
     sessions: Sequence[Sequence[int]],
@@ -355,14 +379,8 @@ def _session_columns(
         harmonic = np.where(total > 0, 2.0 * base * new / np.where(total > 0, total, 1.0), 0.0)
     else:
         new = harmonic = np.full(len(table), np.nan)
-    return table.assign(
-        protocol=kind,
-        session=session,
-        n_seen_classes=n_seen,
-        accuracy_base=base,
-        accuracy_new=new,
-        accuracy_harmonic=harmonic,
-    )
+    accuracies = {"accuracy_base": base, "accuracy_new": new, "accuracy_harmonic": harmonic}
+    return table.assign(protocol=kind, session=session, n_seen_classes=n_seen, **accuracies)
 
 
 def final_sessions(results: pd.DataFrame) -> pd.DataFrame:

@@ -1,11 +1,14 @@
-"""Presampling before GEN: the Weibull quantile filter and few-shot sampling."""
+"""Before GEN: NORMpre, the Weibull quantile filter and few-shot sampling of each class."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from scipy.stats import weibull_min
 
+from imprint.engine.normalize import apply_norm
 from imprint.engine.vocabulary import PRESAMPLING  # noqa: F401  (re-exported)
 
 
@@ -37,3 +40,38 @@ def fewshot_sample(x: torch.Tensor, n: int, generator: torch.Generator) -> torch
         return x
     perm = torch.randperm(x.shape[0], generator=generator)[: min(n, x.shape[0])]
     return x[perm.to(x.device)]
+
+
+def presample_classes(
+    train: list[torch.Tensor],
+    norm_pre: str,
+    presampling: str,
+    q_lo: float,
+    q_hi: float,
+    fewshot: int,
+    seed: int,
+    classes: Sequence[int] | None = None,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """NORMpre, the Weibull filter and few-shot sampling, class by class in task order.
+
+    One configuration draws from one generator seeded with `seed` (as the reference seeds one
+    per run): the few-shot draws come first, class by class, and GEN continues the same
+    stream. Returns the presampled classes and the generator state GEN continues from, or
+    None where nothing was drawn (no few-shot sampling: GEN starts the stream itself).
+    `classes` (the task's class ids) only name a class in errors.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    out = []
+    for c, x in enumerate(train):
+        x = apply_norm(x, norm_pre)
+        if presampling == "weibull":
+            x = weibull_filter(x, q_lo, q_hi)
+        x = fewshot_sample(x, int(fewshot), generator)
+        if x.shape[0] == 0:
+            name = f"class {classes[c]}" if classes is not None else f"class at task position {c}"
+            raise ValueError(
+                f"{name} has no training samples left after presampling "
+                f"'{presampling}' (quantiles {q_lo}, {q_hi}); widen the quantiles"
+            )
+        out.append(x)
+    return out, (generator.get_state() if int(fewshot) != -1 else None)

@@ -21,10 +21,10 @@ time in float64 and decide, ties going to the lower proxy (nearest lists) or the
                    not change them, so every view of a family shares one cosine list)
     euclidean      √(Σ (t_k - p_k)²)
 
-each computed pair by pair (torch.linalg.vecdot's elementwise product summed, by a fixed
-halving tree on a GPU; torch.cdist without its matrix-product path), so a pair's value never
-depends on where the pair sits in a matrix: duplicate proxies and duplicate test rows tie
-exactly. (Norms are clamped below at 1e-12, as F.normalize does.)
+each computed pair by pair (engine/pair_kernels.py: torch.linalg.vecdot's elementwise
+product summed, by a fixed halving tree on a GPU; torch.cdist without its matrix-product
+path), so a pair's value never depends on where the pair sits in a matrix: duplicate proxies
+and duplicate test rows tie exactly. (Norms are clamped below at 1e-12, as F.normalize does.)
 
 The bound, per row i, in units of the score that is ranked (largest first): a floating-point
 dot product of D terms is within γ_D·Σ|x_k b_k| ≤ γ_D·‖x‖‖b‖ of the exact one in any order of
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import torch
 
 from imprint.engine.distances import first_candidates, rerank_batches, smallest_stable
+from imprint.engine.pair_kernels import DIRECT, pair_dot
 
 # Bound on the elements of one block of test rows × every proxy (float32: 4 bytes each).
 BLOCK_ELEMENTS = 2**25
@@ -55,8 +56,7 @@ SMALL_VIEW_ELEMENTS = 2**20
 # On top of every bound: covers the float64 arithmetic that evaluates the bound itself.
 BOUND_MARGIN = 1.05
 SERVED = {("inner_product", "max"), ("cosine", "nearest"), ("euclidean", "nearest")}
-NORM_EPS = 1e-12
-DIRECT = "donot_use_mm_for_euclid_dist"  # cdist pair by pair: no matrix-product rounding  # torch.nn.functional.normalize's: a zero row has no direction
+NORM_EPS = 1e-12  # torch.nn.functional.normalize's: a zero row has no direction
 
 
 @dataclass(frozen=True)
@@ -395,11 +395,11 @@ class _Family:
         f64 = torch.float64
         if request.distance == "cosine":
             x = self._unit_test()[test_rows][:, None, :]
-            cos = _dot(x, self._rows64("base", proxies))
+            cos = pair_dot(x, self._rows64("base", proxies))
             return (1.0 - cos / self.base_norm[proxies].clamp_min(NORM_EPS)).clamp_min_(0.0)
         p = self._rows64(request.view, proxies)
         if request.distance == "inner_product":
-            return _dot(self.tests["none"][test_rows].to(f64)[:, None, :], p)
+            return pair_dot(self.tests["none"][test_rows].to(f64)[:, None, :], p)
         t = self.tests[request.norm_inf][test_rows].to(f64)[:, None, :]
         return torch.cdist(t, p, compute_mode=DIRECT)[:, 0, :]
 
@@ -467,29 +467,6 @@ class _Family:
             scores.scatter_reduce_(1, proxy_class[some], ref, reduce="amax")
             pred[local] = torch.argmax(scores, dim=1)  # the first maximum: the lower class
         return pred
-
-
-def _dot(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Σ_k x_k·p_k over the last dimension, pair by pair, in place in `rows` (a fresh tensor)
-    where shapes allow. On the CPU torch.linalg.vecdot's values (the elementwise product,
-    summed one pair at a time); elsewhere summed by halving, since a GPU's sum splits the
-    dimension by the shape of the whole batch: a pair's value would depend on its batch."""
-    in_place = rows.shape == torch.broadcast_shapes(rows.shape, x.shape)
-    product = rows.mul_(x) if in_place else rows * x
-    if product.device.type == "cpu":
-        return product.sum(dim=-1)
-    return halving_sum(product)
-
-
-def halving_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over the last dimension as a fixed tree of elementwise additions (zero-padded to a
-    power of two, then halves added): the same additions for an element whatever the shape."""
-    width = 1 << max(t.shape[-1] - 1, 0).bit_length()
-    t = torch.nn.functional.pad(t, (0, width - t.shape[-1]))
-    while width > 1:
-        width //= 2
-        t = t[..., :width] + t[..., width:]
-    return t[..., 0]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

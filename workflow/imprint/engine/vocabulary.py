@@ -1,30 +1,69 @@
 """The IMPRINT vocabulary: component names and configuration keys, one place for all of them.
 
-Config keys, library arguments, result-table columns and figure labels use these names. No
-torch here, so planning and plotting can import them without the engine.
+Config keys, library arguments, result-table columns and figure labels use these names; the
+GEN table also names each GEN's function and its look in figures. No torch here, so planning
+and plotting can import them without the engine.
 """
+
+from dataclasses import dataclass
 
 NORM_PRE = ("none", "l2")
 PRESAMPLING = ("all", "weibull")
-GEN = (
-    "mean",
-    "kmeans",
-    "kmedoids",
-    "fps",
-    "random",
-    "cov_max",
-    "all",
-    "none",
-    "ls",
-    "kls",
-    "linear_probe",
-)
-JOINT_GEN = ("ls", "kls")  # proxies depend on all classes at once
-RANDOM_GEN = ("random", "fps", "none")  # draw from the random generator
-# linear_probe (not in the paper): a multinomial logistic regression's weights as one proxy per
-# class and its biases added to the inner products (engine/baselines.py); read by AGG max with
-# the inner product and NORMpost none only. Its penalty search holds out rows drawn with the seed.
-PROBE_GEN = "linear_probe"
+PROBE_GEN = "linear_probe"  # scores, not proxies alone: evaluated apart (engine/evaluate.py)
+
+
+@dataclass(frozen=True)
+class GenSpec:
+    """One GEN: how the engine makes its proxies and how figures draw it."""
+
+    name: str
+    # The function of engine/generate.py that makes its proxies, by name (no torch here);
+    # None: no proxies alone (the linear probe's biases are part of its scores).
+    function: str | None
+    # How figures draw it: Okabe-Ito colours (colour-blind safe) plus two of Paul Tol's, as
+    # ten GENs need more than eight; markers and dashes keep lines apart in greyscale.
+    label: str
+    color: str
+    marker: str
+    linestyle: str = "-"
+    # None: k proxies per class, k from the grid; 1: one per class; -1: every row. The grid
+    # sets k to it, so a fixed k never multiplies configurations.
+    fixed_k: int | None = None
+    # What the configuration's seed drives. None: nothing, so one run serves every seed;
+    # "stream": draws that continue the configuration's generator after the few-shot draws;
+    # "fit": a fit's own randomness (scikit-learn's random_state, the probe's held-out rows).
+    seed: str | None = None
+    joint: bool = False  # fitted on all classes at once (so not incremental)
+
+
+# Every GEN, in the order figures and messages list them. A new GEN: its row here, its
+# function in engine/generate.py, its test.
+GEN_TABLE: dict[str, GenSpec] = {
+    spec.name: spec
+    for spec in (
+        GenSpec("mean", "class_means", "mean", "#000000", "o", fixed_k=1),
+        GenSpec("kmeans", "kmeans_centres", "k-means", "#0072B2", "s", seed="fit"),
+        GenSpec("kmedoids", "kmedoids_rows", "k-medoids", "#56B4E9", "D"),
+        GenSpec("fps", "farthest_points", "FPS", "#009E73", "^", seed="stream"),
+        GenSpec("random", "random_rows", "random", "#999999", "v", seed="stream"),
+        GenSpec("cov_max", "max_covariance_rows", "cov-max", "#E69F00", "P"),
+        GenSpec("all", "every_row", "all samples", "#CC79A7", "*", fixed_k=-1),
+        GenSpec("ls", "ls_proxies", "least squares", "#D55E00", "X", "--", fixed_k=1, joint=True),
+        GenSpec(
+            "kls", "kls_proxies", "k-least squares", "#882255", "p", "--", seed="fit", joint=True
+        ),
+        GenSpec("none", "untrained_proxies", "untrained", "#8C6D31", "h", ":", seed="stream"),
+        # Not in the paper: a multinomial logistic regression's weights as one proxy per class,
+        # its biases added to the inner products (engine/baselines.py); read by AGG max with the
+        # inner product and NORMpost none only.
+        GenSpec(PROBE_GEN, None, PROBE_GEN, "#661100", "X", fixed_k=1, seed="fit", joint=True),
+    )
+}
+GEN = tuple(GEN_TABLE)
+# GENs whose proxies are one system over all classes: ls and kls (both need the ridge λ).
+JOINT_GEN = tuple(g.name for g in GEN_TABLE.values() if g.joint and g.function)
+SEEDED_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed)  # proxies made per seed
+RANDOM_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed == "stream")
 NORM_POST = ("none", "l2", "quantile")
 NORM_INF = ("none", "l2")
 AGG = ("max", "mnn")

@@ -49,10 +49,10 @@ def plot_accuracy_overview(results: pd.DataFrame, *, title: str | None = None) -
         if n % n_cols == 0:
             ax.set_ylabel("accuracy (%)", fontsize=style.LABEL_PT)
     n_cfg = per_config[list(CONFIG_COLUMNS)].drop_duplicates().shape[0]
-    fig.suptitle(
+    style.title(
+        fig,
         title
         or f"Seed-median accuracy per GEN ({n_cfg} configurations; mean over dataset/task groups)",
-        fontsize=style.TITLE_PT,
     )
     return fig
 

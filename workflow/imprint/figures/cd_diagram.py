@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextPath
@@ -142,19 +143,9 @@ def plot_cd_diagram(
 
     # ---- vertical layout (inches, y grows downwards)
     header, y = _header(title, caption, note)
-    axis_y = y + 0.38
-    bar_top = axis_y + 0.16
-    first_row = bar_top + n_lanes * LANE_IN + 0.14
-    first_row = max(first_row, axis_y + 0.3)
-    height = first_row + (n_left - 1) * ROW_IN + 0.25
+    axis_y, bar_top, first_row, height = _vertical_layout(y, n_lanes, n_left)
 
-    fig = Figure(figsize=(width, height))
-    fig.patch.set_facecolor("white")
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    ax.set_axis_off()
-
+    fig, ax = _inch_canvas(width, height)
     for ty, text, size, weight, color in header:
         ax.text(
             width / 2, ty, text, ha="center", va="center", size=size, weight=weight, color=color
@@ -162,12 +153,41 @@ def plot_cd_diagram(
     _draw_axis(ax, xpos, low, high, axis_y)
     row_y = [first_row + (i if i < n_left else k - 1 - i) * ROW_IN for i in range(k)]
     _draw_elbows(ax, names, avg, n_left, xpos, (x0, x0 + scale_w), axis_y, row_y)
+    # Bars over the elbows so the groups read at a glance.
+    _draw_bars(ax, spans, lanes, bar_top)
+    return fig
 
-    # ---- bars over the elbows so the groups read at a glance
+
+def _vertical_layout(
+    header_end: float, n_lanes: int, n_rows: int
+) -> tuple[float, float, float, float]:
+    """(y of the rank axis, of the first bar lane, of the first label row, the figure's
+    height) in inches, y growing downwards, under a header that ends at `header_end`."""
+    axis_y = header_end + 0.38
+    bar_top = axis_y + 0.16
+    first_row = bar_top + n_lanes * LANE_IN + 0.14
+    first_row = max(first_row, axis_y + 0.3)
+    height = first_row + (n_rows - 1) * ROW_IN + 0.25
+    return axis_y, bar_top, first_row, height
+
+
+def _inch_canvas(width: float, height: float) -> tuple[Figure, Axes]:
+    """A white figure of width × height inches and one axes over all of it without frame or
+    ticks, in inches with y growing downwards."""
+    fig = Figure(figsize=(width, height))
+    fig.patch.set_facecolor("white")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_axis_off()
+    return fig, ax
+
+
+def _draw_bars(ax, spans: list[tuple[float, float]], lanes: list[int], bar_top: float) -> None:
+    """Each bar's span (inches) in its lane, the first lane at `bar_top`."""
     for (left_x, right_x), lane in zip(spans, lanes, strict=True):
         by = bar_top + lane * LANE_IN
         ax.plot([left_x, right_x], [by, by], color="black", lw=3.2, solid_capstyle="butt", zorder=3)
-    return fig
 
 
 def _horizontal_layout(

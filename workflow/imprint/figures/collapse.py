@@ -60,7 +60,7 @@ def plot_collapse(
         ]
         labels += ["NC1 (class-mean centring)", "NC1, reference centring (dashed in lines)"]
     style.legend(fig, handles, labels, max_cols=6)
-    fig.suptitle("Neural collapse of the training embeddings", fontsize=style.TITLE_PT)
+    style.title(fig, "Neural collapse of the training embeddings")
     return fig
 
 

@@ -26,16 +26,8 @@ def plot_fewshot_curves(
     n < k the grid lowered the stored k to n, so the line continues through those rows. The
     band is the seed spread (mean over tasks of the per-group min and max over seeds).
     """
-    where = "plot_fewshot_curves"
-    df = plain_max(seed_medians(results), where)
-    if not (df["fewshot"] > 0).any():
-        raise ValueError(f"{where}: no rows with fewshot > 0 (only fewshot = -1, i.e. all)")
-    # Only (GEN, norms) combinations that were run few-shot draw a curve.
-    combo = ["gen", "norm_pre", "norm_post", "norm_inf"]
-    df = df.merge(df.loc[df["fewshot"] > 0, combo].drop_duplicates(), on=combo)
-    df, chosen = norms_per_gen(df, norms)
+    df, chosen = _fewshot_rows(results, norms)
     curves = _nominal_k_curves(df)
-
     max_n = int(curves.loc[curves["fewshot"] > 0, "fewshot"].max())
     all_x = max_n * 4.0
     curves["x"] = curves["fewshot"].where(curves["fewshot"] > 0, all_x).astype(float)
@@ -48,24 +40,52 @@ def plot_fewshot_curves(
     fig, axes = style.facet_figure(
         len(rows), len(cols), legend_rows=style.legend_rows(len(keys), 5)
     )
-    for i, dataset in enumerate(rows):
-        for j, backbone in enumerate(cols):
-            ax = axes[i, j]
-            ax.set_xscale("log")
-            panel = curves[(curves["dataset"] == dataset) & (curves["backbone"] == backbone)]
-            if panel.empty:
-                style.no_data(ax)
-            for key in keys:
-                line = panel[(panel["gen"] == key[0]) & (panel["k_nominal"] == key[1])]
-                if not line.empty:
-                    _draw_line(ax, line.sort_values("x"), styles[key], all_x)
-            ax.axvline(math.sqrt(max_n * all_x), color="0.75", linewidth=0.8, linestyle="--")
+    for ax in axes.flat:
+        ax.set_xscale("log")
+    for ax, _, _, panel in style.facet_panels(axes, curves, rows, cols):
+        for key in keys:
+            line = panel[(panel["gen"] == key[0]) & (panel["k_nominal"] == key[1])]
+            if not line.empty:
+                _draw_line(ax, line.sort_values("x"), styles[key], all_x)
+    _n_axis(axes, max_n, all_x)
+    style.label_facets(axes, rows, cols, "training samples per class n", "accuracy (%)")
+    _fewshot_legend(fig, keys, styles, chosen, norms)
+    style.title(
+        fig, "Few-shot accuracy (seed median, mean over tasks; band: seed min–max)", results
+    )
+    return fig
+
+
+def _fewshot_rows(results: pd.DataFrame, norms: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+    """The seed medians of the (GEN, norms) combinations run few-shot, with the norms drawn
+    for each GEN (norms_per_gen's choice)."""
+    where = "plot_fewshot_curves"
+    df = plain_max(seed_medians(results), where)
+    if not (df["fewshot"] > 0).any():
+        raise ValueError(f"{where}: no rows with fewshot > 0 (only fewshot = -1, i.e. all)")
+    # Only (GEN, norms) combinations that were run few-shot draw a curve.
+    combo = ["gen", "norm_pre", "norm_post", "norm_inf"]
+    df = df.merge(df.loc[df["fewshot"] > 0, combo].drop_duplicates(), on=combo)
+    return norms_per_gen(df, norms)
+
+
+def _n_axis(axes: np.ndarray, max_n: int, all_x: float) -> None:
+    """Every panel's n axis: ticks at the decades and at 'all' (all_x), a dashed line between
+    the largest n and 'all'."""
+    for ax in axes.flat:
+        ax.axvline(math.sqrt(max_n * all_x), color="0.75", linewidth=0.8, linestyle="--")
     decades = [10**e for e in range(0, int(math.log10(max_n)) + 1)]
     for ax in axes.flat:
         ax.set_xticks([*decades, all_x], [f"{d:g}" for d in decades] + ["all"])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlim(0.7, all_x * 1.4)
-    style.label_facets(axes, rows, cols, "training samples per class n", "accuracy (%)")
+
+
+def _fewshot_legend(
+    fig: Figure, keys: list, styles: dict, chosen: dict, norms: Sequence[str]
+) -> None:
+    """A legend row per GEN, its k across the columns; a GEN drawn with norms other than
+    `norms` (`chosen`: by GEN) says which."""
     entries = {
         key: (
             Line2D(
@@ -82,12 +102,6 @@ def plot_fewshot_curves(
         for key in keys
     }
     style.legend(fig, *style.legend_grid(keys, entries), ncols=style.legend_grid_cols(keys))
-    fig.suptitle(
-        "Few-shot accuracy (seed median, mean over tasks; band: seed min–max)"
-        + style.unplotted_presampling(results),
-        fontsize=style.TITLE_PT,
-    )
-    return fig
 
 
 def _nominal_k_curves(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,20 +8,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from imprint.analysis.agreement import ESTIMATORS
+from imprint.analysis.transferability.table import COMPARED, ESTIMATORS
 from imprint.figures import style
 
 __all__ = ["draw_similarity", "draw_transferability", "plot_similarity", "plot_transferability"]
 
-ESTIMATOR_LABELS = {
-    "ncti": "NCTI (across backbones)",
-    "tmi": "TMI (intra-class entropy)",
-    "logme": "LogME",
-    "h_score": "H-score",
-    "loo_knn_accuracy": "leave-one-out kNN (%)",
-    "nc1": "NC1 (log; lower: more collapsed)",
-    "vci": "VCI (lower: more collapsed)",
-}
 TARGET_LABELS = {
     "best_imprinting": "best imprinting\naccuracy (%)",
     "linear_probe": "linear probe\naccuracy (%)",
@@ -32,7 +23,7 @@ def plot_transferability(table: pd.DataFrame, agreement: pd.DataFrame) -> Figure
     """One panel per (accuracy, estimator): each (backbone, dataset, mapping, task) group's
     estimate against its accuracy, a grey line joining one task's backbones; panel titles give
     the weighted Kendall τ averaged over tasks."""
-    estimators = [e for e in ESTIMATORS if e in table.columns and table[e].notna().any()]
+    estimators = [e for e in COMPARED if e in table.columns and table[e].notna().any()]
     targets = [t for t in TARGET_LABELS if t in table.columns and table[t].notna().any()]
     names = style.backbones(table["backbone"])
     # Each estimator its own x scale (facet_figure shares x).
@@ -63,10 +54,10 @@ def plot_transferability(table: pd.DataFrame, agreement: pd.DataFrame) -> Figure
                     s=22,
                     zorder=2,
                 )
-            if estimator == "nc1":
+            if ESTIMATORS[estimator].log_axis:
                 style.log_axis(ax, "x")
             tau = mean.get((estimator, target), np.nan)
-            title = ESTIMATOR_LABELS.get(estimator, estimator)
+            title = ESTIMATORS[estimator].label
             ax.set_title(f"{title}\nτw = {tau:.2f}", fontsize=style.PANEL_TITLE_PT)
             if j == 0:
                 ax.set_ylabel(TARGET_LABELS[target], fontsize=style.LABEL_PT)
@@ -77,10 +68,10 @@ def plot_transferability(table: pd.DataFrame, agreement: pd.DataFrame) -> Figure
     labels = [style.backbone_style(b, n)["label"] for n, b in enumerate(names)]
     style.legend(fig, handles, labels)
     n_tasks = tasks.ngroups
-    fig.suptitle(
+    style.title(
+        fig,
         f"Transferability estimates against the accuracy achieved ({len(names)} backbones, "
         f"{n_tasks} task(s); τw: weighted Kendall τ across backbones, mean over tasks)",
-        fontsize=style.TITLE_PT,
     )
     return fig
 
@@ -109,7 +100,7 @@ def plot_similarity(similarity: pd.DataFrame) -> Figure:
         ax.set_yticks(range(len(names)), labels, fontsize=style.TICK_PT)
         ax.set_title(dataset, fontsize=style.PANEL_TITLE_PT)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="linear CKA")
-    fig.suptitle("Similarity of the representations (test images)", fontsize=style.TITLE_PT)
+    style.title(fig, "Similarity of the representations (test images)")
     return fig
 
 

@@ -49,30 +49,11 @@ def plot_multimodal(
     curves["merged_classes"] = merged_classes(curves["mapping"])
     plain = curves[curves["merged_classes"].isna()]
     remapped = curves[curves["merged_classes"].notna()]
-
-    line_keys: list[tuple[str, str, float]] = []  # (dataset, mapping or "", i or NaN)
-    for dataset in style.datasets(plain["dataset"]):
-        for mapping in sorted(plain.loc[plain["dataset"] == dataset, "mapping"].unique()):
-            line_keys.append((dataset, mapping, float("nan")))
-    i_values = sorted(remapped["merged_classes"].unique())
-    for dataset in style.datasets(remapped["dataset"]):
-        for i in i_values:
-            line_keys.append((dataset, "", i))
+    line_keys, i_values = _k_line_keys(plain, remapped)
     styles = _multimodal_styles(line_keys, plain, i_values)
-
     panels = style.backbones(curves["backbone"])
     with_best = len(remapped) > 0
-    n_cols = len(panels) + int(with_best)
-    fig = Figure(
-        figsize=(
-            style.PANEL_IN[0] * n_cols + 0.7,
-            style.PANEL_IN[1] + 0.9 + 0.25 * style.legend_rows(len(line_keys), 7),
-        ),
-        layout="constrained",
-    )
-    axes = fig.subplots(1, n_cols, squeeze=False)[0]
-    for ax in axes[1 : len(panels)]:
-        ax.sharey(axes[0])
+    fig, axes = _k_figure(len(panels), with_best, len(line_keys))
     for j, backbone in enumerate(panels):
         _draw_k_panel(axes[j], curves[curves["backbone"] == backbone], line_keys, styles)
         axes[j].set_title(style.backbone_style(backbone, j)["label"], fontsize=style.PANEL_TITLE_PT)
@@ -83,6 +64,50 @@ def plot_multimodal(
         _best_k_panel(axes[-1], curves, best)
     for ax in axes:
         style.style_axes(ax)
+    _k_legend(fig, line_keys, styles)
+    style.title(
+        fig,
+        f"Accuracy vs. k for {style.gen_style(gen)['label']} (norms {style.norm_text(triple)}; seed median, "
+        "mean over tasks; rings: best k)",
+    )
+    return fig
+
+
+def _k_line_keys(
+    plain: pd.DataFrame, remapped: pd.DataFrame
+) -> tuple[list[tuple[str, str, float]], list[float]]:
+    """The lines against k as (dataset, mapping or "", i or NaN): each plain (dataset,
+    mapping), then each dataset's remappings per i; and the values of i, ascending."""
+    line_keys: list[tuple[str, str, float]] = []
+    for dataset in style.datasets(plain["dataset"]):
+        for mapping in sorted(plain.loc[plain["dataset"] == dataset, "mapping"].unique()):
+            line_keys.append((dataset, mapping, float("nan")))
+    i_values = sorted(remapped["merged_classes"].unique())
+    for dataset in style.datasets(remapped["dataset"]):
+        for i in i_values:
+            line_keys.append((dataset, "", i))
+    return line_keys, i_values
+
+
+def _k_figure(n_backbones: int, with_best: bool, n_lines: int) -> tuple[Figure, np.ndarray]:
+    """A row of panels, one per backbone (y shared), then the best-k panel when `with_best`;
+    room below for a legend of `n_lines` entries."""
+    n_cols = n_backbones + int(with_best)
+    fig = Figure(
+        figsize=(
+            style.PANEL_IN[0] * n_cols + 0.7,
+            style.PANEL_IN[1] + 0.9 + 0.25 * style.legend_rows(n_lines, 7),
+        ),
+        layout="constrained",
+    )
+    axes = fig.subplots(1, n_cols, squeeze=False)[0]
+    for ax in axes[1:n_backbones]:
+        ax.sharey(axes[0])
+    return fig, axes
+
+
+def _k_legend(fig: Figure, line_keys: list, styles: dict) -> None:
+    """An entry per line against k, in the order of `line_keys`."""
     handles = [
         Line2D(
             [],
@@ -95,12 +120,6 @@ def plot_multimodal(
         for k in line_keys
     ]
     style.legend(fig, handles, [styles[k]["label"] for k in line_keys], max_cols=7)
-    fig.suptitle(
-        f"Accuracy vs. k for {style.gen_style(gen)['label']} (norms {style.norm_text(triple)}; seed median, "
-        "mean over tasks; rings: best k)",
-        fontsize=style.TITLE_PT,
-    )
-    return fig
 
 
 def _draw_k_panel(ax, panel: pd.DataFrame, line_keys: list, styles: dict) -> None:
@@ -227,19 +246,12 @@ def plot_accuracy_vs_merged(table: pd.DataFrame) -> Figure:
         sharey=False,
         legend_rows=style.legend_rows(len(methods), legend_cols) + 1,
     )
-    for r, dataset in enumerate(rows):
-        for c, backbone in enumerate(cols):
-            panel = table[(table["dataset"] == dataset) & (table["backbone"] == backbone)]
-            if panel.empty:
-                style.no_data(axes[r, c])
-                continue
-            for method in methods:
-                line = panel[panel["method"] == method].sort_values("merged_classes")
-                if not line.empty:
-                    _draw_merged_line(axes[r, c], line, method)
-            style.integer_ticks(
-                axes[r, c], [int(i) for i in sorted(table["merged_classes"].unique())]
-            )
+    for ax, _, _, panel in style.facet_panels(axes, table, rows, cols):
+        for method in methods:
+            line = panel[panel["method"] == method].sort_values("merged_classes")
+            if not line.empty:
+                _draw_merged_line(ax, line, method)
+        style.integer_ticks(ax, [int(i) for i in sorted(table["merged_classes"].unique())])
     style.label_facets(axes, rows, cols, "classes merged per label i", "accuracy (%)")
     handles = [
         Line2D(
@@ -253,10 +265,10 @@ def plot_accuracy_vs_merged(table: pd.DataFrame) -> Figure:
         for m in methods
     ]
     style.legend(fig, handles, [MERGED_LABELS[m] for m in methods], max_cols=legend_cols)
-    fig.suptitle(
+    style.title(
+        fig,
         "Accuracy vs. classes merged per label\n(mean over variations j ± 95 % CI; "
         "best k picked on the mean)",
-        fontsize=style.TITLE_PT,
     )
     return fig
 

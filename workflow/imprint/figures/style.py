@@ -7,32 +7,25 @@ Only matplotlib's object-oriented API is used: no pyplot state, no GUI backend.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from imprint.analysis.tables import BACKBONE_ORDER, DATASET_ORDER, PLAIN_MAX, ordered
+from imprint.engine.vocabulary import GEN_TABLE
 
 __all__ = ["BACKBONE_STYLE", "DATASET_STYLE", "GEN_STYLE", "gen_style"]
 
-# Okabe-Ito colours (colour-blind safe) plus two from Paul Tol's palette, because ten GENs
-# need more than Okabe-Ito's eight; markers and dashes keep lines apart in greyscale too.
+# Each GEN's look, from the GEN table (engine/vocabulary.GEN_TABLE), in its order.
 GEN_STYLE: dict[str, dict] = {
-    "mean": {"label": "mean", "color": "#000000", "marker": "o", "linestyle": "-"},
-    "kmeans": {"label": "k-means", "color": "#0072B2", "marker": "s", "linestyle": "-"},
-    "kmedoids": {"label": "k-medoids", "color": "#56B4E9", "marker": "D", "linestyle": "-"},
-    "fps": {"label": "FPS", "color": "#009E73", "marker": "^", "linestyle": "-"},
-    "random": {"label": "random", "color": "#999999", "marker": "v", "linestyle": "-"},
-    "cov_max": {"label": "cov-max", "color": "#E69F00", "marker": "P", "linestyle": "-"},
-    "all": {"label": "all samples", "color": "#CC79A7", "marker": "*", "linestyle": "-"},
-    "ls": {"label": "least squares", "color": "#D55E00", "marker": "X", "linestyle": "--"},
-    "kls": {"label": "k-least squares", "color": "#882255", "marker": "p", "linestyle": "--"},
-    "none": {"label": "untrained", "color": "#8C6D31", "marker": "h", "linestyle": ":"},
+    name: {"label": g.label, "color": g.color, "marker": g.marker, "linestyle": g.linestyle}
+    for name, g in GEN_TABLE.items()
 }
 # Keyed in the order of analysis.tables.BACKBONE_ORDER and DATASET_ORDER (a test checks it).
 BACKBONE_STYLE: dict[str, dict] = {
@@ -137,6 +130,13 @@ def norm_suffix(triple: Sequence[str], prefer: Sequence[str]) -> str:
     return f" (norms {norm_text(triple)})"
 
 
+def title(fig, text: str, results: pd.DataFrame | None = None) -> None:
+    """The figure's title at TITLE_PT; with `results`, a note of the presampling methods it
+    leaves undrawn (unplotted_presampling)."""
+    note = "" if results is None else unplotted_presampling(results)
+    fig.suptitle(text + note, fontsize=TITLE_PT)
+
+
 def unplotted_presampling(results: pd.DataFrame) -> str:
     """A title note naming presampling methods in `results` that PLAIN_MAX leaves undrawn."""
     other = sorted(set(results["presampling"]) - {PLAIN_MAX["presampling"]})
@@ -171,6 +171,20 @@ def label_facets(axes: np.ndarray, rows: Sequence, cols: Sequence, xlabel: str, 
         axes[-1, j].set_xlabel(xlabel, fontsize=LABEL_PT)
     for i, dataset in enumerate(rows):
         axes[i, 0].set_ylabel(f"{dataset}\n{ylabel}", fontsize=LABEL_PT)
+
+
+def facet_panels(
+    axes: np.ndarray, table: pd.DataFrame, rows: Sequence, cols: Sequence
+) -> Iterator[tuple[Axes, str, str, pd.DataFrame]]:
+    """Each panel of a facet_figure, row by row: its axes, dataset, backbone and rows of
+    `table`; a panel without rows is marked 'no data' and passed over."""
+    for i, dataset in enumerate(rows):
+        for j, backbone in enumerate(cols):
+            panel = table[(table["dataset"] == dataset) & (table["backbone"] == backbone)]
+            if panel.empty:
+                no_data(axes[i, j])
+                continue
+            yield axes[i, j], dataset, backbone, panel
 
 
 def no_data(ax) -> None:

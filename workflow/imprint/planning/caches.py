@@ -5,7 +5,6 @@ corrupted one with the Snakemake command that rebuilds it and what was built fro
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +23,9 @@ from imprint.io import (
     file_checksum,
     parse_meta,
     progress_bar,
+    rebuild_advice,
+    rebuild_command,
 )
-from imprint.planning.paths import EMBEDDINGS
-
-# Where a workflow's cached sets lie, below its working directory: ("results", "embeddings").
-_WORKFLOW_EMBEDDINGS = tuple(EMBEDDINGS.partition("{")[0].strip("/").split("/"))
-
 
 # `imprint verify` and the workflow's `verify_caches` target re-hash every array file of an
 # embedding set against the checksums in its meta.json (the walk over folders and the report:
@@ -196,42 +192,6 @@ def verify_embedding_sets(roots, progress: bool = True) -> VerifyReport:
     )
     with bar:
         return VerifyReport([verify_embedding_set(d, bar.update) for d in sets])
-
-
-def rebuild_command(*directories: str | os.PathLike) -> str | None:
-    """The command that rebuilds these cached sets of a workflow and everything built from
-    them; None unless every one lies in the same workflow's results/embeddings/.
-
-    Snakemake's --forcerun reruns the job that wrote each set and every job downstream of it.
-    Deleting a set is not enough: Snakemake leaves a missing intermediate file alone while
-    what was built from it is up to date. Paths are the rule outputs' (relative to the
-    workflow's working directory, named with --directory unless that is this one).
-    """
-    roots, files = set(), []
-    for directory in directories:
-        parts = Path(os.path.abspath(directory)).parts
-        starts = [i for i in range(len(parts) - 2) if parts[i : i + 2] == _WORKFLOW_EMBEDDINGS]
-        if not starts:
-            return None
-        roots.add(Path(*parts[: starts[-1]]))
-        files.append(Path(*parts[starts[-1] :], EMBEDDINGS_FILE).as_posix())
-    if len(roots) != 1:
-        return None
-    root = roots.pop()
-    here = root.resolve() == Path.cwd().resolve()
-    where = "" if here else f" --directory {shlex.quote(str(root))}"
-    return f"snakemake{where} --cores all --forcerun {' '.join(map(shlex.quote, files))}"
-
-
-def rebuild_advice(directory: Path) -> str:
-    """How to write a corrupted set again: the exact command for a workflow's cached set."""
-    command = rebuild_command(directory)
-    if command is None:
-        return (
-            f"write {directory} again: rerun the code or command that made it "
-            "(imprint.io.save_embeddings, imprint concat)"
-        )
-    return f"rebuild it and what was built from it with: {command}"
 
 
 def _count(n: int, noun: str) -> str:

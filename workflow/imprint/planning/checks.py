@@ -10,9 +10,9 @@ import string
 from pathlib import Path
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
-from imprint.figures.registry import check_figure_kinds
 from imprint.planning.batches import SEP
 from imprint.planning.errors import ConfigError
+from imprint.planning.figure_kinds import check_figure_kinds
 from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
 from imprint.planning.mappings import (
     dataset_classes,
@@ -98,13 +98,29 @@ def _check_experiment_names(config: dict) -> None:
 
 def check_config(config: dict) -> None:
     """Every name an experiment, the collapse section or table1 uses must be defined."""
+    sections = [(f"experiments.{name}", exp) for name, exp in config["experiments"].items()]
+    sections.append(("collapse", config.get("collapse", {})))
+    _check_sections(config, sections)
+    _check_joined_names(config)
+    _check_experiment_names(config)
+    for name, exp in config["experiments"].items():
+        _check_grid(config, name, exp)
+        if "nc1_vs_gain" in exp.get("figures", []):
+            _check_collapse_covers(config, name)
+    _check_datasets(config)
+    check_figure_kinds(config)
+    _check_registered_backbones(config)
+    _check_imported(config, sections)
+
+
+def _check_sections(config: dict, sections: list[tuple[str, dict]]) -> None:
+    """Each section's datasets, backbones and tasks are defined, and its mappings name its own
+    datasets and defined mappings. `sections`: (where, section), as check_config lists them."""
     defined = {
         "datasets": set(config["datasets"]),
         "backbones": set(config["backbones"]),
         "tasks": set(config["tasks"]),
     }
-    sections = [(f"experiments.{name}", exp) for name, exp in config["experiments"].items()]
-    sections.append(("collapse", config.get("collapse", {})))
     for where, section in sections:
         for key, known in defined.items():
             for value in section.get(key, []):
@@ -122,6 +138,10 @@ def check_config(config: dict) -> None:
                     )
         for dataset in section.get("datasets", []):
             section_mappings(config, section, dataset, where)
+
+
+def _check_joined_names(config: dict) -> None:
+    """Mapping and task names hold neither SEP (it joins them in a job's name) nor '/'."""
     mapping_names = expand_mappings(config["mappings"])  # no two entries give the same name
     for key, names in (("mappings", mapping_names), ("tasks", config["tasks"])):
         for name in names:
@@ -130,35 +150,44 @@ def check_config(config: dict) -> None:
                     f"{key}.{name}: a mapping or task name may not contain '{SEP}' (it joins "
                     "the names of an imprinting job that evaluates several) nor '/'"
                 )
-    _check_experiment_names(config)
-    for name, exp in config["experiments"].items():
-        # Expanding each grid here makes a typo in a grid key or value fail at planning, not
-        # in its imprint jobs after hours of extraction. The packaged paper grids are expanded
-        # by the test suite; only their names need checking (and planning stays fast).
-        where, grid = f"experiments.{name}.grid", exp["grid"]
-        try:
-            packaged = isinstance(grid, str) and grid.startswith("paper:")
-            if isinstance(grid, str):
-                where += f" ({grid})"
-                grid = load_grid(grid)[1]
-            if not packaged or exp.get("incremental"):  # a paper grid takes ~0.2 s at most
-                configs = expand_grid(grid, where=where, with_seeds=False)
-                if exp.get("incremental"):
-                    _check_incremental(config, name, exp, configs)
-        except GridError as err:
-            message = str(err)
-            raise ConfigError(
-                message if message.startswith(where) else f"{where}: {message}"
-            ) from None
-        if "nc1_vs_gain" in exp.get("figures", []):
-            pairs = set(collapse_groups(config))
-            if not any(
-                (g.dataset, g.backbone, g.mapping) in pairs for g in experiment_groups(config, name)
-            ):
-                raise ConfigError(
-                    f"experiments.{name}.figures: nc1_vs_gain needs the collapse section to cover "
-                    "some of this experiment's (dataset, backbone, mapping)"
-                )
+
+
+def _check_grid(config: dict, name: str, exp: dict) -> None:
+    """Experiment `name`'s grid expands (and, incremental, passes _check_incremental)."""
+    # Expanding each grid here makes a typo in a grid key or value fail at planning, not
+    # in its imprint jobs after hours of extraction. The packaged paper grids are expanded
+    # by the test suite; only their names need checking (and planning stays fast).
+    where, grid = f"experiments.{name}.grid", exp["grid"]
+    try:
+        packaged = isinstance(grid, str) and grid.startswith("paper:")
+        if isinstance(grid, str):
+            where += f" ({grid})"
+            grid = load_grid(grid)[1]
+        if not packaged or exp.get("incremental"):  # a paper grid takes ~0.2 s at most
+            configs = expand_grid(grid, where=where, with_seeds=False)
+            if exp.get("incremental"):
+                _check_incremental(config, name, exp, configs)
+    except GridError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(where) else f"{where}: {message}") from None
+
+
+def _check_collapse_covers(config: dict, name: str) -> None:
+    """Experiment `name`'s figure nc1_vs_gain has collapse metrics to read: the collapse
+    section covers some of its (dataset, backbone, mapping)."""
+    pairs = set(collapse_groups(config))
+    if not any(
+        (g.dataset, g.backbone, g.mapping) in pairs for g in experiment_groups(config, name)
+    ):
+        raise ConfigError(
+            f"experiments.{name}.figures: nc1_vs_gain needs the collapse section to cover "
+            "some of this experiment's (dataset, backbone, mapping)"
+        )
+
+
+def _check_datasets(config: dict) -> None:
+    """A dataset's name is one folder name, not that of the sources' folder; its `classes`
+    are valid and given to single-source datasets only."""
     for name, ds in config["datasets"].items():
         if "/" in name or name == SOURCES_DIR:
             raise ConfigError(
@@ -167,9 +196,6 @@ def check_config(config: dict) -> None:
         if len(ds.get("sources", [])) > 1 and ds.get("classes"):
             raise ConfigError(f"datasets.{name}: 'classes' applies to single-source datasets only")
         resolve_classes(ds.get("classes"), f"datasets.{name}.classes")
-    check_figure_kinds(config)
-    _check_registered_backbones(config)
-    _check_imported(config, sections)
 
 
 def _check_registered_backbones(config: dict) -> None:

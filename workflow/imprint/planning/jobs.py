@@ -104,12 +104,9 @@ def ls_precision(config: dict) -> str:
 
 def ls_lambda(config: dict, backbone: str) -> float:
     """The backbone's ridge λ for GEN ls/kls: `backbones.<name>.ls_lambda`, else the registered one."""
-    configured = config["backbones"][backbone].get("ls_lambda")
-    if configured is not None:
-        return float(configured)
-    from imprint.data.ls_lambda import registered_ls_lambda
+    from imprint.data.ls_lambda import resolve_ls_lambda
 
-    return registered_ls_lambda(backbone)
+    return resolve_ls_lambda(config["backbones"][backbone].get("ls_lambda"), backbone)
 
 
 def imported_embeddings(config: dict, dataset: str, backbone: str, split: str) -> str | None:

@@ -1,0 +1,56 @@
+"""Input trees the workflow tests (and tests/results_snapshot.py) put under a working directory."""
+
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
+
+
+def digits_npz(folder: Path) -> dict:
+    """Digits as someone's float64 embeddings in folder/{train,test}.npz: even rows train, odd
+    rows test, all 10 classes; returns {split: (x, y)}."""
+    x, y = load_digits(return_X_y=True)
+    split = {"train": (x[::2], y[::2]), "test": (x[1::2], y[1::2])}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (xs, ys) in split.items():
+        np.savez(folder / f"{name}.npz", embeddings=xs, labels=ys)
+    return split
+
+
+def paper_imagenet_classes() -> dict:
+    """The paper's ImageNet class draws, recomputed from the reference's seeds (SPEC §3):
+    imagenet50 (seed 42), the remapping pool (seed 420, shuffled for variation 0)."""
+    random.seed(42)
+    fifty = random.sample(range(1000), 50)
+    random.seed(420)
+    hundred = random.sample(range(1000), 100)
+    random.shuffle(hundred)  # variation 0 of the remappings
+    return {
+        "map1-0": {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 1]},
+        "map10-0": {c: j for j in range(10) for c in hundred[10 * j : 10 * j + 10]},
+        "imagenet50-0": {c: i for i, c in enumerate(fifty[:10])},
+        "classes": sorted(set(fifty) | set(hundred)),
+    }
+
+
+def imagenet_tree(root: Path) -> list[int]:
+    """data/ImageNet/{train,val}/<wnid>/*.JPEG under root for the paper's 145 classes and one
+    class nobody reads: two 16 x 16 images per class in train, one in val, each class its own
+    colour. Returns the 145 classes."""
+    from imprint.data.datasets import imagenet1k_wnids
+
+    paper_classes = paper_imagenet_classes()["classes"]
+    wnids = imagenet1k_wnids()
+    unused = next(c for c in range(1000) if c not in paper_classes)
+    rng = np.random.default_rng(0)
+    for c in [*paper_classes, unused]:
+        colour = rng.uniform(0, 255, 3)
+        for split, n in (("train", 2), ("val", 1)):
+            folder = root / "data/ImageNet" / split / wnids[c]
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                pixels = np.clip(colour + rng.normal(0, 8, (16, 16, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnids[c]}_{k}.JPEG")
+    return paper_classes
