@@ -59,19 +59,41 @@ PACKAGE = ROOT / "workflow" / "imprint"
 # test file of its family, agreement.py 99% by test_agreement.py and (with_ncti)
 # test_transferability_ncti.py.
 DEFAULT_TESTS = {
-    "engine/incremental.py": ["tests/engine/test_incremental.py"],
-    "analysis/transferability/linear.py": ["tests/analysis/test_transferability_linear.py"],
-    "analysis/transferability/neighbours.py": ["tests/analysis/test_transferability_neighbours.py"],
-    "analysis/transferability/ncti.py": ["tests/analysis/test_transferability_ncti.py"],
+    "engine/incremental.py": [
+        "tests/engine/test_incremental.py",
+        "tests/engine/test_incremental_gaps.py",
+    ],
+    "analysis/transferability/linear.py": [
+        "tests/analysis/test_transferability_linear.py",
+        "tests/analysis/test_transferability_gaps.py",
+    ],
+    "analysis/transferability/neighbours.py": [
+        "tests/analysis/test_transferability_neighbours.py",
+        "tests/analysis/test_transferability_gaps.py",
+    ],
+    "analysis/transferability/ncti.py": [
+        "tests/analysis/test_transferability_ncti.py",
+        "tests/analysis/test_transferability_gaps.py",
+    ],
     "analysis/transferability/collapse_measures.py": [
-        "tests/analysis/test_transferability_collapse.py"
+        "tests/analysis/test_transferability_collapse.py",
+        "tests/analysis/test_transferability_table.py",
     ],
     "analysis/agreement.py": [
         "tests/analysis/test_agreement.py",
+        "tests/analysis/test_agreement_gaps.py",
         "tests/analysis/test_transferability_ncti.py",
     ],
-    "engine/aggregate.py": ["tests/engine/test_components.py", "tests/engine/test_distances.py"],
-    "engine/generate.py": ["tests/engine/test_components.py"],
+    "engine/aggregate.py": [
+        "tests/engine/test_components.py",
+        "tests/engine/test_distances.py",
+        "tests/engine/test_aggregate_gaps.py",
+    ],
+    "engine/generate.py": [
+        "tests/engine/test_components.py",
+        "tests/engine/test_gen_table.py",
+        "tests/engine/test_generate_gaps.py",
+    ],
 }
 STATUSES = ["killed", "survived", "timeout", "no tests", "not run", "other"]
 INSTALL = {"mutmut": 'pip install "mutmut>=3.8"', "cosmic-ray": "pip install cosmic-ray"}
