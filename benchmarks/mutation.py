@@ -78,6 +78,7 @@ DEFAULT_TESTS = {
     "analysis/transferability/collapse_measures.py": [
         "tests/analysis/test_transferability_collapse.py",
         "tests/analysis/test_transferability_table.py",
+        "tests/analysis/test_transferability_gaps.py",
     ],
     "analysis/agreement.py": [
         "tests/analysis/test_agreement.py",

@@ -119,3 +119,14 @@ def test_achieved_accuracies_have_exactly_the_documented_columns():
         ["p", "e", 61.5, 62.5],
         ["q", "d", 71.5, 72.5],
     ]
+
+
+# Run of 2026-12-07 at e7146e6 (benchmarks/mutation-survivors.md, top section): the row of
+# weighted_kendall_tau 22, 25 said "killed by the proposed tests", but no test was written.
+def test_weighted_tau_of_variables_with_a_range_of_exactly_one():
+    # kills `np.ptp(x) == 0` → `== 1` and `np.ptp(y) == 0` → `== 1` (weighted_kendall_tau 22,
+    # 25): both rankings agree perfectly, so τ is 1 by definition, not NaN
+    from imprint.analysis.agreement import weighted_kendall_tau
+
+    assert weighted_kendall_tau([1.0, 2.0, 1.5], [10.0, 11.0, 10.5]) == pytest.approx(1.0)
+    assert weighted_kendall_tau([1.0, 2.0, 1.5], [10.5, 10.0, 11.0]) < 1.0

@@ -250,3 +250,21 @@ def test_tmi_computes_in_float32_where_float64_rows_coincide():
     # (2 / 5) · 5 · log(2 · 1e-12) for both classes, each weighted 5 / 10.
     h = -digamma(3) + digamma(5) + 2 * math.log(2e-12)
     assert tmi(x, y, min_distance=1e-12) == pytest.approx(0.5 * h, rel=1e-6)
+
+
+# Run of 2026-12-07 at e7146e6 (benchmarks/mutation-survivors.md, top section).
+def test_ncti_of_classes_of_two_rows_is_computed():
+    # kills `counts.max() < 2` → `<= 2` / `< 3` (_check_within_class_variation 6, 7): the
+    # largest class has exactly 2 rows, which is enough for a within-class covariance
+    rng = np.random.default_rng(7)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    x = 30.0 * rng.standard_normal((6, 3)) + 10.0 * y[:, None]
+    assert ncti_components(x, y) == pytest.approx(_ncti_direct(x, y), rel=1e-8)
+
+
+def test_ncti_counts_a_varying_class_of_two_rows():
+    # kills `np.flatnonzero(counts > 1)` → `counts > 2` (_check_within_class_variation 23):
+    # the only class whose rows differ has 2 rows; the class of 3 has identical rows
+    y = np.array([0, 0, 1, 1, 1])
+    x = np.array([[0.0, 40.0], [50.0, -30.0], [90.0, 80.0], [90.0, 80.0], [90.0, 80.0]])
+    assert ncti_components(x, y) == pytest.approx(_ncti_direct(x, y), rel=1e-8)

@@ -87,3 +87,28 @@ def test_votes_over_several_chunks_equal_a_direct_sum(monkeypatch):
         for i in range(50):
             np.add.at(votes[i], classes.numpy()[i, :m], 1.0 / (dist.numpy()[i, :m] + 1e-10))
         assert got[m].tolist() == votes.argmax(axis=1).tolist()
+
+
+# Run of 2026-12-07 at e7146e6 (benchmarks/mutation-survivors.md, top section): distance_block,
+# public but reached by nearest_proxies only for m = 0 or an unknown distance, had no test of
+# its values.
+def test_distance_block_against_numpy():
+    # kills distance_block 2-7, 9-13, 15-17 (cosine), 19-27, 29 (euclidean, mahalanobis),
+    # 31-36 (manhattan, chebyshev); 8, 14, 28 drop an argument to its default (equivalent)
+    from imprint.engine.aggregate import distance_block
+
+    g = np.random.default_rng(5)
+    x, w = g.normal(size=(7, 4)), g.normal(size=(5, 4)) * 3.0
+    diff = x[:, None, :] - w[None, :, :]
+    cos = 1.0 - (x @ w.T) / np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(w, axis=1))
+    expected = {
+        "cosine": cos,
+        "euclidean": np.sqrt((diff**2).sum(-1)),
+        "mahalanobis": np.sqrt((diff**2).sum(-1)),  # rows already mapped: plain Euclidean
+        "manhattan": np.abs(diff).sum(-1),
+        "chebyshev": np.abs(diff).max(-1),
+    }
+    for distance, want in expected.items():
+        got = distance_block(torch.from_numpy(x), torch.from_numpy(w), distance)
+        assert got.shape == (7, 5)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12, err_msg=distance)

@@ -177,3 +177,33 @@ def test_final_sessions_keeps_each_groups_last_incremental_session():
         assert not set(INCREMENTAL_COLUMNS) & set(out.columns)
     out = final_sessions(table.drop(columns="dataset"))
     assert out["accuracy"].tolist() == [2]
+
+
+# Run of 2026-12-07 at e7146e6 (benchmarks/mutation-survivors.md, top section): task_protocol,
+# the one protocol parser, had no direct test.
+def test_task_protocol_passes_on_every_setting_and_the_callers_names():
+    # kills task_protocol 40-47, 49-56, 58-64 (the keys and defaults of shots, base_shots,
+    # protocol_seed) and 16 (session_ids "" instead of None), 30, 35 (session_ids dropped)
+    from imprint.engine.incremental import packaged_protocol, task_protocol
+
+    p = task_protocol({"sessions": [[0, 1], [2]], "shots": 5, "base_shots": 7, "protocol_seed": 3})
+    assert p == Protocol(((0, 1), (2,)), 5, 7, 3, None)
+    assert p.session_ids is None
+    q = task_protocol({"base": 2, "way": 1}, [4, 5, 6])
+    assert (q.sessions, q.shots, q.base_shots, q.seed, q.session_ids) == (
+        ((4, 5), (6,)), -1, -1, 0, None,
+    )  # fmt: skip
+    # kills 17-19 and 20-25 (a packaged protocol's image lists, line not run before)
+    listed = packaged_protocol("fscil_cifar100")
+    classes = [c for s in listed["sessions"] for c in s]
+    r = task_protocol({"protocol": "fscil_cifar100"}, classes)
+    assert r.session_ids == listed["session_ids"] and r.session_ids
+    # kills 6 (name not passed to check_protocol)
+    with pytest.raises(ProtocolError, match="^--way: missing beside --base"):
+        task_protocol({"base": 5}, [0, 1, 2], flag)
+    # kills 9 (classes dropped: sessions outside the task pass), 10, 14 (name), 11, 15 (what)
+    with pytest.raises(ProtocolError, match=r"^--sessions: task T's class\(es\) \[3\] arrive"):
+        task_protocol({"sessions": [[0, 1], [2]]}, [0, 1, 2, 3], flag, what="task T")
+    # kills 1, 2 (the default `what`)
+    with pytest.raises(ProtocolError, match=r"\(the task has 3 classes\)"):
+        task_protocol({"base": 5, "way": 1}, [0, 1, 2])

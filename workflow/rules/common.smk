@@ -7,6 +7,7 @@ from imprint.data.selections import LABEL_OFFSET
 from imprint.planning import jobs, paths
 from imprint.planning.batches import SEP, experiment_batches
 from imprint.planning.checks import check_config, validate_config
+from imprint.planning.dataset_checks import own_datasets, own_source
 from imprint.planning.figure_kinds import FIGURE_KINDS
 from imprint.planning.jobs import collapse_groups, model_choice_groups, similarity_sets
 from imprint.planning.mappings import expand_mappings, resolve_classes
@@ -132,7 +133,14 @@ def get_backbone_options(wildcards):
     # Only what extraction reads: ls_lambda (an imprinting setting) must not rerun extractions.
     # The config's key order is kept: Snakemake compares parameters by their repr.
     spec = config["backbones"][wildcards.backbone]
-    return {k: v for k, v in spec.items() if k in ("weights", "image_size")}
+    return {
+        k: v for k, v in spec.items() if k in ("weights", "image_size", "model", "pool")
+    }
+
+
+def get_own_source(wildcards):
+    # A dataset of your own images: its image_folder or hf spec, as build_dataset takes it.
+    return own_source(config, wildcards.dataset)
 
 
 def get_extraction_options(wildcards):

@@ -1,6 +1,4 @@
 # Embeddings: one frozen forward pass per (dataset, backbone, split), on a GPU when present.
-
-
 rule extract_embeddings:
     input:
         get_dataset_manifest,
@@ -11,7 +9,7 @@ rule extract_embeddings:
     benchmark:
         "benchmarks/extract_embeddings/{dataset}/{backbone}/{split}.tsv"
     wildcard_constraints:
-        dataset=alternation(SINGLE_SOURCE),
+        dataset=alternation(set(SINGLE_SOURCE) - set(own_datasets(config))),
         backbone=alternation(EXTRACTED),
     conda:
         "../../envs/imprint.yaml"
@@ -28,6 +26,22 @@ rule extract_embeddings:
         data_dir=config["data_dir"],
     script:
         "../scripts/extract_embeddings.py"
+
+
+# A dataset of your own images (`image_folder:` or `hf:`): read in place, nothing to download;
+# the job checks every image first and skips the unreadable ones.
+use rule extract_embeddings as extract_own_images with:
+    input:
+        [],
+    log:
+        "logs/extract_own_images/{dataset}/{backbone}/{split}.log",
+    benchmark:
+        "benchmarks/extract_own_images/{dataset}/{backbone}/{split}.tsv"
+    wildcard_constraints:
+        dataset=alternation(own_datasets(config)),
+        backbone=alternation(EXTRACTED),
+    params:
+        source=get_own_source,
 
 
 use rule extract_embeddings as extract_source_embeddings with:

@@ -17,6 +17,8 @@ with rule_log(snakemake):  # noqa: F821
         # The validated config has every default filled in (the schema holds them).
         weights=opts["weights"],
         image_size=opts["image_size"],
+        model=opts.get("model"),  # a backbone by provider and name (data/providers.py)
+        pool=opts.get("pool"),
         batch_size=sm.config["extraction"]["batch_size"],  # not a param: a speed setting
         limit_per_class=extraction["limit_per_class"],
         precision=extraction["precision"],

@@ -139,3 +139,31 @@ def _concat_block(found, row_of, normalise: str, where: str, ids) -> np.ndarray:
             stacklevel=4,  # the caller of concat_embeddings (through a comprehension)
         )
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def embed_images(
+    model: str,
+    source: str | dict,
+    split: str,
+    out: str | Path,
+    data_dir: str | Path = "data",
+    weights: str | Path | None = "default",
+    force: bool = False,
+    **options,
+) -> Path:
+    """Embeddings of one split of a dataset with one frozen backbone, written as the workflow
+    caches them (what `imprint embed` calls).
+
+    model: a registry name or a model by provider and name (`timm/…`, `torchvision/…`,
+    `hf/…`; data/providers.py). source: a registry dataset name (downloaded under `data_dir`
+    if missing) or a source mapping ({"image_folder": spec} or {"hf": spec}, as the config's
+    `datasets.<name>` takes them). weights: "default" (the model's pretrained weights), None
+    (its seeded random init) or a state_dict file. options: data.extract.extract_to_file's
+    (batch_size, device, limit_per_class, image_size, pool, precision, progress).
+    """
+    from imprint.data.extract import extract_to_file
+
+    download = not isinstance(source, dict)
+    return extract_to_file(
+        model, source, split, data_dir, out, weights, download=download, force=force, **options
+    )

@@ -8,11 +8,11 @@ import sys
 import warnings
 
 from imprint import __version__
-from imprint.cli import checks, imprinting, model_choice
+from imprint.cli import checks, data, imprinting, model_choice
 
 # Every command, in the order --help lists them: the paper's pipeline, the questions beyond
 # it, the checks. A command is one entry in its module's COMMANDS.
-COMMANDS = {**imprinting.COMMANDS, **model_choice.COMMANDS, **checks.COMMANDS}
+COMMANDS = {**data.COMMANDS, **imprinting.COMMANDS, **model_choice.COMMANDS, **checks.COMMANDS}
 
 DESCRIPTION = "Evaluate grids, count configurations, measure collapse, rank methods."
 

@@ -15,7 +15,10 @@ from torchvision.models import WeightsEnum, get_weight
 from torchvision.transforms import functional as TF
 from torchvision.transforms._presets import ImageClassification  # every weights preset
 
+from imprint.data import providers
+from imprint.data.ls_lambda import MODEL_FORMS
 from imprint.data.pil_resize import resize_like_pil
+from imprint.data.providers import scaled_transforms, timm_model, timm_transform
 
 # Architectures are built under this seed (with the global RNG state restored afterwards), so
 # weights=None always gives the same random model.
@@ -43,6 +46,7 @@ class BackboneSpec:
     for local or no weights, so preprocessing never depends on where the weights came from).
     default_weights: what weights="default" loads (None: random init). image_size: default
     crop size when it differs from the weights' own (offline entries, to keep CPU runs short).
+    model: the same architecture by name (`<provider>/<name>`, recorded with the embeddings).
     GEN ls's ridge λ per backbone lives in imprint.data.ls_lambda (torch-free, for planning).
     """
 
@@ -53,6 +57,7 @@ class BackboneSpec:
     default_weights: str | TimmWeights | None = None
     image_size: int | None = None
     make_transform: Callable[[nn.Module, int | None], Callable] | None = None
+    model: str | None = None
 
 
 def _tv(arch: str, head: str, dim: int, enum: str, **kw) -> BackboneSpec:
@@ -63,6 +68,7 @@ def _tv(arch: str, head: str, dim: int, enum: str, **kw) -> BackboneSpec:
         head=head,
         transforms_weights=member,
         default_weights=kw.pop("default_weights", member),
+        model=f"torchvision/{arch}",
         **kw,
     )
 
@@ -146,36 +152,14 @@ def takes_batches(transform: Callable) -> bool:
     return batched_transform(transform) is not None
 
 
-def _timm():
-    try:
-        import timm
-    except ImportError as err:
-        raise ImportError("this backbone needs timm: pip install imprint-workflow[modern]") from err
-    return timm
-
-
-def _timm_spec(model_name: str, dim: int, **kwargs) -> BackboneSpec:
-    def factory() -> nn.Module:
-        # num_classes=0 makes timm build the model without its head (pooled features out).
-        return _timm().create_model(model_name, pretrained=False, num_classes=0, **kwargs)
-
-    def make_transform(model: nn.Module, image_size: int | None) -> Callable:
-        timm = _timm()
-        config = timm.data.resolve_model_data_config(model)
-        # timm's ViTs are built for one input size (their position embeddings): a smaller
-        # crop would fail inside the forward pass, so refuse it here, by name.
-        if image_size is not None and (3, image_size, image_size) != tuple(config["input_size"]):
-            raise ValueError(
-                f"timm backbone {model_name} takes {config['input_size'][1]} px images; "
-                f"image_size {image_size} is not supported (leave it unset)"
-            )
-        return timm.data.create_transform(**config, is_training=False)
-
+def _timm_spec(model_name: str, dim: int) -> BackboneSpec:
+    # The generic timm provider's model and transform (data/providers.py), under a short name.
     return BackboneSpec(
-        factory=factory,
+        factory=lambda: timm_model(model_name),
         dim=dim,
-        default_weights=TimmWeights(model_name, kwargs),
-        make_transform=make_transform,
+        default_weights=TimmWeights(model_name),
+        make_transform=lambda model, size: timm_transform(model, model_name, size),
+        model=f"timm/{model_name}",
     )
 
 
@@ -215,7 +199,10 @@ BACKBONES: dict[str, BackboneSpec] = {
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry for `name`; unknown names raise a ValueError listing the known ones."""
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone '{name}'; known backbones: {sorted(BACKBONES)}")
+        raise ValueError(
+            f"unknown backbone '{name}'; known backbones: {sorted(BACKBONES)}, or a model by "
+            f"name: {', '.join(MODEL_FORMS.values())}"
+        )
     return BACKBONES[name]
 
 
@@ -272,10 +259,7 @@ def _state_dict(weights) -> dict:
         # torch checks after download.
         return weights.get_state_dict(progress=True, check_hash=True)
     if isinstance(weights, TimmWeights):
-        model = _timm().create_model(
-            weights.model_name, pretrained=True, num_classes=0, **weights.kwargs
-        )
-        return model.state_dict()
+        return timm_model(weights.model_name, pretrained=True, **weights.kwargs).state_dict()
     state = torch.load(weights, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -315,39 +299,92 @@ def load_weights(model: nn.Module, weights) -> nn.Module:
     return model
 
 
+class Backbone(tuple):
+    """(model, transform, embedding dim), unpacked as a 3-tuple, with `meta`: what the
+    embeddings' meta.json records of it (provider, model, the provider library's version,
+    weights, image size)."""
+
+    def __new__(cls, model: nn.Module, transform: Callable, dim: int, meta: dict):
+        self = super().__new__(cls, (model, transform, dim))
+        self.meta = meta
+        return self
+
+
+def _meta(model: str | None, name: str, weights, image_size: int | None) -> dict:
+    provider = model.partition("/")[0] if model else "imprint"  # imprint: the offline entries
+    library = providers.PROVIDERS.get(provider)
+    return {
+        "provider": provider,
+        "model": model or name,
+        "provider_version": providers.provider_version(library) if library else None,
+        "weights": weights_label(weights),
+        "image_size": image_size,
+    }
+
+
 def build_backbone(
-    name: str, weights: str | os.PathLike | None = "default", image_size: int | None = None
-) -> tuple[nn.Module, Callable, int]:
+    name: str,
+    weights: str | os.PathLike | None = "default",
+    image_size: int | None = None,
+    model: str | None = None,
+    pool: str | None = None,
+) -> Backbone:
     """(model in eval mode with its head replaced by nn.Identity, image transform, embedding dim).
 
-    weights: see `resolve_weights`. image_size: crop size overriding the entry's default; the
+    name: a registry name, or a model by name (`<provider>/<name>`, see data/providers.py).
+    model: the model by name of a backbone called `name` (`backbones.<name>.model`); pool: how
+    an hf/ model's tokens become one vector. weights: see `resolve_weights` (by name: "default",
+    None or a state_dict file). image_size: crop size overriding the entry's default; the
     resize before the crop scales with it, so the preprocessing keeps its proportions.
     """
+    if model is not None or "/" in name:
+        return _build_by_name(model or name, weights, image_size, pool)
+    if pool is not None:
+        raise ValueError(f"backbone '{name}': pool applies to hf/ models only")
     spec = get_spec(name)
     resolved = resolve_weights(name, weights)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
-        model = spec.factory()
+        net = spec.factory()
     if spec.head is not None:
-        setattr(model, spec.head, nn.Identity())
+        setattr(net, spec.head, nn.Identity())
     if resolved is not None:
-        load_weights(model, resolved)
-    model.eval().requires_grad_(False)
+        load_weights(net, resolved)
+    net.eval().requires_grad_(False)
     size = image_size if image_size is not None else spec.image_size
     if spec.make_transform is not None:
-        transform = spec.make_transform(model, size)
+        transform = spec.make_transform(net, size)
     else:
         member = (
             resolved if isinstance(resolved, WeightsEnum) else get_weight(spec.transforms_weights)
         )
-        transform = _scaled_transforms(member, size)
-    return model, transform, spec.dim
+        transform = scaled_transforms(member, size)
+    return Backbone(net, transform, spec.dim, _meta(spec.model, name, resolved, size))
 
 
-def _scaled_transforms(member: WeightsEnum, image_size: int | None) -> Callable:
-    if image_size is None:
-        return member.transforms()
-    kwargs = dict(member.transforms.keywords)
-    crop, resize = kwargs.get("crop_size", 224), kwargs.get("resize_size", 256)
-    kwargs.update(crop_size=image_size, resize_size=round(image_size * resize / crop))
-    return member.transforms(**kwargs)
+def _build_by_name(
+    model: str, weights: str | os.PathLike | None, image_size: int | None, pool: str | None
+) -> Backbone:
+    """A backbone by provider and name; its size from one forward pass of a dummy image."""
+    provider, name = providers.provider_of(model)
+    if pool is not None and provider.library != "transformers":
+        raise ValueError(f"backbone {model}: pool applies to hf/ models only")
+    pretrained = isinstance(weights, str) and weights == "default"
+    path = None if weights is None or pretrained else Path(weights)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(
+            f"weights {str(weights)!r} for {model}: not a state_dict file; a model by name takes "
+            "'default' (the provider's pretrained weights), None (random init) or a file"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        net = provider.build(name, pretrained, pool)
+    if path is not None:
+        load_weights(providers.weights_target(net), path)
+    net.eval().requires_grad_(False)
+    transform = provider.transform(net, name, image_size)
+    dim = providers.embedding_dim(net, transform)
+    meta = _meta(model, model, path, image_size)
+    if pretrained:
+        meta["weights"] = f"default:{model}"
+    return Backbone(net, transform, dim, meta)

@@ -2,14 +2,15 @@
 
 Every dataset keeps its files under `<root>/<name>/` (ImageNet: `<root>` itself or
 `<root>/ImageNet`), and yields `(image, int label)` with the image as PIL (grayscale sets stay
-'L'; the extractor repeats them to 3 channels before the backbone transform).
+'L'; the extractor repeats them to 3 channels before the backbone transform). Besides registry
+names, a source may be a mapping of one source kind (`SOURCE_KINDS`: {"image_folder": spec}).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
 
 from imprint.data.download import extract_member, fetch_file, staged_download
+from imprint.data.hf_datasets import build_hf
+from imprint.data.image_folders import build_image_folder
 from imprint.data.selections import (  # noqa: F401  (re-exported: the paper's selections)
     COMBIDIGITS,
     combidigits_mapping,
@@ -49,7 +52,7 @@ DIGITS_SEED = 0
 
 
 def build_dataset(
-    name: str,
+    name: str | Mapping,
     root: str | os.PathLike,
     split: str = "train",
     download: bool = False,
@@ -57,15 +60,51 @@ def build_dataset(
 ) -> Dataset:
     """The `split` ('train' or 'test') of dataset `name`, optionally only the given labels.
 
-    `classes` keeps only samples whose label is listed; labels keep their original values.
-    For ImageNet only the listed class folders are read at all.
+    `name`: a registry name, or a mapping of one source kind to its spec (`{"image_folder":
+    {"train": DIR, "test": DIR}}`; `root` and `download` do not apply to it). `classes` keeps
+    only samples whose label is listed; labels keep their original values. For ImageNet only
+    the listed class folders are read at all.
     """
+    if isinstance(name, Mapping):
+        return _source_kind(name, split, classes)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; known datasets: {sorted(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}' for {name}; known splits: {list(SPLITS)}")
     classes = None if classes is None else [int(c) for c in classes]
     return DATASETS[name](Path(root), split, download, classes)
+
+
+def _source_kind(source: Mapping, split: str, classes: Sequence[int] | None) -> Dataset:
+    """A source given as {kind: spec} (plus an optional "name", the dataset's, for messages)."""
+    kinds = [k for k in source if k in SOURCE_KINDS]
+    if len(kinds) != 1 or set(source) - {kinds[0], "name"}:
+        raise ValueError(
+            f"a source mapping needs exactly one of {sorted(SOURCE_KINDS)} (and optionally "
+            f"'name'), got {sorted(source)}"
+        )
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; known splits: {list(SPLITS)}")
+    classes = None if classes is None else [int(c) for c in classes]
+    where = f"datasets.{source['name']}.{kinds[0]}" if "name" in source else kinds[0]
+    return SOURCE_KINDS[kinds[0]](source[kinds[0]], split, classes, where)
+
+
+def _base(dataset: Dataset) -> Dataset:
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def dataset_class_names(dataset: Dataset) -> list[str] | None:
+    """The class names indexed by label (folder names, torchvision's `classes`), or None."""
+    names = getattr(_base(dataset), "classes", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def skipped_images(dataset: Dataset) -> list[str]:
+    """The unreadable image files a dataset left out when it indexed its files."""
+    return [str(p) for p in getattr(_base(dataset), "skipped", [])]
 
 
 def dataset_targets(dataset: Dataset) -> np.ndarray:
@@ -213,10 +252,11 @@ def _mnist_m(root: Path, split: str, download: bool) -> Dataset:
 
 
 class ImageFiles(Dataset):
-    """A list of (image file, label) pairs, loaded as RGB PIL images."""
+    """A list of (image file, label) pairs, loaded as RGB PIL images (`classes`: the names)."""
 
-    def __init__(self, samples: list[tuple[Path, int]]):
+    def __init__(self, samples: list[tuple[Path, int]], classes: list[str] | None = None):
         self.samples = samples
+        self.classes = classes
         self.targets = np.asarray([label for _, label in samples], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -281,7 +321,7 @@ def _imagenet(root: Path, split: str, download: bool, classes: list[int] | None)
             )
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
         samples.extend((p, c) for p in files)
-    return ImageFiles(samples)
+    return ImageFiles(samples, classes=list(wnids))
 
 
 # --- digits (offline) ---------------------------------------------------------------------------
@@ -331,4 +371,11 @@ DATASETS: dict[str, Callable[[Path, str, bool, list[int] | None], Dataset]] = {
     "MNIST-M": _label_filter(_mnist_m),
     "ImageNet": _imagenet,
     "digits": _label_filter(_digits),
+}
+
+# Sources given by a mapping instead of a registry name:
+# kind -> builder(spec, split, classes, where the spec sits in the config).
+SOURCE_KINDS: dict[str, Callable[[Mapping, str, list[int] | None, str], Dataset]] = {
+    "image_folder": build_image_folder,
+    "hf": build_hf,  # needs the optional `datasets` library, imported when used
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,11 +19,14 @@ from imprint import io
 from imprint.data.backbones import (
     batched_transform,
     build_backbone,
-    get_spec,
-    resolve_weights,
-    weights_label,
 )
-from imprint.data.datasets import build_dataset, dataset_targets, image_array
+from imprint.data.datasets import (
+    build_dataset,
+    dataset_class_names,
+    dataset_targets,
+    image_array,
+    skipped_images,
+)
 from imprint.engine.devices import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -276,7 +279,7 @@ def source_indices(dataset: Dataset) -> np.ndarray:
 
 def extract_to_file(
     backbone_name: str,
-    dataset_name: str,
+    dataset_name: str | Mapping,
     split: str,
     root: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -291,29 +294,51 @@ def extract_to_file(
     progress: bool = True,
     precision: str = "auto",
     batched: bool | None = None,
+    model: str | None = None,
+    pool: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Build dataset and backbone, extract embeddings and write them with io.save_embeddings
-    (where to write is checked first: a folder of other things is refused before the work)."""
+    (where to write is checked first: a folder of other things is refused before the work).
+
+    `dataset_name`: a registry name or a source mapping (build_dataset); `model`, `pool`: a
+    backbone by provider and name (build_backbone). The meta records the backbone's provider,
+    model and library version, the class names by label where the dataset has them and the
+    unreadable files it skipped. force: replace whatever is at `out_path` (but never an input:
+    outputs.check_output)."""
     from imprint.outputs import check_output
 
     weights_file = None if weights in (None, "default") else weights
-    check_output(out_path, "embeddings", {"weights": weights_file}, flag="embeddings output")
+    inputs = {"weights": weights_file, "images": _image_paths(dataset_name)}
+    check_output(out_path, "embeddings", inputs, force, flag="embeddings output")
     dataset = build_dataset(dataset_name, root, split, download=download, classes=classes)
+    skipped = skipped_images(dataset)  # logged, with examples, where the dataset was built
     if limit_per_class is not None:
         dataset = first_per_class(dataset, limit_per_class)
-    model, transform, _ = build_backbone(backbone_name, weights, image_size=image_size)
+    backbone = build_backbone(backbone_name, weights, image_size, model=model, pool=pool)
+    net, transform, _ = backbone
     device = resolve_device(device)
     embeddings, labels, info = extract_embeddings(
-        model, dataset, transform, batch_size, num_workers, device, progress, precision, batched
+        net, dataset, transform, batch_size, num_workers, device, progress, precision, batched
     )
     meta = {
         "backbone": backbone_name,
-        "weights": weights_label(resolve_weights(backbone_name, weights)),
-        "image_size": image_size if image_size is not None else get_spec(backbone_name).image_size,
-        "dataset": dataset_name,
+        **backbone.meta,  # provider, model, provider_version, weights, image_size
+        "dataset": _dataset_label(dataset_name),
         "split": split,
         "classes": None if classes is None else [int(c) for c in classes],
+        "class_names": dataset_class_names(dataset),
+        "skipped_images": len(skipped),
         "limit_per_class": limit_per_class,
+        **_array_meta(embeddings, info),
+    }
+    ids = source_indices(dataset)
+    return io.save_embeddings(out_path, embeddings, labels, meta, ids=ids, force=force)
+
+
+def _array_meta(embeddings, info: dict) -> dict:
+    """What meta.json records of the array and of how it was computed."""
+    return {
         "n": int(embeddings.shape[0]),
         "dim": int(embeddings.shape[1]),
         "dtype": "float32",
@@ -321,4 +346,19 @@ def extract_to_file(
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
-    return io.save_embeddings(out_path, embeddings, labels, meta, ids=source_indices(dataset))
+
+
+def _image_paths(source) -> list[str]:
+    """The folders (or dataset directory) a source mapping reads: inputs no output may replace."""
+    if not isinstance(source, Mapping):
+        return []
+    spec = source.get("image_folder") or source.get("hf") or {}
+    keys = ("train", "test", "root", "path")
+    return [str(spec[k]) for k in keys if isinstance(spec, Mapping) and spec.get(k)]
+
+
+def _dataset_label(source: str | Mapping) -> str:
+    """The meta's `dataset`: a registry name, or a source mapping's dataset name (else kind)."""
+    if isinstance(source, Mapping):
+        return str(source.get("name") or next(iter(source)))
+    return source

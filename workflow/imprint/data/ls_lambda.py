@@ -1,7 +1,8 @@
-"""GEN ls's ridge λ per registered backbone: the weight decay of its training recipe (SPEC §2).
+"""GEN ls's ridge λ per registered backbone (SPEC §2), and the form of backbones by name.
 
-Torch-free, so that planning resolves λ for a job without building the backbone;
-data/backbones.py registers the same names (a test holds the two lists together).
+Torch-free, so that planning resolves λ and checks a `model:` string without building the
+backbone; data/backbones.py registers the same names (a test holds the two lists together),
+data/providers.py builds the models by name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,38 @@ LS_LAMBDA: dict[str, float] = {
     "clip_vit_b16": 0.2,
     "convnextv2_femto": 0.05,
 }
+
+
+# backbones.<name>.model: the providers and the form of their model strings (data/providers.py).
+MODEL_FORMS: dict[str, str] = {
+    "timm": "timm/<model name>",
+    "torchvision": "torchvision/<model name>[/<weights enum member>]",
+    "hf": "hf/<repo id or local directory>",
+}
+
+# What the paper's rule asks of a backbone outside the registry.
+LS_LAMBDA_RULE = "the paper's rule: λ = the weight decay the model was trained with"
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """(provider, name) of a `<provider>/<name>` model string, checked for its form only; a
+    ValueError names the allowed forms."""
+    provider, _, name = str(model).partition("/")
+    parts = name.split("/")
+    well_formed = (
+        provider in MODEL_FORMS
+        and name.strip() == name
+        and name != ""
+        and (
+            provider == "hf"
+            or (provider == "timm" and ":" in name)  # timm's hf-hub:<org>/<repo> names
+            or all(parts)
+            and len(parts) <= (2 if provider == "torchvision" else 1)
+        )
+    )
+    if not well_formed:
+        raise ValueError(f"{model!r} is not one of the forms {', '.join(MODEL_FORMS.values())}")
+    return provider, name
 
 
 def registered_ls_lambda(backbone: str) -> float:

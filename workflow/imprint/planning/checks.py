@@ -10,7 +10,9 @@ import string
 from pathlib import Path
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
+from imprint.planning.backbone_checks import check_model_backbone
 from imprint.planning.batches import SEP
+from imprint.planning.dataset_checks import resolve_own_sources
 from imprint.planning.errors import ConfigError
 from imprint.planning.figure_kinds import check_figure_kinds
 from imprint.planning.jobs import collapse_groups, experiment_groups, uses_ls
@@ -98,6 +100,7 @@ def _check_experiment_names(config: dict) -> None:
 
 def check_config(config: dict) -> None:
     """Every name an experiment, the collapse section or table1 uses must be defined."""
+    resolve_own_sources(config)  # first: gives image_folder/hf datasets their one source
     sections = [(f"experiments.{name}", exp) for name, exp in config["experiments"].items()]
     sections.append(("collapse", config.get("collapse", {})))
     _check_sections(config, sections)
@@ -204,7 +207,9 @@ def _check_registered_backbones(config: dict) -> None:
     from imprint.data.ls_lambda import LS_LAMBDA  # torch-free; the registry's names
 
     for name, spec in config["backbones"].items():
-        if spec.get("concat"):
+        if spec.get("model"):
+            check_model_backbone(config, name)
+        elif spec.get("concat"):
             _check_concat(config, name, spec["concat"])
         elif not spec.get("embeddings") and name not in LS_LAMBDA:
             raise ConfigError(

@@ -103,10 +103,13 @@ def ls_precision(config: dict) -> str:
 
 
 def ls_lambda(config: dict, backbone: str) -> float:
-    """The backbone's ridge λ for GEN ls/kls: `backbones.<name>.ls_lambda`, else the registered one."""
+    """The backbone's ridge λ for GEN ls/kls: `backbones.<name>.ls_lambda`, else the registered
+    one (never for a `model:` backbone, even one named like a registered entry: planning has
+    asked for its own, see planning/backbone_checks.py)."""
     from imprint.data.ls_lambda import resolve_ls_lambda
 
-    return resolve_ls_lambda(config["backbones"][backbone].get("ls_lambda"), backbone)
+    spec = config["backbones"][backbone]
+    return resolve_ls_lambda(spec.get("ls_lambda"), None if spec.get("model") else backbone)
 
 
 def imported_embeddings(config: dict, dataset: str, backbone: str, split: str) -> str | None:

@@ -8,6 +8,7 @@ from imprint.data.selections import (
     combidigits_mapping,
     imagenet_class_selections,
 )
+from imprint.planning.dataset_checks import own_classes, source_kind
 from imprint.planning.errors import ConfigError
 
 
@@ -125,10 +126,16 @@ def dataset_classes(config: dict, dataset: str) -> list[int] | None:
     None where planning cannot know them: a dataset without sources (only backbones that bring
     their own embedding files read it, and those files decide) or one whose source's classes
     its files decide (ImageNet without `classes`). Source j of a joined dataset is offset by
-    LABEL_OFFSET·j; `classes` keeps the listed ids a single source has."""
+    LABEL_OFFSET·j; `classes` keeps the listed ids a single source has. An image_folder
+    dataset's classes are its folders (a local hf directory's: its ClassLabel names)."""
     spec = config["datasets"][dataset]
-    sources = spec.get("sources", [])
-    counts = [SOURCE_CLASSES.get(s) for s in sources]
+    kind = source_kind(config, dataset)
+    sources = [kind] if kind else spec.get("sources", [])
+    if kind:
+        names = own_classes(config, dataset)
+        counts = [None if names is None else len(names)]
+    else:
+        counts = [SOURCE_CLASSES.get(s) for s in sources]
     if len(sources) == 1:
         listed = resolve_classes(spec.get("classes"), f"datasets.{dataset}.classes")
         if listed is not None:

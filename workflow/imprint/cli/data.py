@@ -1,0 +1,91 @@
+"""The command of the pipeline's first stage: embed (a dataset's images with a frozen model)."""
+
+from __future__ import annotations
+
+from imprint.engine.tasks import parse_classes
+
+
+def _embed_flags(parser) -> None:
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a registry backbone (e.g. resnet50) or a model by provider and name: "
+        "timm/<model>, torchvision/<model>[/<weights>], hf/<repo id or local directory>",
+    )
+    images = parser.add_mutually_exclusive_group(required=True)
+    images.add_argument("--images", help="a folder of class folders of images")
+    images.add_argument("--dataset", help="a registry dataset (e.g. cifar10), under --data-dir")
+    images.add_argument("--hf", help="a `datasets` dataset: hub id or save_to_disk directory")
+    parser.add_argument("--out", required=True, help="the embedding set (a directory)")
+    parser.add_argument("--split", default="train", choices=["train", "test"])
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        help="with --images: hold out this fraction of each class as the test split (seeded by "
+        "--split-seed); without it the whole folder is embedded as --split",
+    )
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of --test-fraction")
+    parser.add_argument("--image-column", default="image", help="with --hf (default image)")
+    parser.add_argument("--label-column", default="label", help="with --hf (default label)")
+    parser.add_argument("--data-dir", default="data", help="where --dataset lives (default data)")
+    parser.add_argument(
+        "--weights",
+        default="default",
+        help="'default' (pretrained), 'none' (seeded random init) or a state_dict file",
+    )
+    parser.add_argument("--pool", choices=["cls", "mean", "pooler"], help="hf/ models only")
+    parser.add_argument("--image-size", type=int, help="crop size (default: the model's own)")
+    parser.add_argument("--classes", help="only these classes (comma-separated labels)")
+    parser.add_argument("--limit-per-class", type=int, help="at most this many images a class")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _source(args):
+    """The dataset as the library takes it: a registry name or a source mapping."""
+    if args.test_fraction is not None and not args.images:
+        raise ValueError("--test-fraction splits an --images folder; give --images")
+    if args.images:
+        if args.test_fraction is None:  # the whole folder is the split asked for
+            return {"image_folder": {"train": args.images, "test": args.images}}
+        spec = {"root": args.images, "test_fraction": args.test_fraction}
+        return {"image_folder": spec | {"seed": args.split_seed}}
+    if args.hf:
+        columns = {"image_column": args.image_column, "label_column": args.label_column}
+        return {"hf": {"path": args.hf, **columns}}
+    return args.dataset
+
+
+def _embed(args) -> None:
+    """embed a dataset's images with a frozen model, as the workflow caches embeddings
+
+    One split of an image folder (class folders, labels by sorted folder name), a `datasets`
+    dataset or a registry dataset, through a registry backbone or any timm, torchvision or
+    Hugging Face model by name, to an embedding set (embeddings.npy, labels.npy, ids.npy,
+    meta.json with checksums, the class names and the model's provider and version) that
+    every other command reads. Unreadable images are skipped and counted."""
+    from imprint.api.data import embed_images
+
+    out = embed_images(
+        args.model,
+        _source(args),
+        args.split,
+        args.out,
+        data_dir=args.data_dir,
+        weights=None if args.weights.lower() in ("none", "null") else args.weights,
+        force=args.force,
+        pool=args.pool,
+        image_size=args.image_size,
+        classes=None if args.classes is None else parse_classes(args.classes, "--classes"),
+        limit_per_class=args.limit_per_class,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    print(f"wrote {out}")
+
+
+# name -> (its flags, what it runs: the first line of its docstring is the command's help,
+# the rest its description).
+COMMANDS = {"embed": (_embed_flags, _embed)}

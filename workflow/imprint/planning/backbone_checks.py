@@ -1,0 +1,36 @@
+"""Planning's checks of a backbone by name (`backbones.<name>.model`), torch-free."""
+
+from __future__ import annotations
+
+from imprint.data.ls_lambda import LS_LAMBDA_RULE, split_model
+from imprint.planning.errors import ConfigError
+from imprint.planning.jobs import uses_ls
+
+
+def check_model_backbone(config: dict, name: str) -> None:
+    """A `model:` backbone has a well-formed `<provider>/<name>` string, is not also made of
+    files or other backbones, takes `pool` only as an hf/ model, and has its own ridge λ where
+    an experiment uses GEN ls or kls (no registered value applies to a model by name). Whether
+    the provider knows the name is checked when the job builds it (that needs torch)."""
+    spec = config["backbones"][name]
+    try:
+        provider, _ = split_model(spec["model"])
+    except ValueError as err:
+        raise ConfigError(f"backbones.{name}.model: {err}") from None
+    for other in ("embeddings", "concat"):
+        if spec.get(other):
+            raise ConfigError(
+                f"backbones.{name}: 'model' and '{other}' exclude each other (a backbone is "
+                "extracted from images by a model, or made of files or of other backbones)"
+            )
+    if spec.get("pool") is not None and provider != "hf":
+        raise ConfigError(
+            f"backbones.{name}.pool: applies to hf/ models only (this is a {provider}/ model)"
+        )
+    if spec.get("ls_lambda") is None:
+        for experiment, exp in config["experiments"].items():
+            if name in exp["backbones"] and uses_ls(config, experiment):
+                raise ConfigError(
+                    f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
+                    f"this model's ridge λ: set backbones.{name}.ls_lambda ({LS_LAMBDA_RULE})"
+                )
