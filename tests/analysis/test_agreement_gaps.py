@@ -130,3 +130,25 @@ def test_weighted_tau_of_variables_with_a_range_of_exactly_one():
 
     assert weighted_kendall_tau([1.0, 2.0, 1.5], [10.0, 11.0, 10.5]) == pytest.approx(1.0)
     assert weighted_kendall_tau([1.0, 2.0, 1.5], [10.5, 10.0, 11.0]) < 1.0
+
+
+def test_a_group_without_a_linear_probe_keeps_its_row_with_nan():
+    # kills: the merge's how="left" dropped (an inner join loses the group without a probe;
+    # achieved_accuracies 73). Mutant 72 (on=keys dropped) is equivalent: the shared columns
+    # are exactly the keys.
+    from imprint.analysis.agreement import achieved_accuracies
+    from imprint.engine.grid import expand_grid
+
+    both = expand_grid({"parts": [{"seeds": [1, 2], "gen": ["mean", "linear_probe"]}]})
+    mean_only = expand_grid({"parts": [{"seeds": [1, 2], "gen": ["mean"]}]})
+    rows = [
+        {**row, "backbone": b, "dataset": "d", "mapping": "none", "task": "t"}
+        | {"accuracy": base + row["seed"] + (row["gen"] == "linear_probe")}
+        for b, base, configs in (("a", 50, both), ("b", 60, mean_only))
+        for row in configs.to_dict("records")
+    ]
+    out = achieved_accuracies(pd.DataFrame(rows)).set_index("backbone")
+    assert list(out.index) == ["a", "b"]
+    # By hand: seed medians of base + 1 and base + 2; the probe one more; b has none.
+    assert out.loc["a", "best_imprinting"] == 51.5 and out.loc["a", "linear_probe"] == 52.5
+    assert out.loc["b", "best_imprinting"] == 61.5 and pd.isna(out.loc["b", "linear_probe"])
