@@ -27,10 +27,17 @@ def check_model_backbone(config: dict, name: str) -> None:
         raise ConfigError(
             f"backbones.{name}.pool: applies to hf/ models only (this is a {provider}/ model)"
         )
-    if spec.get("ls_lambda") is None:
-        for experiment, exp in config["experiments"].items():
-            if name in exp["backbones"] and uses_ls(config, experiment):
-                raise ConfigError(
-                    f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
-                    f"this model's ridge λ: set backbones.{name}.ls_lambda ({LS_LAMBDA_RULE})"
-                )
+    check_own_ls_lambda(config, name)
+
+
+def check_own_ls_lambda(config: dict, name: str) -> None:
+    """A backbone with no registered λ (a model by name, or its own embedding files) sets
+    `backbones.<name>.ls_lambda` wherever an experiment runs GEN ls or kls on it."""
+    if config["backbones"][name].get("ls_lambda") is not None:
+        return
+    for experiment, exp in config["experiments"].items():
+        if name in exp["backbones"] and uses_ls(config, experiment):
+            raise ConfigError(
+                f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
+                f"this backbone's ridge λ: set backbones.{name}.ls_lambda ({LS_LAMBDA_RULE})"
+            )

@@ -10,7 +10,7 @@ import string
 from pathlib import Path
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
-from imprint.planning.backbone_checks import check_model_backbone
+from imprint.planning.backbone_checks import check_model_backbone, check_own_ls_lambda
 from imprint.planning.batches import SEP
 from imprint.planning.dataset_checks import resolve_own_sources
 from imprint.planning.errors import ConfigError
@@ -362,14 +362,7 @@ def _check_imported(config: dict, sections: list[tuple[str, dict]]) -> None:
                 f"backbones.{name}.embeddings: {pattern!r} has no {{dataset}} placeholder but the "
                 f"backbone is used on {len(used[name])} datasets ({', '.join(sorted(used[name]))})"
             )
-        if spec.get("ls_lambda") is None:
-            for experiment, exp in config["experiments"].items():
-                if name in exp["backbones"] and uses_ls(config, experiment):
-                    raise ConfigError(
-                        f"backbones.{name}: experiments.{experiment} uses GEN ls or kls, which need "
-                        f"this backbone's ridge λ: set backbones.{name}.ls_lambda (the paper uses "
-                        "the weight decay the model was trained with)"
-                    )
+        check_own_ls_lambda(config, name)
 
 
 def _check_outside_results(name: str, pattern: str) -> None:
