@@ -199,3 +199,23 @@ def test_sessions_are_checked_against_a_dataset_only_where_planning_knows_its_cl
         c["experiments"]["sessions"]["backbones"] = ["mine"]
 
     checked(_edited(own))
+
+
+@pytest.mark.slow
+def test_results_tables_plans_no_figure_and_a_configfile_replaces_config_yaml(tmp_path):
+    """README.md's quickstart: `results_tables` makes "only results/imprint/*.parquet (no
+    figures)"; and "a `--configfile` replaces `config.yaml` rather than being merged into it"."""
+    from _snakemake import install_config, job_counts
+
+    install_config("tiny", tmp_path)  # tiny's experiments, figures and model choice
+    tables = job_counts(snakemake(tmp_path, "-n", "results_tables").stdout)
+    assert tables["imprint_grid"] > 0 and tables["gather_results"] > 0
+    drawn = {"summarise_table1", "rank_configurations", "plot_collapse", "compute_collapse"}
+    assert not [rule for rule in tables if rule.startswith("plot_") or rule in drawn]
+
+    small = ["-n", "--configfile", str(config_path("small"))]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    with_tiny_there = job_counts(snakemake(tmp_path, *small).stdout)
+    assert with_tiny_there == job_counts(snakemake(alone, *small).stdout)
+    assert with_tiny_there != job_counts(snakemake(tmp_path, "-n").stdout)
