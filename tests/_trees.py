@@ -54,3 +54,36 @@ def imagenet_tree(root: Path) -> list[int]:
                 pixels = np.clip(colour + rng.normal(0, 8, (16, 16, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{wnids[c]}_{k}.JPEG")
     return paper_classes
+
+
+def digit_image_folder(root: Path, classes: list[str], per_class: int) -> None:
+    """scikit-learn's digits as 32 px grey PNGs in class folders, root/<classes[d]>/<i>.png for
+    digit d, `per_class` images each."""
+    x, y = load_digits(return_X_y=True)
+    for digit, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i, row in enumerate(x[y == digit][:per_class]):
+            image = Image.fromarray((row.reshape(8, 8) * 255 / 16).astype(np.uint8))
+            image.resize((32, 32), Image.NEAREST).save(folder / f"{i:03d}.png")
+
+
+def tiny_vit(folder: Path) -> None:
+    """A two-layer ViT of width 32 on 32 px images and its image processor, written with
+    save_pretrained (a Hugging Face model in a local folder, at a seeded random init)."""
+    import torch
+    import transformers
+
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = transformers.ViTModel(config)
+    model.save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)

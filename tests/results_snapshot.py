@@ -25,9 +25,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _snakemake import REPO, install_config, job_counts, snakemake  # noqa: E402
-from _trees import digits_npz, imagenet_tree  # noqa: E402
+from _trees import digit_image_folder, digits_npz, imagenet_tree, tiny_vit  # noqa: E402
 
-CONFIGS = ("quickstart", "tiny", "small", "own_embeddings", "joined")
+CONFIGS = ("quickstart", "tiny", "small", "own_embeddings", "joined", "by_name")
 KEPT = {".csv", ".json", ".npy", ".parquet", ".tex", ".txt"}
 # Keys whose values say when or where a file was written, not what it holds.
 VOLATILE = {"created", "imported_from", "seconds", "elapsed", "path_to_source", "root"}
@@ -42,6 +42,9 @@ def _prepare(name: str, workdir: Path) -> None:
         digits_npz(workdir / "emb/mydigits")
     if name == "joined":
         imagenet_tree(workdir)
+    if name == "by_name":
+        digit_image_folder(workdir / "images", ["d0", "d1", "d2", "d3"], 75)
+        tiny_vit(workdir / "models/tiny_vit")
 
 
 def _strip(value):

@@ -15,14 +15,30 @@ NAMES = sorted(p.parent.name for p in CONFIGS.glob("*/config.yaml"))
 
 
 def test_the_test_configs_are_there():
-    assert {"small", "tiny", "joined", "own_embeddings"} <= set(NAMES)
+    assert {"small", "tiny", "joined", "own_embeddings", "by_name"} <= set(NAMES)
+
+
+def _image_folders(config: dict, workdir: Path) -> None:
+    """The class folders an image_folder dataset names, two tiny images each (planning lists
+    them: its checks read the tree)."""
+    from PIL import Image
+
+    for spec in config["datasets"].values():
+        for tree in (spec.get("image_folder") or {}).values():
+            if isinstance(tree, str):
+                for name in ("a", "b"):
+                    (workdir / tree / name).mkdir(parents=True, exist_ok=True)
+                    for i in range(2):
+                        Image.new("RGB", (4, 4)).save(workdir / tree / name / f"{i}.png")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_config_is_valid_and_says_how_to_run_it(name):
+def test_config_is_valid_and_says_how_to_run_it(name, tmp_path, monkeypatch):
     assert f"--configfile .test/{name}/config.yaml" in config_path(name).read_text()
     config = load_config(name)
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    _image_folders(config, tmp_path)
+    monkeypatch.chdir(tmp_path)  # relative paths in the config resolve here
     check_config(config)
 
 
