@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             args.func(args)
-        except (ValueError, OSError) as err:  # OSError: missing files, permissions, a full disk
+        # OSError: missing files, permissions, a full disk; ImportError: an optional extra missing
+        except (ValueError, OSError, ImportError) as err:
             print(f"imprint {args.command}: error: {_one_line(err)}", file=sys.stderr)
             return 2
     return 0
