@@ -68,9 +68,10 @@ def digit_image_folder(root: Path, classes: list[str], per_class: int) -> None:
             image.resize((32, 32), Image.NEAREST).save(folder / f"{i:03d}.png")
 
 
-def tiny_vit(folder: Path) -> None:
+def tiny_vit(folder: Path):
     """A two-layer ViT of width 32 on 32 px images and its image processor, written with
-    save_pretrained (a Hugging Face model in a local folder, at a seeded random init)."""
+    save_pretrained (a Hugging Face model in a local folder, at a seeded random init); returns
+    its config."""
     import torch
     import transformers
 
@@ -87,3 +88,4 @@ def tiny_vit(folder: Path) -> None:
         model = transformers.ViTModel(config)
     model.save_pretrained(folder)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return config

@@ -7,6 +7,7 @@ import pytest
 import timm
 import torch
 import torchvision
+from _trees import tiny_vit as make_tiny_vit
 from PIL import Image
 from torch import nn
 
@@ -179,20 +180,10 @@ def test_every_provider_has_a_form():
 
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
-    """A two-layer ViT config and its image processor in a local directory (nothing fetched)."""
-    transformers = pytest.importorskip("transformers")
+    """A two-layer ViT and its image processor in a local directory (nothing fetched)."""
+    pytest.importorskip("transformers")
     folder = tmp_path_factory.mktemp("tiny_vit")
-    config = transformers.ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-    )
-    config.save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder, config
+    return folder, make_tiny_vit(folder)
 
 
 @pytest.mark.parametrize("pool", [None, "cls", "mean", "pooler"])

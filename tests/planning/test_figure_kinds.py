@@ -4,8 +4,6 @@ captions and report labels, an unknown kind refused at planning, and nothing hea
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -85,14 +83,3 @@ def test_an_unknown_figure_kind_is_refused_naming_it_and_the_known_ones():
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_figure_kinds(config)
     check_figure_kinds({"experiments": {"a": {"figures": list(FIGURE_KINDS)}, "c": {}}})
-
-
-def test_the_figure_kinds_import_neither_matplotlib_nor_torch():
-    # Planning (rules/common.smk, figures.smk) reads them on every `snakemake -n`.
-    code = (
-        "import sys\n"
-        "import imprint.planning.figure_kinds\n"
-        "heavy = {'torch', 'matplotlib', 'sklearn', 'scipy'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
