@@ -27,6 +27,7 @@ from imprint.data.datasets import (
     image_array,
     skipped_images,
 )
+from imprint.data.folder_layout import image_trees
 from imprint.engine.devices import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -352,9 +353,10 @@ def _image_paths(source) -> list[str]:
     """The folders (or dataset directory) a source mapping reads: inputs no output may replace."""
     if not isinstance(source, Mapping):
         return []
-    spec = source.get("image_folder") or source.get("hf") or {}
-    keys = ("train", "test", "root", "path")
-    return [str(spec[k]) for k in keys if isinstance(spec, Mapping) and spec.get(k)]
+    if "image_folder" in source:
+        return [str(tree) for tree in image_trees(source["image_folder"]).values()]
+    path = (source.get("hf") or {}).get("path")
+    return [str(path)] if path else []
 
 
 def _dataset_label(source: str | Mapping) -> str:

@@ -48,7 +48,8 @@ def class_folders(tree: Path, where: str) -> list[Path]:
     return folders
 
 
-def _trees(spec: Mapping) -> dict[str, Path]:
+def image_trees(spec: Mapping) -> dict[str, Path]:
+    """The folder trees an image_folder spec reads: {"root": …} or {"train": …, "test": …}."""
     if "root" in spec:
         return {"root": Path(spec["root"])}
     return {split: Path(spec[split]) for split in ("train", "test")}
@@ -62,7 +63,7 @@ def folder_classes(spec: Mapping, where: str = "image_folder") -> list[str]:
     """
     names: dict[str, list[str]] = {}
     need = 2 if "root" in spec else 1
-    for key, tree in _trees(spec).items():
+    for key, tree in image_trees(spec).items():
         folders = class_folders(tree, f"{where}.{key}")
         for folder in folders:
             if len(found := image_files(folder)) < need:
