@@ -532,6 +532,7 @@ def test_every_job_logs_under_its_rule_and_the_heavy_ones_record_time_and_memory
         assert kind.log.startswith(f"logs/{kind.rule}/"), kind.name
     benchmarked = {rule: f["benchmark"] for rule, f in rules.items() if "benchmark" in f}
     heavy = {"extract_embeddings", "extract_source_embeddings", "extract_own_images"}
+    heavy |= {"extract_text_proxies"}  # an extraction too: a text tower's forward passes
     heavy |= {"imprint_grid"}
     heavy |= {"compute_collapse", "compute_transferability", "compute_similarity"}
     assert set(benchmarked) == heavy

@@ -9,12 +9,14 @@ import torch
 
 from imprint.engine.generate import PROXY_FUNCTIONS, generate_proxies
 from imprint.engine.vocabulary import (
+    ALPHA_GEN,
     GEN,
     GEN_TABLE,
     JOINT_GEN,
     PROBE_GEN,
     RANDOM_GEN,
     SEEDED_GEN,
+    TEXT_GEN,
 )
 from imprint.figures.style import GEN_STYLE
 
@@ -27,13 +29,17 @@ def _classes(sizes=(9, 12, 7)):
 
 
 def _proxies(samples, gen, k, seed):
-    return generate_proxies(samples, gen, k, seed, ls_lambda=0.1)
+    # A class's text proxy (GEN text, text_mean) is made from its own rows, so a subset of the
+    # classes keeps theirs.
+    text = [torch.nn.functional.normalize(x[:1].flip(1), dim=1) for x in samples]
+    return generate_proxies(samples, gen, k, seed, ls_lambda=0.1, text=text, alpha=0.5)
 
 
 def test_the_names_other_modules_read_follow_from_the_table():
     assert set(JOINT_GEN) == {"ls", "kls"}
     assert set(RANDOM_GEN) == {"random", "fps", "none"}
     assert set(SEEDED_GEN) == {*RANDOM_GEN, "kmeans", "kls", PROBE_GEN}
+    assert set(TEXT_GEN) == {"text", "text_mean"} and ALPHA_GEN == ("text_mean",)
     assert set(PROXY_FUNCTIONS) == set(GEN) - {PROBE_GEN}
     assert list(GEN_STYLE) == list(GEN)  # figures list GENs in the table's order
 

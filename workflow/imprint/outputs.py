@@ -356,7 +356,7 @@ def check_output(
 
 
 def check_results_out(
-    out, train, test, grid, groups: list[dict], force: bool, incremental: bool = False
+    out, train, test, grid, groups: list[dict], force: bool, incremental: bool = False, text=None
 ) -> None:
     """A results table may go to `out` (check_output): a new path or an earlier results
     table, none of the files it is computed from."""
@@ -365,6 +365,7 @@ def check_results_out(
 
     inputs = {"--train": train, "--test": test, "--grid": grid}
     inputs["--mapping"] = [g.get("mapping") for g in groups]
+    inputs["--text-proxies"] = text
     # Every column such a table has; an incremental one's, which an ordinary one lacks.
     own = (*INCREMENTAL_COLUMNS,) if incremental else ("!session",)
     check_output(out, "table", inputs, force, signature=(*RESULT_COLUMNS, *own))

@@ -29,6 +29,7 @@ CONCAT = [b for b, spec in config["backbones"].items() if spec.get("concat")]
 EXTRACTED = [b for b in config["backbones"] if b not in IMPORTED and b not in CONCAT]
 TABLE1 = config.get("table1", {}).get("experiments", [])
 USES_LS = {e: jobs.uses_ls(config, e) for e in config["experiments"]}
+USES_TEXT = {e: jobs.uses_text(config, e) for e in config["experiments"]}
 # Imprinting jobs: small groups of one (experiment, dataset, backbone) share a job and its
 # start-up (planning/batches.py); a batch's mapping and task wildcards hold '+'-joined names.
 BATCHES = {e: experiment_batches(config, e) for e in config["experiments"]}
@@ -70,6 +71,25 @@ def get_embeddings(wildcards):
         )
         for split in ("train", "test")
     }
+
+
+def get_text_proxies(wildcards):
+    """The text proxies an imprinting job reads where its grid has GEN text or text_mean."""
+    if not USES_TEXT[wildcards.experiment]:
+        return []
+    return paths.embedding_files(
+        paths.TEXT_PROXIES.format(
+            dataset=wildcards.dataset, backbone=wildcards.backbone
+        )
+    )
+
+
+def get_train_embeddings(wildcards):
+    return paths.embedding_files(
+        paths.EMBEDDINGS.format(
+            dataset=wildcards.dataset, backbone=wildcards.backbone, split="train"
+        )
+    )
 
 
 def get_source_embeddings(wildcards):
@@ -134,7 +154,9 @@ def get_backbone_options(wildcards):
     # The config's key order is kept: Snakemake compares parameters by their repr.
     spec = config["backbones"][wildcards.backbone]
     return {
-        k: v for k, v in spec.items() if k in ("weights", "image_size", "model", "pool")
+        k: v
+        for k, v in spec.items()
+        if k in ("weights", "image_size", "model", "pool", "layers")
     }
 
 

@@ -56,6 +56,31 @@ use rule extract_embeddings as extract_source_embeddings with:
         backbone=alternation(EXTRACTED),
 
 
+# Text proxies (GEN text, text_mean; not in the paper): each class's prompts through a CLIP-like
+# backbone's text tower, the class names read from its training embeddings' meta.json.
+rule extract_text_proxies:
+    input:
+        train=get_train_embeddings,
+    output:
+        paths.embedding_files(paths.TEXT_PROXIES),
+    log:
+        "logs/extract_text_proxies/{dataset}/{backbone}.log",
+    benchmark:
+        "benchmarks/extract_text_proxies/{dataset}/{backbone}.tsv"
+    wildcard_constraints:
+        backbone=alternation(EXTRACTED),
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        backbone=get_backbone_options,
+        templates=config["text_proxies"]["templates"],
+        class_names=lambda wildcards: config["datasets"][wildcards.dataset].get(
+            "class_names"
+        ),
+    script:
+        "../scripts/extract_text_proxies.py"
+
+
 rule join_embeddings:
     input:
         get_source_embeddings,

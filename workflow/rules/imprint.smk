@@ -7,6 +7,7 @@ rule imprint_grid:
     input:
         unpack(get_embeddings),
         grid_file=get_grid_file,
+        text=get_text_proxies,
     output:
         paths.GROUP_TABLE,
     log:

@@ -19,6 +19,7 @@ with rule_log(snakemake):  # noqa: F821
         image_size=opts["image_size"],
         model=opts.get("model"),  # a backbone by provider and name (data/providers.py)
         pool=opts.get("pool"),
+        layers=opts.get("layers"),  # inner modules' features (data/layers.py)
         batch_size=sm.config["extraction"]["batch_size"],  # not a param: a speed setting
         limit_per_class=extraction["limit_per_class"],
         precision=extraction["precision"],

@@ -24,8 +24,12 @@ with rule_log(snakemake):  # noqa: F821
     ]
     train, test = embedding_dirs(sm.input.train)[0], embedding_dirs(sm.input.test)[0]
     grid = dict(grid) if isinstance(grid, dict) else grid
+    # The classes' text proxies, where the grid has GEN text or text_mean.
+    text = embedding_dirs(sm.input.text)[0] if sm.input.get("text") else None
     if sm.params.incremental:  # classes arrive session by session (engine/incremental.py)
-        incremental_groups(train, test, grid, sm.output[0], dict(sm.params.incremental), groups)
+        incremental_groups(
+            train, test, grid, sm.output[0], dict(sm.params.incremental), groups, text_proxies=text
+        )
     else:
         evaluate_groups(
             train,
@@ -37,4 +41,5 @@ with rule_log(snakemake):  # noqa: F821
             ls_lambda=sm.params.ls_lambda,
             ls_precision=sm.params.ls_precision,
             progress=True,
+            text_proxies=text,
         )

@@ -23,7 +23,7 @@ from imprint.analysis.stats import (
     friedman,
     score_matrix,
 )
-from imprint.analysis.tables import CONFIG_COLUMNS, GROUP_COLUMNS
+from imprint.analysis.tables import CONFIG_COLUMNS, GROUP_COLUMNS, with_alpha
 from imprint.engine.grid import describe_config, describe_values
 
 __all__ = [
@@ -136,7 +136,7 @@ def configuration_methods(
     on every class at once, not imprinting). Returns the table and one row per method with its
     config_id and configuration columns (for rank_methods' `attributes`).
     """
-    results = results[~results["gen"].isin(exclude_gen)]
+    results = with_alpha(results[~results["gen"].isin(exclude_gen)])
     if results.empty:
         raise ValueError(f"no results left to rank after leaving out gen {list(exclude_gen)}")
     labels = results.drop_duplicates("config_id").set_index("config_id")

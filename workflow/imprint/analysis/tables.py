@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from imprint.engine.vocabulary import CONFIG_KEYS, GROUP_COLUMNS
+from imprint.engine.vocabulary import CONFIG_KEYS, GROUP_COLUMNS, NO_ALPHA
 from imprint.io import load_yaml_text
 
 __all__ = [
@@ -69,6 +69,14 @@ def check_columns(df: pd.DataFrame, needed: Iterable[str], where: str) -> None:
         raise ValueError(f"{where}: table lacks the column(s) {missing}")
 
 
+def with_alpha(results: pd.DataFrame) -> pd.DataFrame:
+    """`results` with the configuration column `alpha`: NO_ALPHA where a table has none (one
+    written before it was a key, or made by hand: no GEN text_mean in it)."""
+    if "alpha" in results.columns:
+        return results
+    return results.assign(alpha=NO_ALPHA)
+
+
 def seed_medians(results: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration x group: the median accuracy over seeds (and its min/max).
 
@@ -77,11 +85,12 @@ def seed_medians(results: pd.DataFrame) -> pd.DataFrame:
     Columns: GROUP_COLUMNS, CONFIG_COLUMNS, `config_id` (when given), `accuracy` (median),
     `accuracy_min`, `accuracy_max`, `n_seeds` and the medians of f1_macro, n_proxies and the
     timings when those columns exist. A missing mapping becomes "none". An incremental
-    experiment's table (session columns) counts its last session, every class seen.
+    experiment's table (session columns) counts its last session, every class seen. A table
+    without `alpha` (written before GEN text_mean had it) reads as α unused (NO_ALPHA).
     """
     from imprint.engine.incremental import final_sessions
 
-    results = final_sessions(results)
+    results = final_sessions(with_alpha(results))
     # Repeats dropped (stats.score_matrix refuses them): pooled experiments rerun configurations.
     check_columns(results, [*GROUP_COLUMNS, *CONFIG_COLUMNS, "seed", "accuracy"], "seed_medians")
     keys = [*GROUP_COLUMNS, *CONFIG_COLUMNS]
@@ -176,6 +185,8 @@ class Table1Method:
     """NORMpre, GEN, NORMpost, NORMinf, AGG as the paper prints them."""
     filters: Mapping[str, object] = field(default_factory=dict)
     paper_accuracy: float = float("nan")
+    # A row only where the results have it (zero-shot needs a CLIP-like backbone).
+    only_where_run: bool = False
 
 
 def _load_table1() -> tuple[dict, tuple[Table1Method, ...]]:
@@ -183,7 +194,13 @@ def _load_table1() -> tuple[dict, tuple[Table1Method, ...]]:
     text = resources.files("imprint.analysis").joinpath("table1.yaml").read_text()
     spec = load_yaml_text(text, "imprint/analysis/table1.yaml")
     methods = tuple(
-        Table1Method(m["method"], tuple(m["components"]), m["filters"], m["paper_accuracy"])
+        Table1Method(
+            m["method"],
+            tuple(m["components"]),
+            m["filters"],
+            m["paper_accuracy"],
+            m.get("only_where_run", False),
+        )
         for m in spec["methods"]
     )
     return spec["common"], methods
@@ -199,7 +216,7 @@ def table1(results: pd.DataFrame, methods: Sequence[Table1Method] = TABLE1_METHO
     accuracy = mean over the (backbone, dataset, mapping, task) groups present of the
     seed-median accuracy (if several configurations match a method in one group they are
     averaged first). Presampling 'all' and few-shot -1 throughout. A method without rows gets
-    NaN accuracy and n_groups 0.
+    NaN accuracy and n_groups 0, or no row where it is `only_where_run`.
     """
     med = seed_medians(results)
     if med.empty:
@@ -211,6 +228,8 @@ def table1(results: pd.DataFrame, methods: Sequence[Table1Method] = TABLE1_METHO
             mask &= (med[col] == value).to_numpy()
         per_group = med[mask].groupby(list(GROUP_COLUMNS), sort=False)["accuracy"].mean()
         accuracy = float(per_group.mean()) if len(per_group) else float("nan")
+        if method.only_where_run and not len(per_group):
+            continue
         rows.append(
             {
                 "method": method.method,

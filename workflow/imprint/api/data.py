@@ -159,7 +159,8 @@ def embed_images(
     if missing) or a source mapping ({"image_folder": spec} or {"hf": spec}, as the config's
     `datasets.<name>` takes them). weights: "default" (the model's pretrained weights), None
     (its seeded random init) or a state_dict file. options: data.extract.extract_to_file's
-    (batch_size, device, limit_per_class, image_size, pool, precision, progress).
+    (batch_size, device, limit_per_class, image_size, pool, layers, precision, progress);
+    layers: `<module name>[:<pool>]` entries, the inner modules' features (data/layers.py).
     """
     from imprint.data.extract import extract_to_file
 

@@ -33,6 +33,7 @@ def evaluate_files(
     extra_columns: dict | None = None,
     ls_precision: str | None = DEFAULT_LS_PRECISION,
     force: bool = False,
+    text_proxies: str | Path | None = None,
 ) -> pd.DataFrame:
     """Evaluate a grid on one task of two embedding files and write the results table.
 
@@ -41,7 +42,8 @@ def evaluate_files(
     ls_precision=None: the default. Only grids with GEN ls/kls read either.
     extra_columns: constant columns put first in the table (e.g. backbone, dataset), so
     tables of several runs can be joined and ranked together. force: replace whatever is at
-    `out` (outputs.check_output says what is refused without it).
+    `out` (outputs.check_output says what is refused without it). text_proxies: the embedding
+    set of the classes' text proxies (data/text_proxies.py) that GEN text and text_mean read.
     """
     group = {"classes": classes, "mapping": mapping, "extra_columns": extra_columns}
     return evaluate_groups(
@@ -56,6 +58,7 @@ def evaluate_files(
         progress=progress,
         ls_precision=ls_precision,
         force=force,
+        text_proxies=text_proxies,
     )
 
 
@@ -71,6 +74,7 @@ def evaluate_groups(
     progress: bool = True,
     ls_precision: str | None = DEFAULT_LS_PRECISION,
     force: bool = False,
+    text_proxies: str | Path | None = None,
 ) -> pd.DataFrame:
     """Evaluate a grid on several tasks of the same two embedding files, in one process, and
     write one table: each group's rows in turn, as evaluate_files would give them.
@@ -79,7 +83,7 @@ def evaluate_groups(
     left out). The workflow packs small groups into one job this way, so the start-up
     (importing torch and scikit-learn) is paid once per job, not once per group.
     """
-    check_results_out(out, train, test, grid, groups, force)  # before the work, not after it
+    check_results_out(out, train, test, grid, groups, force, text=text_proxies)  # before the work
     _check_extra_columns(groups)
     if ls_lambda is not None:
         check_ls_lambda(ls_lambda)
@@ -95,6 +99,7 @@ def evaluate_groups(
         "progress": progress,
         "ls_precision": ls_precision or DEFAULT_LS_PRECISION,
         "data_names": (f"training embeddings {train}", f"test embeddings {test}"),
+        "text_proxies": load_text_proxies(text_proxies, configs),
     }
     tables, used = [], []
     for group in groups:
@@ -138,6 +143,25 @@ def _configurations(grid: str | Path | dict) -> pd.DataFrame:
     if not isinstance(grid, dict):
         where, grid = load_grid(grid)
     return expand_grid(grid, where=where)
+
+
+def load_text_proxies(path: str | Path | None, configs: pd.DataFrame):
+    """(vectors, labels) of a text-proxy set where the grid has GEN text or text_mean (None
+    where it has neither); a ValueError where such a grid has none to read."""
+    from imprint.engine.vocabulary import TEXT_GEN
+
+    gens = sorted(set(configs["gen"]) & set(TEXT_GEN))
+    if not gens:
+        return None
+    if path is None:
+        raise ValueError(
+            f"GEN {', '.join(gens)} reads the classes' text proxies: give their embedding set "
+            "(--text-proxies DIR, made by `imprint text-proxies` from a CLIP-like model)"
+        )
+    import numpy as np
+
+    text = load_embeddings(path)
+    return np.asarray(text.embeddings), np.asarray(text.labels)
 
 
 def _stack(tables: list) -> pd.DataFrame:
@@ -186,6 +210,7 @@ def incremental_groups(
     device: str | None = None,
     progress: bool = True,
     force: bool = False,
+    text_proxies: str | Path | None = None,
 ) -> pd.DataFrame:
     """Class-incremental evaluation (engine.incremental) of a grid on tasks of two embedding
     files, one table: per group (evaluate_groups' classes, mapping, extra_columns) one row per
@@ -195,10 +220,11 @@ def incremental_groups(
     `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
     from imprint.engine.incremental import check_protocol, evaluate_incremental, task_protocol
 
-    check_results_out(out, train, test, grid, groups, force, incremental=True)
+    check_results_out(out, train, test, grid, groups, force, True, text=text_proxies)
     check_protocol(protocol)  # before the work; task_protocol applies it again per task
     train_set, test_set = _load_pair(train, test)
     configs = _configurations(grid)
+    texts = load_text_proxies(text_proxies, configs)
     tables = []
     for group in groups:
         what = f"task {group['task']}" if group.get("task") else "the task"
@@ -214,6 +240,7 @@ def incremental_groups(
             device=device,
             progress=progress,
             data_names=(f"training embeddings {train}", f"test embeddings {test}"),
+            text_proxies=texts,
         )
         tables.append(put_first(table, group.get("extra_columns")))
     results = _stack(tables)

@@ -34,6 +34,12 @@ def _embed_flags(parser) -> None:
         help="'default' (pretrained), 'none' (seeded random init) or a state_dict file",
     )
     parser.add_argument("--pool", choices=["cls", "mean", "pooler"], help="hf/ models only")
+    parser.add_argument(
+        "--layers",
+        help="embed these inner modules' outputs instead of the final pooled output: "
+        "comma-separated '<module name>[:<pool>]' (pool: cls, mean, cls+mean, spatial_mean, "
+        "flatten; none picks one by the output's shape), e.g. 'blocks.10,blocks.11:cls+mean'",
+    )
     parser.add_argument("--image-size", type=int, help="crop size (default: the model's own)")
     parser.add_argument("--classes", help="only these classes (comma-separated labels)")
     parser.add_argument("--limit-per-class", type=int, help="at most this many images a class")
@@ -57,6 +63,13 @@ def _source(args):
     return args.dataset
 
 
+def _layers(text: str | None) -> list[str] | None:
+    """--layers as the config's list: entries split at commas (and spaces)."""
+    if text is None:
+        return None
+    return [entry for entry in text.replace(",", " ").split() if entry]
+
+
 def _embed(args) -> None:
     """embed a dataset's images with a frozen model, as the workflow caches embeddings
 
@@ -76,6 +89,7 @@ def _embed(args) -> None:
         weights=None if args.weights.lower() in ("none", "null") else args.weights,
         force=args.force,
         pool=args.pool,
+        layers=_layers(args.layers),
         image_size=args.image_size,
         classes=None if args.classes is None else parse_classes(args.classes, "--classes"),
         limit_per_class=args.limit_per_class,

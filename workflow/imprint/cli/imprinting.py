@@ -32,7 +32,16 @@ def _evaluate_flags(ev) -> None:
     ev.add_argument(
         "--backbone", help="backbone name, to look up λ when the files do not record it"
     )
+    _text_flag(ev)
     common.add_run_options(ev, quiet=True)
+
+
+def _text_flag(parser) -> None:
+    parser.add_argument(
+        "--text-proxies",
+        help="the classes' text proxies (an embedding set made by `imprint text-proxies`), "
+        "which GEN text and text_mean read",
+    )
 
 
 def _evaluate(args) -> None:
@@ -57,6 +66,7 @@ def _evaluate(args) -> None:
         progress=not args.quiet,
         extra_columns=common.parse_tags(args.tag),
         force=args.force,
+        text_proxies=args.text_proxies,
     )
     print(f"wrote {args.out}")
 
@@ -112,6 +122,7 @@ def _incremental_flags(inc) -> None:
     )
     inc.add_argument("--protocol-seed", type=int, default=0, help="seed of the shot draws (>= 0)")
     inc.add_argument("--mapping", help="YAML/JSON label mapping applied first")
+    _text_flag(inc)
     common.add_run_options(inc, quiet=True)
 
 
@@ -162,6 +173,7 @@ def _incremental(args) -> None:
         device=args.device,
         progress=not args.quiet,
         force=args.force,
+        text_proxies=args.text_proxies,
     )
     what = args.protocol or (
         f"{len(sessions)} sessions ({', '.join(str(len(s)) for s in sessions)} classes)"

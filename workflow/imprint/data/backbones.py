@@ -16,6 +16,7 @@ from torchvision.transforms import functional as TF
 from torchvision.transforms._presets import ImageClassification  # every weights preset
 
 from imprint.data import providers
+from imprint.data.layers import LayerFeatures
 from imprint.data.ls_lambda import MODEL_FORMS
 from imprint.data.pil_resize import resize_like_pil
 from imprint.data.providers import scaled_transforms, timm_model, timm_transform
@@ -328,6 +329,7 @@ def build_backbone(
     image_size: int | None = None,
     model: str | None = None,
     pool: str | None = None,
+    layers: list[str] | None = None,
 ) -> Backbone:
     """(model in eval mode with its head replaced by nn.Identity, image transform, embedding dim).
 
@@ -336,9 +338,11 @@ def build_backbone(
     an hf/ model's tokens become one vector. weights: see `resolve_weights` (by name: "default",
     None or a state_dict file). image_size: crop size overriding the entry's default; the
     resize before the crop scales with it, so the preprocessing keeps its proportions.
+    layers: `<module name>[:<pool>]` entries: the embedding is then those modules' pooled
+    outputs, concatenated (data/layers.py), and meta["layers"] records each one's pool and dim.
     """
     if model is not None or "/" in name:
-        return _build_by_name(model or name, weights, image_size, pool)
+        return _with_layers(_build_by_name(model or name, weights, image_size, pool), layers, name)
     if pool is not None:
         raise ValueError(f"backbone '{name}': pool applies to hf/ models only")
     spec = get_spec(name)
@@ -359,7 +363,19 @@ def build_backbone(
             resolved if isinstance(resolved, WeightsEnum) else get_weight(spec.transforms_weights)
         )
         transform = scaled_transforms(member, size)
-    return Backbone(net, transform, spec.dim, _meta(spec.model, name, resolved, size))
+    backbone = Backbone(net, transform, spec.dim, _meta(spec.model, name, resolved, size))
+    return _with_layers(backbone, layers, name)
+
+
+def _with_layers(backbone: Backbone, layers: list[str] | None, name: str) -> Backbone:
+    """`backbone` whose embedding is its listed layers' features (data/layers.py), its size
+    from one forward pass (a registry entry's `dim` is that of its pooled output)."""
+    if layers is None:
+        return backbone
+    net, transform, _ = backbone
+    wrapped = LayerFeatures(net, layers, name).eval()
+    dim = providers.embedding_dim(wrapped, transform)  # the pass also resolves each pool
+    return Backbone(wrapped, transform, dim, {**backbone.meta, "layers": wrapped.info})
 
 
 def _build_by_name(
@@ -378,7 +394,7 @@ def _build_by_name(
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
-        net = provider.build(name, pretrained, pool)
+        net = provider.build(name, pretrained, pool, image_size)
     if path is not None:
         load_weights(providers.weights_target(net), path)
     net.eval().requires_grad_(False)

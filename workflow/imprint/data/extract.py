@@ -298,15 +298,16 @@ def extract_to_file(
     model: str | None = None,
     pool: str | None = None,
     force: bool = False,
+    layers: Sequence[str] | None = None,
 ) -> Path:
     """Build dataset and backbone, extract embeddings and write them with io.save_embeddings
     (where to write is checked first: a folder of other things is refused before the work).
 
     `dataset_name`: a registry name or a source mapping (build_dataset); `model`, `pool`: a
-    backbone by provider and name (build_backbone). The meta records the backbone's provider,
-    model and library version, the class names by label where the dataset has them and the
-    unreadable files it skipped. force: replace whatever is at `out_path` (but never an input:
-    outputs.check_output)."""
+    backbone by provider and name, `layers`: its inner modules' features (build_backbone). The
+    meta records the backbone's provider, model and library version (and its layers), the class
+    names by label where the dataset has them and the unreadable files it skipped. force:
+    replace whatever is at `out_path` (but never an input: outputs.check_output)."""
     from imprint.outputs import check_output
 
     weights_file = None if weights in (None, "default") else weights
@@ -316,7 +317,9 @@ def extract_to_file(
     skipped = skipped_images(dataset)  # logged, with examples, where the dataset was built
     if limit_per_class is not None:
         dataset = first_per_class(dataset, limit_per_class)
-    backbone = build_backbone(backbone_name, weights, image_size, model=model, pool=pool)
+    backbone = build_backbone(
+        backbone_name, weights, image_size, model=model, pool=pool, layers=layers
+    )
     net, transform, _ = backbone
     device = resolve_device(device)
     embeddings, labels, info = extract_embeddings(
@@ -324,7 +327,7 @@ def extract_to_file(
     )
     meta = {
         "backbone": backbone_name,
-        **backbone.meta,  # provider, model, provider_version, weights, image_size
+        **backbone.meta,  # provider, model, provider_version, weights, image_size (, layers)
         "dataset": _dataset_label(dataset_name),
         "split": split,
         "classes": None if classes is None else [int(c) for c in classes],

@@ -29,6 +29,7 @@ MODEL_FORMS: dict[str, str] = {
     "timm": "timm/<model name>",
     "torchvision": "torchvision/<model name>[/<weights enum member>]",
     "hf": "hf/<repo id or local directory>",
+    "open_clip": "open_clip/<architecture>[/<pretrained tag>]",
 }
 
 # What the paper's rule asks of a backbone outside the registry.
@@ -48,7 +49,7 @@ def split_model(model: str) -> tuple[str, str]:
             provider == "hf"
             or (provider == "timm" and ":" in name)  # timm's hf-hub:<org>/<repo> names
             or all(parts)
-            and len(parts) <= (2 if provider == "torchvision" else 1)
+            and len(parts) <= (2 if provider in ("torchvision", "open_clip") else 1)
         )
     )
     if not well_formed:

@@ -1,4 +1,5 @@
-"""Backbones by provider and name (`timm/…`, `torchvision/…`, `hf/…`): any model, no code."""
+"""Backbones by provider and name (`timm/…`, `torchvision/…`, `hf/…`, `open_clip/…`): any
+model, no code."""
 
 from __future__ import annotations
 
@@ -13,22 +14,26 @@ from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
 from imprint.data.ls_lambda import split_model
+from imprint.data.text_towers import OpenClipImage, is_dual_encoder, open_clip_build
 
 # The attributes that hold a torchvision classifier's head, in the order they are looked for.
 HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
-HF_POOLS = ("cls", "mean", "pooler")
+# projection: a CLIP-like model's image features in the space its text tower shares (its
+# default); cls, mean and pooler read the vision tower's tokens.
+HF_POOLS = ("cls", "mean", "pooler", "projection")
 
 
 @dataclass(frozen=True)
 class Provider:
     """How one library builds a model by name.
 
-    build(name, pretrained, pool): the headless model (pooled features out; random init unless
-    pretrained). transform(model, name, image_size): its own eval preprocessing of one image.
+    build(name, pretrained, pool, image_size): the headless model (pooled features out; random
+    init unless pretrained). transform(model, name, image_size): its own eval preprocessing of
+    one image.
     library: the module whose version is recorded with the embeddings.
     """
 
-    build: Callable[[str, bool, str | None], nn.Module]
+    build: Callable[[str, bool, str | None, int | None], nn.Module]
     transform: Callable[[nn.Module, str, int | None], Callable]
     library: str
 
@@ -87,7 +92,7 @@ def torchvision_weights(name: str) -> WeightsEnum:
     return enum[member]
 
 
-def _torchvision_build(name: str, pretrained: bool, pool: str | None) -> nn.Module:
+def _torchvision_build(name: str, pretrained: bool, pool: str | None, image_size=None) -> nn.Module:
     member = torchvision_weights(name)
     arch = name.partition("/")[0]
     if pretrained:
@@ -143,16 +148,30 @@ def _transformers():
 
 
 class PooledHF(nn.Module):
-    """A transformers vision model whose output is one vector per image (`pool`)."""
+    """A transformers vision model whose output is one vector per image (`pool`).
 
-    def __init__(self, model: nn.Module, pool: str):
+    A CLIP-like model (image and text towers) gives its image features by default (pool
+    projection); cls, mean and pooler read its vision tower's output.
+    """
+
+    def __init__(self, model: nn.Module, pool: str | None):
         super().__init__()
+        dual = is_dual_encoder(model)
+        pool = pool or ("projection" if dual else "cls")
         if pool not in HF_POOLS:
             raise ValueError(f"pool '{pool}' is not one of {', '.join(HF_POOLS)}")
+        if pool == "projection" and not dual:
+            raise ValueError(
+                f"{type(model).__name__} has no image projection (pool projection is for CLIP-"
+                "like models); use cls, mean or pooler"
+            )
         self.model, self.pool = model, pool
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = self.model(pixel_values=pixel_values)
+        if self.pool == "projection":
+            return self.model.get_image_features(pixel_values=pixel_values)
+        vision = self.model.vision_model if is_dual_encoder(self.model) else self.model
+        out = vision(pixel_values=pixel_values)
         if self.pool == "pooler":
             if getattr(out, "pooler_output", None) is None:
                 raise ValueError(
@@ -163,14 +182,14 @@ class PooledHF(nn.Module):
         return hidden[:, 0] if self.pool == "cls" else hidden.mean(dim=1)
 
 
-def _hf_build(name: str, pretrained: bool, pool: str | None) -> nn.Module:
+def _hf_build(name: str, pretrained: bool, pool: str | None, image_size=None) -> nn.Module:
     auto = _transformers().AutoModel
     if pretrained:
         model = auto.from_pretrained(name)
     else:
         config = _transformers().AutoConfig.from_pretrained(name)
         model = auto.from_config(config)
-    return PooledHF(model, pool or "cls")
+    return PooledHF(model, pool)
 
 
 class HFTransform:
@@ -189,10 +208,23 @@ def _hf_transform(model: nn.Module, name: str, image_size: int | None) -> Callab
     return HFTransform(_transformers().AutoImageProcessor.from_pretrained(name))
 
 
+def _open_clip_build(name: str, pretrained: bool, pool: str | None, image_size=None):
+    model, preprocess = open_clip_build(name, pretrained, pool, image_size)
+    model.preprocess = preprocess  # open_clip makes both at once; transform() hands it out
+    return model
+
+
+def _open_clip_transform(model: nn.Module, name: str, image_size: int | None) -> Callable:
+    return model.preprocess
+
+
 PROVIDERS: dict[str, Provider] = {
-    "timm": Provider(lambda n, pretrained, pool: timm_model(n, pretrained), timm_transform, "timm"),
+    "timm": Provider(
+        lambda n, pretrained, pool, size: timm_model(n, pretrained), timm_transform, "timm"
+    ),
     "torchvision": Provider(_torchvision_build, torchvision_transform, "torchvision"),
     "hf": Provider(_hf_build, _hf_transform, "transformers"),
+    "open_clip": Provider(_open_clip_build, _open_clip_transform, "open_clip"),
 }
 
 
@@ -211,8 +243,11 @@ def provider_version(provider: Provider) -> str | None:
 
 
 def weights_target(model: nn.Module) -> nn.Module:
-    """The module a state_dict file loads into: an hf/ model's own (AutoModel's keys)."""
-    return model.model if isinstance(model, PooledHF) else model
+    """The module a state_dict file loads into: an hf/ model's own (AutoModel's keys), an
+    open_clip model's whole (image and text towers, open_clip's keys)."""
+    if isinstance(model, PooledHF):
+        return model.model
+    return model.clip if isinstance(model, OpenClipImage) else model
 
 
 def embedding_dim(model: nn.Module, transform: Callable) -> int:

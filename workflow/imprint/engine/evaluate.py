@@ -28,7 +28,7 @@ from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_c
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import presample_classes
 from imprint.engine.scores import Request, SharedTests, family_scores
-from imprint.engine.tasks import task_rows
+from imprint.engine.tasks import task_rows, task_text_proxies
 from imprint.engine.vocabulary import (
     DEFAULT_LS_PRECISION,
     LS_PRECISIONS,
@@ -90,6 +90,7 @@ def evaluate_grid(
     ls_precision: str = DEFAULT_LS_PRECISION,
     data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
     count_correct: bool = False,
+    text_proxies: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -102,6 +103,8 @@ def evaluate_grid(
     errors call the training and test data (the command passes the file names).
     `count_correct` adds a column correct_per_class: each class's correctly predicted test
     rows (a JSON list in task order), from which accuracies over class subsets follow.
+    `text_proxies`: (vectors [L, D], labels [L]), one text proxy per dataset label, which GEN
+    text and text_mean read (tasks.task_text_proxies maps them onto the task's classes).
     """
     if ls_precision not in LS_PRECISIONS:
         raise ValueError(
@@ -111,16 +114,10 @@ def evaluate_grid(
     missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
     if missing:
         raise ValueError(f"configuration table lacks column(s) {missing}")
-    task = _task_tensors(
-        (train_embeddings, train_labels),
-        (test_embeddings, test_labels),
-        classes,
-        mapping,
-        device,
-        data_names,
-    )
-    if count_correct:
-        task = dataclasses.replace(task, count_correct=True)
+    train, test = (train_embeddings, train_labels), (test_embeddings, test_labels)
+    task = _task_tensors(train, test, classes, mapping, device, data_names)
+    texts = None if text_proxies is None else _task_texts(text_proxies, task, mapping)
+    task = dataclasses.replace(task, count_correct=count_correct, text=texts)
     _warn_fewshot_beyond_classes(configs, task)
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
@@ -172,6 +169,7 @@ class _Task:
     device: torch.device
     test_shared: SharedTests  # what every family of the test rows shares (norms, unit rows)
     count_correct: bool = False  # results also count each class's correct test rows
+    text: list[torch.Tensor] | None = None  # each class's text proxy [1, D] (GEN text)
 
     @property
     def n_classes(self) -> int:
@@ -199,6 +197,18 @@ def _task_tensors(train, test, classes, mapping, device, data_names) -> _Task:
     return _Task(classes, by_class, test_by_norm, truth, device, SharedTests.of(test_by_norm))
 
 
+def _task_texts(text_proxies, task: _Task, mapping) -> list[torch.Tensor]:
+    vectors, labels = text_proxies
+    dim = int(task.test["none"].shape[1])
+    if np.shape(vectors)[1] != dim:
+        raise ValueError(
+            f"text proxies have dimension {np.shape(vectors)[1]} but the embeddings {dim}: "
+            "they must come from the same CLIP-like backbone"
+        )
+    per_class = task_text_proxies(vectors, labels, task.classes, mapping)
+    return [torch.from_numpy(t).to(task.device) for t in per_class]
+
+
 def _with_draw_seeds(configs: pd.DataFrame) -> pd.DataFrame:
     """The configuration columns plus the seeds GEN (`gen_seed`) and few-shot sampling
     (`sample_seed`) draw from: -1 where nothing is drawn, so one run serves every seed."""
@@ -219,9 +229,9 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
         task.train, norm_pre, presampling, q_lo, q_hi, fewshot, max(sample_seed, 0), task.classes
     )
     presample_seconds = time.perf_counter() - t0
-    by_gen = _group(rows, ["gen", "k", "gen_seed"])
-    cache = training_set_cache((gen, k) for gen, k, _ in by_gen)  # work these GENs share
-    for (gen, k, gen_seed), by_proxies in by_gen.items():
+    by_gen = _group(rows, ["gen", "k", "alpha", "gen_seed"])
+    cache = training_set_cache((gen, k) for gen, k, _, _ in by_gen)  # work these GENs share
+    for (gen, k, alpha, gen_seed), by_proxies in by_gen.items():
         if gen == PROBE_GEN:
             _probe(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
             bar.update(len(by_proxies))
@@ -236,6 +246,8 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             cache,
             stream_state,
             ls_precision,
+            task.text,
+            float(alpha),
         )
         raw_seconds = presample_seconds + time.perf_counter() - t0
         _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)

@@ -24,6 +24,7 @@ from imprint.engine.vocabulary import (
     GEN_TABLE,
     JOINT_GEN,
     LS_PRECISIONS,
+    NO_ALPHA,
 )
 
 
@@ -38,6 +39,9 @@ class GenInputs:
     ls_precision: str = DEFAULT_LS_PRECISION
     # Work the GENs of one training set share (see training_set_cache).
     cache: dict = dataclasses.field(default_factory=dict)
+    # text and text_mean: each class's text proxy [1, D] (task order), and text_mean's α.
+    text: list[torch.Tensor] | None = None
+    alpha: float = NO_ALPHA
 
 
 def generate_proxies(
@@ -49,8 +53,11 @@ def generate_proxies(
     cache: dict | None = None,
     stream_state: torch.Tensor | None = None,
     ls_precision: str = DEFAULT_LS_PRECISION,
+    text: list[torch.Tensor] | None = None,
+    alpha: float = NO_ALPHA,
 ) -> list[torch.Tensor]:
-    """Proxies per class for one (GEN, k, seed).
+    """Proxies per class for one (GEN, k, seed), and for text and text_mean the classes' text
+    proxies `text` ([1, D] each, task order) and text_mean's `alpha`.
 
     Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
     state presample.presample_classes left), or start a generator seeded with `seed` when it
@@ -66,7 +73,8 @@ def generate_proxies(
     else:
         generator.set_state(stream_state)
     cache = {} if cache is None else cache
-    return make(samples, k, GenInputs(seed, generator, ls_lambda, ls_precision, cache))
+    inputs = GenInputs(seed, generator, ls_lambda, ls_precision, cache, text, alpha)
+    return make(samples, k, inputs)
 
 
 def training_set_cache(gen_ks) -> dict:
@@ -131,6 +139,33 @@ def class_means(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[
         k,
         lambda x: (x.sum(dim=0, keepdim=True, dtype=torch.float64) / x.shape[0]).to(x.dtype),
     )
+
+
+def _class_texts(samples: list[torch.Tensor], inputs: GenInputs, gen: str) -> list[torch.Tensor]:
+    if inputs.text is None:
+        raise ValueError(
+            f"GEN {gen} needs the classes' text proxies (a CLIP-like backbone's prompt "
+            "embeddings, data/text_proxies.py): pass text_proxies"
+        )
+    if len(inputs.text) != len(samples):
+        raise ValueError(f"GEN {gen}: {len(inputs.text)} text proxies for {len(samples)} classes")
+    return inputs.text
+
+
+def text_proxies(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:
+    """GEN text (zero-shot): each class's text proxy, whatever its images."""
+    return [t.clone() for t in _class_texts(samples, inputs, "text")]
+
+
+def text_mean_proxies(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:
+    """GEN text_mean: α · text proxy + (1 − α) · GEN mean's proxy, per class. α = 0 gives GEN
+    mean bit for bit (0 · t adds zeros, 1 · m is m); α = 1 gives GEN text."""
+    texts = _class_texts(samples, inputs, "text_mean")
+    alpha = float(inputs.alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"GEN text_mean takes α in [0, 1], got {alpha}")
+    means = class_means(samples, 1, inputs)
+    return [alpha * t.to(m.dtype) + (1.0 - alpha) * m for t, m in zip(texts, means, strict=True)]
 
 
 def kmeans_centres(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:

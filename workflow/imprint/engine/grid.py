@@ -18,11 +18,13 @@ import pandas as pd
 
 from imprint.engine.vocabulary import (
     AGG,
+    ALPHA_GEN,
     BASELINE_MARK,
     CONFIG_KEYS,
     DISTANCES,
     GEN,
     GEN_TABLE,
+    NO_ALPHA,
     NORM_INF,
     NORM_POST,
     NORM_PRE,
@@ -54,6 +56,7 @@ GRID_DEFAULTS = {
     "fewshot": [-1],
     "gen": ["mean"],
     "k": [1],
+    "alpha": [0.5],  # GEN text_mean's weight of the text proxy (others ignore it)
     "norm_post": ["none"],
     "norm_inf": ["none"],
     "agg": ["max"],
@@ -97,6 +100,13 @@ def _check_part(part: Mapping, where: str) -> dict:
             raise GridError(
                 f"{where}: grid key '{key}' takes integers >= 1 or -1 (meaning all), got {bad}"
             )
+    bad = [
+        a
+        for a in grid["alpha"]
+        if not isinstance(a, int | float) or isinstance(a, bool) or not 0 <= a <= 1
+    ]
+    if bad:
+        raise GridError(f"{where}: grid key 'alpha' takes numbers in [0, 1], got {bad}")
     for pair in grid["presampling_quantiles"]:
         ok = isinstance(pair, list | tuple) and len(pair) == 2
         if (
@@ -129,6 +139,9 @@ def _expand_part(grid: dict) -> pd.DataFrame:
 def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     """Apply the reference's rules, in the reference's order (the order changes the counts)."""
     df = df.copy()
+    # α weighs text_mean's proxies only; the others hold a placeholder.
+    df["alpha"] = df["alpha"].astype(float)
+    df.loc[~df["gen"].isin(ALPHA_GEN), "alpha"] = NO_ALPHA
     is_max = df["agg"] == "max"
     # max ignores m and weighting (max with a distance is 1-nearest-proxy).
     df.loc[is_max, "m"] = -1
@@ -181,8 +194,12 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def config_id(row: Mapping) -> str:
-    """A stable 12-hex-digit ID of one configuration (seed excluded), from its key values."""
-    canonical = json.dumps({k: _plain(row[k]) for k in CONFIG_KEYS}, sort_keys=True)
+    """A stable 12-hex-digit ID of one configuration (seed excluded), from its key values.
+
+    α counts only where the GEN reads it, so every configuration without one keeps the ID it
+    had before α was a key."""
+    keys = [k for k in CONFIG_KEYS if k != "alpha" or row["gen"] in ALPHA_GEN]
+    canonical = json.dumps({k: _plain(row[k]) for k in keys}, sort_keys=True)
     return hashlib.sha1(canonical.encode()).hexdigest()[:12]
 
 
@@ -274,6 +291,8 @@ def describe_config(row: Mapping) -> str:
     spec = GEN_TABLE.get(row["gen"])
     fixed = spec is not None and spec.fixed_k is not None  # k says nothing: left out
     gen = row["gen"] if fixed else f"{row['gen']}(k={row['k']})"
+    if row["gen"] in ALPHA_GEN:
+        gen = f"{row['gen']}(α={float(row['alpha']):g})"
     if row["agg"] == "max":
         agg = "max" if row["distance"] == "inner_product" else f"max-{row['distance']}"
     else:

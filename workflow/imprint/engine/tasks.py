@@ -86,3 +86,33 @@ def parse_classes(text: str, flag: str = "--task") -> list[int]:
     if len(set(classes)) < len(classes):
         raise ValueError(f"{flag} {text!r}: classes must be distinct, got {classes}")
     return classes
+
+
+def task_text_proxies(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[int],
+    mapping: Mapping[int, int] | None,
+    where: str = "text proxies",
+) -> list[np.ndarray]:
+    """Each task class's text proxy [1, D] (task order), from one row per dataset label.
+
+    A class that a mapping makes of several labels gets the normalised mean of their proxies
+    (as a class's prompts are averaged); a class of one label its proxy as stored.
+    """
+    vectors, labels = np.asarray(vectors, dtype=np.float32), np.asarray(labels)
+    kept, mapped = remap_labels(labels, mapping)
+    out = []
+    for c in classes:
+        rows = kept[mapped == int(c)]
+        if rows.size == 0:
+            raise ValueError(
+                f"{where}: no text proxy for class {c} (they cover labels "
+                f"{', '.join(map(str, labels[:10]))}{', ...' if labels.size > 10 else ''})"
+            )
+        if rows.size == 1:
+            out.append(vectors[rows])
+            continue
+        mean = vectors[rows].astype(np.float64).mean(axis=0, keepdims=True)
+        out.append((mean / np.linalg.norm(mean)).astype(np.float32))
+    return out

@@ -34,6 +34,9 @@ class GenSpec:
     # "fit": a fit's own randomness (scikit-learn's random_state, the probe's held-out rows).
     seed: str | None = None
     joint: bool = False  # fitted on all classes at once (so not incremental)
+    # Reads the classes' text proxies (a CLIP-like backbone's prompt embeddings; not in the
+    # paper); "alpha": also weighs them against the image mean by the grid's α.
+    text: str | None = None
 
 
 # Every GEN, in the order figures and messages list them. A new GEN: its row here, its
@@ -57,6 +60,12 @@ GEN_TABLE: dict[str, GenSpec] = {
         # its biases added to the inner products (engine/baselines.py); read by AGG max with the
         # inner product and NORMpost none only.
         GenSpec(PROBE_GEN, None, PROBE_GEN, "#661100", "X", fixed_k=1, seed="fit", joint=True),
+        # Not in the paper: zero-shot proxies from class-name prompts (data/text_proxies.py),
+        # and α · text proxy + (1 − α) · image mean (α = 0: GEN mean; α = 1: GEN text).
+        GenSpec("text", "text_proxies", "zero-shot (text)", "#44AA99", "<", "-.", 1, text="only"),
+        GenSpec(
+            "text_mean", "text_mean_proxies", "text + mean", "#117733", ">", "-.", 1, text="alpha"
+        ),
     )
 }
 GEN = tuple(GEN_TABLE)
@@ -64,6 +73,10 @@ GEN = tuple(GEN_TABLE)
 JOINT_GEN = tuple(g.name for g in GEN_TABLE.values() if g.joint and g.function)
 SEEDED_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed)  # proxies made per seed
 RANDOM_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed == "stream")
+TEXT_GEN = tuple(g.name for g in GEN_TABLE.values() if g.text)  # need text proxies
+ALPHA_GEN = tuple(g.name for g in GEN_TABLE.values() if g.text == "alpha")  # read the grid's α
+# α of the configurations whose GEN reads none (a placeholder, as m = -1 for AGG max).
+NO_ALPHA = -1.0
 NORM_POST = ("none", "l2", "quantile")
 NORM_INF = ("none", "l2")
 AGG = ("max", "mnn")
@@ -98,6 +111,7 @@ CONFIG_KEYS = (
     "fewshot",
     "gen",
     "k",
+    "alpha",
     "norm_post",
     "norm_inf",
     "agg",

@@ -1,7 +1,9 @@
-"""Planning's checks of a backbone by name (`backbones.<name>.model`), torch-free."""
+"""Planning's checks of a backbone by name (`backbones.<name>.model`) and of its `layers`,
+torch-free."""
 
 from __future__ import annotations
 
+from imprint.data.layer_names import parse_layer
 from imprint.data.ls_lambda import LS_LAMBDA_RULE, split_model
 from imprint.planning.errors import ConfigError
 from imprint.planning.jobs import uses_ls
@@ -28,6 +30,31 @@ def check_model_backbone(config: dict, name: str) -> None:
             f"backbones.{name}.pool: applies to hf/ models only (this is a {provider}/ model)"
         )
     check_own_ls_lambda(config, name)
+
+
+def check_layers(config: dict, name: str) -> None:
+    """`layers` is given only to a backbone extracted from images (`model:` or a registry
+    name), and each entry has the form `<module name>[:<pool>]` with a known pool. Whether the
+    model has the modules, and whether each pool fits its output, is checked when the job
+    builds it (that needs torch)."""
+    spec = config["backbones"][name]
+    if spec.get("layers") is None:
+        return
+    for other in ("embeddings", "concat"):
+        if spec.get(other):
+            raise ConfigError(
+                f"backbones.{name}: 'layers' and '{other}' exclude each other (layers are taken "
+                "from a model that this backbone extracts: model: or a registry name)"
+            )
+    seen = set()
+    for i, entry in enumerate(spec["layers"]):
+        try:
+            layer = parse_layer(entry)
+        except ValueError as err:
+            raise ConfigError(f"backbones.{name}.layers[{i}]: {err}") from None
+        if layer in seen:
+            raise ConfigError(f"backbones.{name}.layers[{i}]: {entry!r} is listed twice")
+        seen.add(layer)
 
 
 def check_own_ls_lambda(config: dict, name: str) -> None:

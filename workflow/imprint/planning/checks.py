@@ -10,7 +10,11 @@ import string
 from pathlib import Path
 
 from imprint.engine.grid import GridError, expand_grid, load_grid
-from imprint.planning.backbone_checks import check_model_backbone, check_own_ls_lambda
+from imprint.planning.backbone_checks import (
+    check_layers,
+    check_model_backbone,
+    check_own_ls_lambda,
+)
 from imprint.planning.batches import SEP
 from imprint.planning.dataset_checks import resolve_own_sources
 from imprint.planning.errors import ConfigError
@@ -23,6 +27,7 @@ from imprint.planning.mappings import (
     section_mappings,
 )
 from imprint.planning.paths import RESULTS_DIR, SOURCES_DIR
+from imprint.planning.text_checks import check_text_proxies
 
 
 def _check_incremental(config: dict, name: str, exp: dict, configs) -> None:
@@ -114,6 +119,7 @@ def check_config(config: dict) -> None:
     check_figure_kinds(config)
     _check_registered_backbones(config)
     _check_imported(config, sections)
+    check_text_proxies(config)
 
 
 def _check_sections(config: dict, sections: list[tuple[str, dict]]) -> None:
@@ -207,6 +213,7 @@ def _check_registered_backbones(config: dict) -> None:
     from imprint.data.ls_lambda import LS_LAMBDA  # torch-free; the registry's names
 
     for name, spec in config["backbones"].items():
+        check_layers(config, name)  # before the kinds: layers: refuses embeddings: and concat:
         if spec.get("model"):
             check_model_backbone(config, name)
         elif spec.get("concat"):

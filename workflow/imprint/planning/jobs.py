@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 
 from imprint.engine.grid import GRID_DEFAULTS, load_grid
-from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN
+from imprint.engine.vocabulary import DEFAULT_LS_PRECISION, JOINT_GEN, TEXT_GEN
 from imprint.planning import paths
 from imprint.planning.mappings import section_mappings
 
@@ -85,16 +85,25 @@ def source_embeddings(config: dict, dataset: str) -> list[str]:
     ]
 
 
-def uses_ls(config: dict, experiment: str) -> bool:
-    """Whether an experiment's grid names GEN ls or kls (which need the backbone's ridge λ)."""
+def grid_gens(config: dict, experiment: str) -> set[str]:
+    """The GENs an experiment's grid names."""
     grid = config["experiments"][experiment]["grid"]
     if isinstance(grid, str):
         grid = load_grid(grid)[1]  # readable: check_config expanded it
     parts = grid.get("parts", [grid]) if isinstance(grid, dict) else grid
-    gens = {
+    return {
         g for part in parts if isinstance(part, dict) for g in part.get("gen", GRID_DEFAULTS["gen"])
     }
-    return bool(gens & set(JOINT_GEN))
+
+
+def uses_ls(config: dict, experiment: str) -> bool:
+    """Whether an experiment's grid names GEN ls or kls (which need the backbone's ridge λ)."""
+    return bool(grid_gens(config, experiment) & set(JOINT_GEN))
+
+
+def uses_text(config: dict, experiment: str) -> bool:
+    """Whether an experiment's grid names GEN text or text_mean (which read text proxies)."""
+    return bool(grid_gens(config, experiment) & set(TEXT_GEN))
 
 
 def ls_precision(config: dict) -> str:

@@ -12,6 +12,8 @@ SOURCES_DIR = "sources"  # results/embeddings/sources/<source>: the parts of a j
 
 DATASET_MANIFEST = "results/datasets/{source}.json"
 EMBEDDINGS = "results/embeddings/{dataset}/{backbone}/{split}"
+# A CLIP-like backbone's text proxies of a dataset's classes (an embedding set, a row a class).
+TEXT_PROXIES = "results/text_proxies/{dataset}/{backbone}"
 SOURCE_EMBEDDINGS = f"results/embeddings/{SOURCES_DIR}/{{source}}/{{backbone}}/{{split}}"
 GROUP_TABLE = "results/imprint/{experiment}/{dataset}/{backbone}/{mapping}/{task}.parquet"
 EXPERIMENT_TABLE = "results/imprint/{experiment}.parquet"

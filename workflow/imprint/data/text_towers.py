@@ -1,0 +1,129 @@
+"""CLIP-like backbones' text towers: open_clip models by name, and the text encoder of any
+backbone that has one (open_clip; transformers' CLIP and SigLIP), for zero-shot proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def open_clip_module():
+    """open_clip, or an ImportError that names the extra to install."""
+    try:
+        import open_clip
+    except ImportError as err:
+        raise ImportError(
+            "open_clip/ backbones need open_clip_torch: pip install imprint-workflow[open_clip]"
+        ) from err
+    return open_clip
+
+
+class OpenClipImage(nn.Module):
+    """An open_clip model's image tower as the backbone: `encode_image` (the joint space,
+    before any normalisation). The whole model is kept, so its text tower encodes prompts."""
+
+    def __init__(self, clip: nn.Module, architecture: str):
+        super().__init__()
+        self.clip, self.architecture = clip, architecture
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_image(images)
+
+
+def _split_open_clip(name: str) -> tuple[str, str | None]:
+    """(architecture, pretrained tag or None) of `<architecture>[/<tag>]`, both checked."""
+    open_clip = open_clip_module()
+    architecture, _, tag = name.partition("/")
+    if architecture not in open_clip.list_models():
+        raise ValueError(
+            f"open_clip has no architecture '{architecture}' (open_clip {open_clip.__version__}); "
+            "list them with open_clip.list_models()"
+        )
+    if tag and not open_clip.get_pretrained_cfg(architecture, tag):
+        known = open_clip.list_pretrained_tags_by_model(architecture)
+        raise ValueError(
+            f"open_clip architecture '{architecture}' has no pretrained tag '{tag}' (known: "
+            f"{', '.join(known) or 'none'})"
+        )
+    return architecture, tag or None
+
+
+def open_clip_build(name: str, pretrained: bool, pool: str | None, image_size=None):
+    """(OpenClipImage, its eval preprocessing). Random init unless `pretrained`; a random init
+    takes the tag's preprocessing (mean, std, interpolation, resize) and activation, so it
+    differs from the pretrained model in its weights only, and downloads nothing."""
+    open_clip = open_clip_module()
+    architecture, tag = _split_open_clip(name)
+    if pretrained and tag is None:
+        raise ValueError(
+            f"open_clip/{name}: pretrained weights need a tag (open_clip/{architecture}/<tag>; "
+            f"known: {', '.join(open_clip.list_pretrained_tags_by_model(architecture))})"
+        )
+    kwargs = {"force_image_size": image_size} if image_size is not None else {}
+    if pretrained:
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            architecture, pretrained=tag, **kwargs
+        )
+    else:
+        cfg = open_clip.get_pretrained_cfg(architecture, tag) if tag else {}
+        for key in ("mean", "std", "interpolation", "resize_mode"):
+            if key in cfg:
+                kwargs[f"image_{key}"] = cfg[key]
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            architecture,
+            pretrained=None,
+            force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+            **kwargs,
+        )
+    return OpenClipImage(clip, architecture), preprocess
+
+
+def _open_clip_text(model: OpenClipImage) -> Callable[[list[str]], torch.Tensor]:
+    tokenizer = open_clip_module().get_tokenizer(model.architecture)
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        return model.clip.encode_text(tokenizer(texts))
+
+    return encode
+
+
+def _hf_text(model: nn.Module, name: str) -> Callable[[list[str]], torch.Tensor]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    # SigLIP was trained on prompts padded to its full length; CLIP on unpadded ones.
+    siglip = "siglip" in str(getattr(model.config, "model_type", ""))
+    padding = "max_length" if siglip else True
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        tokens = tokenizer(texts, padding=padding, truncation=True, return_tensors="pt")
+        return model.get_text_features(**tokens)
+
+    return encode
+
+
+def is_dual_encoder(model: nn.Module) -> bool:
+    """Whether a transformers model has image and text towers in one space (CLIP, SigLIP)."""
+    return hasattr(model, "get_image_features") and hasattr(model, "get_text_features")
+
+
+def text_encoder(backbone: nn.Module, model: str) -> Callable[[list[str]], torch.Tensor]:
+    """A function from prompts to their embeddings in `backbone`'s image space, for a backbone
+    built from `model` (`<provider>/<name>`); a ValueError where it has no text tower."""
+    from imprint.data.providers import PooledHF
+
+    if isinstance(backbone, OpenClipImage):
+        return _open_clip_text(backbone)
+    if isinstance(backbone, PooledHF) and is_dual_encoder(backbone.model):
+        if backbone.pool != "projection":
+            raise ValueError(
+                f"backbone {model} embeds images with pool '{backbone.pool}', outside the space "
+                "its text tower shares: text proxies need pool 'projection' (the default)"
+            )
+        return _hf_text(backbone.model, model.partition("/")[2])
+    raise ValueError(
+        f"backbone {model} has no text tower: text proxies need a CLIP-like model "
+        "(open_clip/<architecture>[/<tag>], or hf/ CLIP or SigLIP)"
+    )
