@@ -89,3 +89,41 @@ def tiny_vit(folder: Path):
     model.save_pretrained(folder)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return config
+
+
+def tiny_clip(folder: Path):
+    """A two-layer CLIP of width 32 (image and text towers) on 32 px images, its image
+    processor and a character-level CLIP tokenizer (no merges: every byte and byte + "</w>" is
+    a token), written with save_pretrained at a seeded random init; returns the model."""
+    import json
+
+    import torch
+    import transformers
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    vocab = {tok: i for i, tok in enumerate([*chars, *(c + "</w>" for c in chars)])}
+    vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.CLIPTokenizer(
+        folder / "vocab.json", folder / "merges.txt", model_max_length=77
+    )
+    tower = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    tower |= {"intermediate_size": 64}
+    config = transformers.CLIPConfig(
+        text_config={**tower, "vocab_size": len(vocab), "max_position_embeddings": 77},
+        vision_config={**tower, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = transformers.CLIPModel(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    size = {"shortest_edge": 32}
+    transformers.CLIPImageProcessor(
+        size=size, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
+    return model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from imprint.engine.tasks import parse_classes
 
 
@@ -10,7 +12,8 @@ def _embed_flags(parser) -> None:
         "--model",
         required=True,
         help="a registry backbone (e.g. resnet50) or a model by provider and name: "
-        "timm/<model>, torchvision/<model>[/<weights>], hf/<repo id or local directory>",
+        "timm/<model>, torchvision/<model>[/<weights>], hf/<repo id or local directory>, "
+        "open_clip/<architecture>[/<pretrained tag>]",
     )
     images = parser.add_mutually_exclusive_group(required=True)
     images.add_argument("--images", help="a folder of class folders of images")
@@ -33,7 +36,11 @@ def _embed_flags(parser) -> None:
         default="default",
         help="'default' (pretrained), 'none' (seeded random init) or a state_dict file",
     )
-    parser.add_argument("--pool", choices=["cls", "mean", "pooler"], help="hf/ models only")
+    parser.add_argument(
+        "--pool",
+        choices=["cls", "mean", "pooler", "projection"],
+        help="hf/ models only (projection: a CLIP-like model's image features, its default)",
+    )
     parser.add_argument(
         "--layers",
         help="embed these inner modules' outputs instead of the final pooled output: "
@@ -74,8 +81,8 @@ def _embed(args) -> None:
     """embed a dataset's images with a frozen model, as the workflow caches embeddings
 
     One split of an image folder (class folders, labels by sorted folder name), a `datasets`
-    dataset or a registry dataset, through a registry backbone or any timm, torchvision or
-    Hugging Face model by name, to an embedding set (embeddings.npy, labels.npy, ids.npy,
+    dataset or a registry dataset, through a registry backbone or any timm, torchvision,
+    Hugging Face or open_clip model by name, to an embedding set (embeddings.npy, labels.npy, ids.npy,
     meta.json with checksums, the class names and the model's provider and version) that
     every other command reads. Unreadable images are skipped and counted."""
     from imprint.api.data import embed_images
@@ -100,6 +107,68 @@ def _embed(args) -> None:
     print(f"wrote {out}")
 
 
+def _text_flags(parser) -> None:
+    parser.add_argument(
+        "embeddings", help="an embedding set whose classes get text proxies (its labels)"
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="the CLIP-like model the images were embedded with: open_clip/<architecture>"
+        "[/<tag>] or hf/<CLIP or SigLIP repo id or local directory>",
+    )
+    parser.add_argument("--out", required=True, help="the text proxies (an embedding set)")
+    parser.add_argument(
+        "--templates",
+        default="clip_imagenet",
+        help="prompt templates: a packaged set (clip_imagenet: CLIP's 80; clip_imagenet_7; "
+        "photo) or a text file of templates, one per line, '{}' standing for the class name",
+    )
+    parser.add_argument(
+        "--class-names",
+        help="a text file of class names by label, one per line (default: the names the "
+        "embedding set's meta.json records)",
+    )
+    parser.add_argument(
+        "--weights",
+        default="default",
+        help="as the images were embedded: 'default', 'none' (seeded random init) or a file",
+    )
+    parser.add_argument("--pool", choices=["projection"], help="hf/ models: projection only")
+    parser.add_argument("--image-size", type=int, help="as the images were embedded")
+
+
+def _lines(path: str | None) -> list[str] | None:
+    """The non-empty lines of a text file (None for no file)."""
+    if path is None:
+        return None
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _text_proxies(args) -> None:
+    """text proxies of an embedding set's classes from a CLIP-like model's text tower
+
+    Each class name in every prompt template, encoded by the model's text tower: each prompt
+    L2-normalised, averaged per class, L2-normalised again (CLIP's zero-shot classifier).
+    Written as an embedding set, one row a class, that `imprint evaluate --text-proxies`
+    reads for GEN text and text_mean."""
+    from imprint.api.text import make_text_proxies
+
+    given = Path(args.templates).is_file()  # else a packaged set's name
+    out = make_text_proxies(
+        args.embeddings,
+        args.out,
+        args.model,
+        templates=_lines(args.templates) if given else args.templates,
+        class_names=_lines(args.class_names),
+        weights=None if args.weights.lower() in ("none", "null") else args.weights,
+        image_size=args.image_size,
+        pool=args.pool,
+        force=args.force,
+    )
+    print(f"wrote {out}")
+
+
 # name -> (its flags, what it runs: the first line of its docstring is the command's help,
 # the rest its description).
-COMMANDS = {"embed": (_embed_flags, _embed)}
+COMMANDS = {"embed": (_embed_flags, _embed), "text-proxies": (_text_flags, _text_proxies)}

@@ -32,8 +32,11 @@ def text_tower(spec: dict) -> bool | None:
     config = Path(name) / "config.json"
     if not config.is_file():
         return None if not Path(name).exists() else False
-    keys = json.loads(config.read_text())
-    return "text_config" in keys and "vision_config" in keys
+    try:
+        keys = json.loads(config.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{config} is not readable JSON ({err})") from None
+    return isinstance(keys, dict) and "text_config" in keys and "vision_config" in keys
 
 
 def check_text_proxies(config: dict) -> None:
@@ -58,7 +61,11 @@ def check_text_proxies(config: dict) -> None:
             continue
         for backbone in exp["backbones"]:
             spec = config["backbones"][backbone]
-            if text_tower(spec) is False:
+            try:
+                tower = text_tower(spec)
+            except ValueError as err:
+                raise ConfigError(f"backbones.{backbone}.model: {err}") from None
+            if tower is False:
                 raise ConfigError(
                     f"experiments.{experiment}: GEN text and text_mean need a text tower, and "
                     f"backbones.{backbone} ({spec.get('model') or 'a registry backbone'}) has "
