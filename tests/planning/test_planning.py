@@ -27,7 +27,7 @@ def test_planning_imports_neither_torch_nor_matplotlib():
         "import imprint.planning\n"
         "for m in pkgutil.iter_modules(imprint.planning.__path__):\n"
         "    importlib.import_module('imprint.planning.' + m.name)\n"
-        "for m in ('ls_lambda', 'selections', 'folder_layout', 'layer_names'):\n"
+        "for m in ('ls_lambda', 'selections', 'folder_layout', 'layer_names', 'prompts'):\n"
         "    importlib.import_module('imprint.data.' + m)\n"
         "assert 'imprint.planning.figure_kinds' in sys.modules\n"
         "heavy = {'torch', 'torchvision', 'matplotlib', 'sklearn', 'scipy'} & set(sys.modules)\n"
