@@ -79,6 +79,14 @@ def test_embed_a_held_out_split_and_a_model_by_name(tmp_path):
         meta["provider"] == "timm" and meta["model"] == "timm/test_vit" and meta["weights"] is None
     )
     assert meta["provider_version"] and meta["n"] == 2 and meta["class_names"] == ["a", "b"]
+    # The exact preprocessing: timm's own eval transform of the model, as it prints itself.
+    import timm
+
+    vit = timm.create_model("test_vit", pretrained=False, num_classes=0)
+    config = timm.data.resolve_model_data_config(vit)
+    expected = timm.data.create_transform(**config, is_training=False)
+    assert meta["preprocessing"] == " ".join(repr(expected).split())
+    assert "Normalize(mean=" in meta["preprocessing"]
 
 
 def test_embed_refuses_to_write_into_its_images_and_a_fraction_without_a_folder(tmp_path, capsys):

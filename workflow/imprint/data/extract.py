@@ -328,6 +328,8 @@ def extract_to_file(
     meta = {
         "backbone": backbone_name,
         **backbone.meta,  # provider, model, provider_version, weights, image_size (, layers)
+        # The exact preprocessing of one image, as the transform prints itself.
+        "preprocessing": " ".join(repr(transform).split()),
         "dataset": _dataset_label(dataset_name),
         "split": split,
         "classes": None if classes is None else [int(c) for c in classes],
