@@ -127,3 +127,33 @@ def tiny_clip(folder: Path):
         size=size, crop_size={"height": 32, "width": 32}
     ).save_pretrained(folder)
     return model
+
+
+def tiny_siglip(folder: Path):
+    """A two-layer SigLIP of width 32 on 32 px images, its image processor and a word-level
+    tokenizer (16 positions), written with save_pretrained at a seeded random init; returns the
+    model and the tokenizer."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = "a photo of the cat dog d0 d1 d2 d3 itap my art bad".split()
+    vocab = {token: i for i, token in enumerate(["<pad>", "<unk>", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", model_max_length=16
+    )
+    tower = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    tower |= {"intermediate_size": 64}
+    config = transformers.SiglipConfig(
+        text_config={**tower, "vocab_size": len(vocab), "max_position_embeddings": 16},
+        vision_config={**tower, "image_size": 32, "patch_size": 8},
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = transformers.SiglipModel(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    transformers.SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return model, tokenizer

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _trees import digit_image_folder, tiny_clip, tiny_vit
+from _trees import digit_image_folder, tiny_clip, tiny_siglip, tiny_vit
 from PIL import Image
 
 from imprint.data.backbones import INIT_SEED, build_backbone
@@ -158,6 +158,30 @@ def test_an_hf_clip_embeds_images_in_the_space_its_text_tower_shares(hf_clip):
         )
     with pytest.raises(ValueError, match="pool 'projection'"):
         text_encoder(cls, f"hf/{folder}")
+
+
+def test_an_hf_siglip_pads_its_prompts_to_the_text_towers_length(tmp_path):
+    """SigLIP was trained on prompts padded to full length: the tower's 16 positions here; its
+    image features are get_image_features'."""
+    model, tokenizer = tiny_siglip(tmp_path / "siglip")
+    net, transform, dim = build_backbone("s", None, model=f"hf/{tmp_path / 'siglip'}")
+    assert net.pool == "projection" and dim == 32
+    prompts = ["a photo of the cat", "dog"]
+    tokens = tokenizer(prompts, padding="max_length", max_length=16, return_tensors="pt")
+    assert tokens["input_ids"].shape == (2, 16)
+    with torch.inference_mode():
+        text = text_encoder(net, f"hf/{tmp_path / 'siglip'}")(prompts)
+        direct = model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        )
+        torch.testing.assert_close(text, direct)
+        unpadded = tokenizer(prompts, padding=True, return_tensors="pt")
+        short = model.get_text_features(
+            input_ids=unpadded["input_ids"], attention_mask=unpadded["attention_mask"]
+        )
+        assert not torch.allclose(text, short)
+        pixels = torch.stack([transform(i) for i in _images(2)])
+        torch.testing.assert_close(net(pixels), model.get_image_features(pixel_values=pixels))
 
 
 def test_a_model_without_a_text_tower_is_refused(tmp_path):

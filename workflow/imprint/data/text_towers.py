@@ -90,16 +90,23 @@ def _open_clip_text(model: OpenClipImage) -> Callable[[list[str]], torch.Tensor]
 
 
 def _hf_text(model: nn.Module, name: str) -> Callable[[list[str]], torch.Tensor]:
+    import inspect
+
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name)
-    # SigLIP was trained on prompts padded to its full length; CLIP on unpadded ones.
-    siglip = "siglip" in str(getattr(model.config, "model_type", ""))
-    padding = "max_length" if siglip else True
+    # SigLIP was trained on prompts padded to its text tower's full length (64 positions);
+    # CLIP on unpadded ones.
+    padding: dict = {"padding": True}
+    if "siglip" in str(getattr(model.config, "model_type", "")):
+        length = model.config.text_config.max_position_embeddings
+        padding = {"padding": "max_length", "max_length": length}
+    # What the tokenizer gives that the model takes (SigLIP's takes no token_type_ids).
+    accepted = set(inspect.signature(model.get_text_features).parameters)
 
     def encode(texts: list[str]) -> torch.Tensor:
-        tokens = tokenizer(texts, padding=padding, truncation=True, return_tensors="pt")
-        return model.get_text_features(**tokens)
+        tokens = tokenizer(texts, truncation=True, return_tensors="pt", **padding)
+        return model.get_text_features(**{k: v for k, v in tokens.items() if k in accepted})
 
     return encode
 
