@@ -303,11 +303,10 @@ def extract_to_file(
     """Build dataset and backbone, extract embeddings and write them with io.save_embeddings
     (where to write is checked first: a folder of other things is refused before the work).
 
-    `dataset_name`: a registry name or a source mapping (build_dataset); `model`, `pool`: a
-    backbone by provider and name, `layers`: its inner modules' features (build_backbone). The
-    meta records the backbone's provider, model and library version (and its layers), the class
-    names by label where the dataset has them and the unreadable files it skipped. force:
-    replace whatever is at `out_path` (but never an input: outputs.check_output)."""
+    `dataset_name`: a registry name or a source mapping (build_dataset); `model`, `pool`,
+    `layers`: see build_backbone. The meta records the backbone (provider, model, library
+    version, layers, preprocessing), the class names by label and the unreadable files skipped.
+    force: replace whatever is at `out_path` (but never an input: outputs.check_output)."""
     from imprint.outputs import check_output
 
     weights_file = None if weights in (None, "default") else weights
@@ -321,15 +320,14 @@ def extract_to_file(
         backbone_name, weights, image_size, model=model, pool=pool, layers=layers
     )
     net, transform, _ = backbone
-    device = resolve_device(device)
     embeddings, labels, info = extract_embeddings(
-        net, dataset, transform, batch_size, num_workers, device, progress, precision, batched
-    )
+        net, dataset, transform, batch_size, num_workers, resolve_device(device), progress,
+        precision, batched,
+    )  # fmt: skip
     meta = {
         "backbone": backbone_name,
         **backbone.meta,  # provider, model, provider_version, weights, image_size (, layers)
-        # The exact preprocessing of one image, as the transform prints itself.
-        "preprocessing": " ".join(repr(transform).split()),
+        "preprocessing": preprocessing_text(transform),
         "dataset": _dataset_label(dataset_name),
         "split": split,
         "classes": None if classes is None else [int(c) for c in classes],
@@ -340,6 +338,11 @@ def extract_to_file(
     }
     ids = source_indices(dataset)
     return io.save_embeddings(out_path, embeddings, labels, meta, ids=ids, force=force)
+
+
+def preprocessing_text(transform) -> str:
+    """The exact preprocessing of one image, as the transform prints itself, on one line."""
+    return " ".join(repr(transform).split())
 
 
 def _array_meta(embeddings, info: dict) -> dict:
