@@ -189,3 +189,12 @@ def test_mutation_places_a_method_mutant_on_its_file_line(monkeypatch):
     assert mutation.locate(source, diff) == (4, ["    return y < 2"], ["    return y <= 2"])
     # coverage.py numbers a statement by its first line: a continuation line ran with it.
     assert mutation.line_run(5, ({3, 4}, {6})) and not mutation.line_run(7, ({3, 4}, {6}))
+
+
+def test_bench_stitching_reports_products_and_every_pair():
+    args = ("--train", "300", "--test", "60", "--dims", "16", "16", "8", "12", "--task-iter", "2")
+    out = run_benchmark("bench_stitching.py", *args, "--check-precision").stdout
+    assert "direct + orthogonal, 12 ordered pairs, float64:" in out, out
+    assert re.search(r"^stitching: [\d.]+ s = [\d.]+ products$", out, re.M), out
+    assert "precision (b0_16 -> b1_16)" in out and "kNN (60 × 60 × 16, k 10)" in out
+    assert "task loss (b0_16 -> b1_16, mean classifier, 2 L-BFGS iterations, float32)" in out

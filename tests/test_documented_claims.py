@@ -535,6 +535,7 @@ def test_every_job_logs_under_its_rule_and_the_heavy_ones_record_time_and_memory
     heavy |= {"extract_text_proxies"}  # an extraction too: a text tower's forward passes
     heavy |= {"imprint_grid"}
     heavy |= {"compute_collapse", "compute_transferability", "compute_similarity"}
+    heavy |= {"compute_stitching"}
     assert set(benchmarked) == heavy
     for rule, path in benchmarked.items():
         assert path.startswith((f"benchmarks/{rule}/", f"benchmarks/{rules[rule]['base']}/"))

@@ -64,12 +64,14 @@ EXPECTED_JOBS = {
     "plot_nc1_vs_gain": 1,
     "summarise_table1": 1,
     "plot_collapse": 1,
-    # not in the paper: model choice over aggfixed's groups, CKA per digit dataset
+    # not in the paper: model choice over aggfixed's groups, CKA and stitching per digit dataset
     "compute_transferability": GROUPS["aggfixed"],
     "gather_transferability": 1,
     "plot_transferability": 1,
     "compute_similarity": DIGIT_SETS,
     "plot_similarity": 1,
+    "compute_stitching": DIGIT_SETS,
+    "plot_stitching": 1,
     "paper_figures": 1,
 }
 

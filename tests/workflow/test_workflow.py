@@ -122,6 +122,8 @@ def test_tables_figures_and_collapse(workdir):
         "collapse/nc1",
         "model_choice/transferability",
         "model_choice/similarity",
+        "model_choice/stitching",
+        "model_choice/stitching_ranks",
     ]:
         for ext in ("pdf", "png"):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 5000, fig
@@ -233,6 +235,59 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
     hsic = [[float((a * b).sum()) for b in grams] for a in grams]
     expected = hsic[0][1] / np.sqrt(hsic[0][0] * hsic[1][1])
     assert cka.cka.iloc[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_stitching_numbers_equal_numpy_from_the_embeddings(workdir):
+    """compute_stitching's direct-matching row against numpy: lstsq with a bias on the training
+    rows paired by image id, the target's unit class means of unit rows, argmax on the mapped
+    test rows; both ordered pairs, both tables."""
+    table = pd.read_csv(workdir / "results/model_choice/stitching/digits.csv")
+    pairs = {("pixels", "resnet18_random"), ("resnet18_random", "pixels")}
+    assert set(zip(table.source, table.target, strict=True)) == pairs
+    assert set(table.matching) == {"direct", "direct_k", "orthogonal", "task_loss"}
+
+    from imprint.io import load_embeddings
+
+    def aligned(backbone, split):
+        s = load_embeddings(workdir / f"results/embeddings/digits/{backbone}/{split}")
+        order = np.argsort(s.ids)
+        return np.asarray(s.embeddings, np.float64)[order], np.asarray(s.labels)[order]
+
+    for source, target in pairs:
+        (a_train, y), (b_train, _) = aligned(source, "train"), aligned(target, "train")
+        (a_test, y_test), (b_test, _) = aligned(source, "test"), aligned(target, "test")
+        design = np.hstack([a_train, np.ones((len(a_train), 1))])
+        solution = np.linalg.lstsq(design, b_train, rcond=None)[0]
+        mapped = np.hstack([a_test, np.ones((len(a_test), 1))]) @ solution
+        unit = b_train / np.linalg.norm(b_train, axis=1, keepdims=True)
+        means = np.stack([unit[y == c].mean(axis=0) for c in range(10)])
+        stitched = 100 * np.mean(np.argmax(mapped @ means.T, axis=1) == y_test)
+        own = 100 * np.mean(np.argmax(b_test @ means.T, axis=1) == y_test)
+        residual = ((mapped - b_test) ** 2).sum() / (b_test**2).sum()
+        row = table[
+            (table.source == source)
+            & (table.target == target)
+            & (table.matching == "direct")
+            & (table.classifier == "mean")
+        ].iloc[0]
+        assert row.stitched_accuracy == pytest.approx(stitched)
+        assert row.target_accuracy == pytest.approx(own)
+        assert row.residual == pytest.approx(residual, rel=1e-4)
+    ranks = pd.read_csv(workdir / "results/model_choice/stitching/digits_ranks.csv")
+    assert set(ranks["rank"][ranks.source == "pixels"]) == {
+        768,
+        512,
+        256,
+        128,
+        64,
+        32,
+        16,
+        8,
+        4,
+        2,
+        1,
+    }
+    assert ranks.cka.between(0, 1).all() and set(ranks.classifier) == {"mean"}
 
 
 def _transferability_helpers():
@@ -477,6 +532,8 @@ def test_report_holds_every_figure_with_its_caption(workdir):
         "table1.csv",
         "transferability.png",
         "similarity.png",
+        "stitching.png",
+        "stitching_ranks.png",
         "incremental_curves.png",
         "transferability.csv",
         "transferability_agreement.csv",
@@ -486,3 +543,4 @@ def test_report_holds_every_figure_with_its_caption(workdir):
     # Captions travel with the figures (words from workflow/report/*.rst).
     assert "Spearman" in text and "Papyan" in text
     assert "weighted Kendall" in text and "Kornblith" in text
+    assert "Jelasity" in text  # the stitching captions

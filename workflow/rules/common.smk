@@ -9,7 +9,12 @@ from imprint.planning.batches import SEP, experiment_batches
 from imprint.planning.checks import check_config, validate_config
 from imprint.planning.dataset_checks import own_datasets, own_source
 from imprint.planning.figure_kinds import FIGURE_KINDS
-from imprint.planning.jobs import collapse_groups, model_choice_groups, similarity_sets
+from imprint.planning.jobs import (
+    collapse_groups,
+    model_choice_groups,
+    similarity_sets,
+    stitching_sets,
+)
 from imprint.planning.mappings import expand_mappings, resolve_classes
 
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -37,6 +42,7 @@ MODEL_CHOICE = model_choice_groups(
     config
 )  # (experiment, dataset, backbone, mapping, task)
 SIMILARITY_SETS = similarity_sets(config)  # {dataset: backbones}
+STITCHING_SETS = stitching_sets(config)  # {dataset: backbones}, every ordered pair
 
 
 def alternation(names):
@@ -275,6 +281,33 @@ def get_similarity_tables(wildcards):
     return [paths.SIMILARITY.format(dataset=d) for d in SIMILARITY_SETS]
 
 
+def get_stitching_embeddings(wildcards):
+    """Each backbone's training and test embeddings of the dataset, by split."""
+    return {
+        split: [
+            file
+            for backbone in STITCHING_SETS[wildcards.dataset]
+            for file in paths.embedding_files(
+                paths.EMBEDDINGS.format(
+                    dataset=wildcards.dataset, backbone=backbone, split=split
+                )
+            )
+        ]
+        for split in ("train", "test")
+    }
+
+
+def get_stitching_tables(wildcards):
+    tables = {"stitching": [paths.STITCHING.format(dataset=d) for d in STITCHING_SETS]}
+    tables["ranks"] = [paths.STITCHING_RANKS.format(dataset=d) for d in STITCHING_SETS]
+    tables["similarity"] = [
+        paths.SIMILARITY.format(dataset=d)
+        for d in STITCHING_SETS
+        if d in SIMILARITY_SETS
+    ]
+    return tables
+
+
 def get_table1_inputs(wildcards):
     return [paths.EXPERIMENT_TABLE.format(experiment=name) for name in TABLE1]
 
@@ -323,6 +356,12 @@ def get_figure_targets():
         targets += [paths.TRANSFERABILITY_TABLE, paths.TRANSFERABILITY_AGREEMENT]
     if SIMILARITY_SETS:
         targets += [paths.SIMILARITY_FIGURE.format(ext=e) for e in ("pdf", "png")]
+    if STITCHING_SETS:
+        targets += [
+            path.format(ext=e)
+            for path in (paths.STITCHING_FIGURE, paths.STITCHING_RANKS_FIGURE)
+            for e in ("pdf", "png")
+        ]
     return targets
 
 

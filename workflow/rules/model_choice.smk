@@ -121,3 +121,67 @@ rule plot_similarity:
         kind="similarity",
     script:
         "../scripts/plot_model_choice.py"
+
+
+# Can one backbone stand in for another? Every ordered pair stitched per dataset.
+rule compute_stitching:
+    input:
+        unpack(get_stitching_embeddings),
+    output:
+        table=report(
+            paths.STITCHING,
+            caption="../report/stitching_table.rst",
+            category="Model choice (not in the paper)",
+            labels={"table": "stitching", "dataset": "{dataset}"},
+        ),
+        ranks=paths.STITCHING_RANKS,
+    log:
+        "logs/compute_stitching/{dataset}.log",
+    benchmark:
+        "benchmarks/compute_stitching/{dataset}.tsv"
+    conda:
+        "../../envs/imprint.yaml"
+    threads: 2
+    params:
+        backbones=lambda wildcards: STITCHING_SETS[wildcards.dataset],
+        options=config["model_choice"]["stitching"],
+    script:
+        "../scripts/compute_stitching.py"
+
+
+rule plot_stitching:
+    input:
+        unpack(get_stitching_tables),
+    output:
+        stitching_pdf=report(
+            paths.STITCHING_FIGURE.format(ext="pdf"),
+            caption="../report/stitching.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "stitching", "format": "pdf"},
+        ),
+        stitching_png=report(
+            paths.STITCHING_FIGURE.format(ext="png"),
+            caption="../report/stitching.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "stitching", "format": "png"},
+        ),
+        stitching_ranks_pdf=report(
+            paths.STITCHING_RANKS_FIGURE.format(ext="pdf"),
+            caption="../report/stitching_ranks.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "stitching by rank", "format": "pdf"},
+        ),
+        stitching_ranks_png=report(
+            paths.STITCHING_RANKS_FIGURE.format(ext="png"),
+            caption="../report/stitching_ranks.rst",
+            category="Model choice (not in the paper)",
+            labels={"figure": "stitching by rank", "format": "png"},
+        ),
+    log:
+        "logs/plot_stitching.log",
+    conda:
+        "../../envs/imprint.yaml"
+    params:
+        kind="stitching",
+    script:
+        "../scripts/plot_model_choice.py"

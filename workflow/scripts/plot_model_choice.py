@@ -1,4 +1,4 @@
-"""Rules plot_transferability and plot_similarity: the model-choice figures."""
+"""Rules plot_transferability, plot_similarity and plot_stitching: the model-choice figures."""
 
 from _common import rule_log
 

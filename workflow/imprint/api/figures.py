@@ -95,8 +95,14 @@ def plot_collapse(collapse: str | Path, outputs: dict) -> None:
 
 def plot_model_choice(kind: str, inputs: dict, outputs: dict) -> None:
     """The model-choice figures (not in the paper): kind "transferability" (inputs
-    transferability and agreement tables) or "similarity" (input similarity: the CKA tables)."""
+    transferability and agreement tables), "similarity" (input similarity: the CKA tables) or
+    "stitching" (inputs stitching and ranks: the stitching tables; similarity: CKA's)."""
     from imprint.figures import model_choice as figure
+    from imprint.figures import stitching
 
-    draws = {"transferability": figure.draw_transferability, "similarity": figure.draw_similarity}
+    draws = {
+        "transferability": figure.draw_transferability,
+        "similarity": figure.draw_similarity,
+        "stitching": stitching.draw_stitching,
+    }
     write_outputs(draws[kind](**read_tables(inputs)), outputs)

@@ -105,6 +105,61 @@ def _concat(args) -> None:
 
 # name -> (its flags, what it runs: the first line of its docstring is the command's help,
 # the rest its description).
+def _stitch_flags(parser) -> None:
+    parser.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        help="each backbone's training embeddings of the same images (two or more)",
+    )
+    parser.add_argument(
+        "--test", nargs="+", required=True, help="their test embeddings, in the same order"
+    )
+    parser.add_argument("--names", nargs="+", help="the backbones' names (default: the paths)")
+    parser.add_argument("--out", required=True, help="every pair's numbers (.csv or .parquet)")
+    parser.add_argument(
+        "--ranks-out", help="also the rank-sensitivity table: the source cut to r components"
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1000,
+        help="training rows of the direct_k matching (default 1000; 0 leaves it out)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="row draw, task-loss init, probe")
+
+
+def _stitch(args) -> None:
+    """can one model stand in for another? stitching between embedding sets
+
+    Every ordered pair (source, target) of backbones embedding the same images: the source's
+    embeddings mapped into the target's space by direct matching (least squares with bias, on
+    all training rows and on --rows of them), orthogonal matching (Procrustes) and task-loss
+    matching (through the target's frozen classifier), then classified by the target's
+    imprinted classifier (L2 means) and linear probe: stitched accuracy, the target's own, the
+    penalty, the residual and the share of mapped rows out of the target's distribution."""
+    from imprint.api.stitching import stitch_files
+
+    if args.names is not None and len(args.names) != len(args.train):
+        raise ValueError(f"--names: {len(args.names)} names for {len(args.train)} backbones")
+    table, _ = stitch_files(
+        args.train,
+        args.test,
+        out=args.out,
+        ranks_out=args.ranks_out,
+        names=args.names,
+        rows=args.rows or None,
+        seed=args.seed,
+        force=args.force,
+    )
+    for row in table[table["classifier"] == "mean"].itertuples():
+        print(
+            f"{row.source} -> {row.target} {row.matching}: {row.stitched_accuracy:.2f} % "
+            f"(target {row.target_accuracy:.2f} %, residual {row.residual:.3f})"
+        )
+    print(f"wrote {', '.join(p for p in (args.out, args.ranks_out) if p)}")
+
+
 COMMANDS = {
     "probe": (_probe_flags, _probe),
     "transferability": (
@@ -113,4 +168,5 @@ COMMANDS = {
     ),
     "similarity": (_similarity_flags, _similarity),
     "concat": (_concat_flags, _concat),
+    "stitch": (_stitch_flags, _stitch),
 }

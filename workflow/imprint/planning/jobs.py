@@ -56,14 +56,27 @@ def model_choice_groups(config: dict) -> list[Group]:
     return experiment_groups(config, names[0]) if names else []
 
 
-def similarity_sets(config: dict) -> dict[str, list[str]]:
-    """{dataset: backbones} whose test embeddings model_choice compares pairwise (CKA): the
-    experiment's datasets with two or more backbones, when model_choice.similarity is on."""
+def _compared_sets(config: dict, switch: bool) -> dict[str, list[str]]:
+    """{dataset: backbones} of model_choice's first experiment, where it has two or more
+    backbones and `switch` (the comparison's setting) is on."""
     section = config.get("model_choice", {})
-    if not section.get("experiments") or not section.get("similarity", True):
+    if not section.get("experiments") or not switch:
         return {}
     exp = config["experiments"][section["experiments"][0]]
     return {d: list(exp["backbones"]) for d in exp["datasets"]} if len(exp["backbones"]) > 1 else {}
+
+
+def similarity_sets(config: dict) -> dict[str, list[str]]:
+    """{dataset: backbones} whose test embeddings model_choice compares pairwise (CKA): the
+    experiment's datasets with two or more backbones, when model_choice.similarity is on."""
+    return _compared_sets(config, config.get("model_choice", {}).get("similarity", True))
+
+
+def stitching_sets(config: dict) -> dict[str, list[str]]:
+    """{dataset: backbones} model_choice stitches, every ordered pair (the same sets as CKA's),
+    when model_choice.stitching.enabled is on."""
+    section = config.get("model_choice", {}).get("stitching", {})
+    return _compared_sets(config, section.get("enabled", True))
 
 
 def source_embeddings(config: dict, dataset: str) -> list[str]:

@@ -29,6 +29,10 @@ TRANSFERABILITY_AGREEMENT = "results/model_choice/transferability_agreement.csv"
 TRANSFERABILITY_FIGURE = "results/figures/model_choice/transferability.{ext}"
 SIMILARITY = "results/model_choice/similarity/{dataset}.csv"
 SIMILARITY_FIGURE = "results/figures/model_choice/similarity.{ext}"
+STITCHING = "results/model_choice/stitching/{dataset}.csv"
+STITCHING_RANKS = "results/model_choice/stitching/{dataset}_ranks.csv"
+STITCHING_FIGURE = "results/figures/model_choice/stitching.{ext}"
+STITCHING_RANKS_FIGURE = "results/figures/model_choice/stitching_ranks.{ext}"
 
 
 def embedding_files(directory: str) -> list[str]:
