@@ -317,3 +317,28 @@ def test_rank_sensitivity_all_is_rank_sensitivity_per_pair(task):
     )
     for row, ref in zip(rows[4:], one, strict=True):
         assert {k: v for k, v in row.items() if k not in ("source", "target")} == ref
+
+
+def test_nearly_singular_rows_give_lstsqs_solution_and_their_own_residual():
+    """Columns that repeat up to 1e-9 (an image's identical colour channels), fewer rows than
+    columns: the Gram's eigenvalues cannot resolve such directions, the rows' SVD can. The map
+    equals lstsq's minimum-norm one, and the training residual is read from the rows where the
+    moments' sum would be rounding noise (weights near 1e6 here)."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(40, 20))
+    x = np.hstack([base, base + 1e-9 * rng.normal(size=base.shape), base[:, :5]])
+    y = rng.normal(size=(40, 6))
+    design = np.hstack([x, np.ones((40, 1))])
+    solution = np.linalg.lstsq(design, y, rcond=None)[0]
+    found = fit_direct(x, y)
+    scale = np.abs(solution).max()
+    assert scale > 1e4  # the minimum-norm solution uses the 1e-9 directions
+    np.testing.assert_allclose(found.weight, solution[:-1], atol=1e-4 * scale)
+    np.testing.assert_allclose(found(x), design @ solution, atol=1e-6 * scale)
+    y_test = rng.normal(size=(10, 6))
+    row = stitch_pair(
+        x, x[:10], y, y_test, np.arange(40) % 2, np.arange(10) % 2, matchings=("direct",),
+        ood_rows=0,
+    )[0]  # fmt: skip
+    expected = ((design @ solution - y) ** 2).sum() / (y**2).sum()
+    assert row["train_residual"] == pytest.approx(expected, abs=1e-9)

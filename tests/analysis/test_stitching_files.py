@@ -89,6 +89,10 @@ def test_stitching_other_images_or_one_backbone_is_refused(tmp_path):
         stitch_files([a_train, other], [a_test, files["test"]["b"][0]])
     with pytest.raises(ValueError, match="two or more backbones"):
         stitch_files([a_train], [a_test])
+    both = ([a_train, files["train"]["b"][0]], [a_test, files["test"]["b"][0]])
+    with pytest.warns(UserWarning, match="not fewer than the 90 training rows"):
+        table, _ = stitch_files(*both, rows=90)
+    assert "direct_k" not in set(table.matching)
 
 
 def test_imprint_stitch_writes_its_tables_and_never_over_an_input(tmp_path, capsys):

@@ -238,9 +238,11 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
 
 
 def test_stitching_numbers_equal_numpy_from_the_embeddings(workdir):
-    """compute_stitching's direct-matching row against numpy: lstsq with a bias on the training
-    rows paired by image id, the target's unit class means of unit rows, argmax on the mapped
-    test rows; both ordered pairs, both tables."""
+    """compute_stitching's direct-matching rows against numpy: lstsq with a bias on the
+    training rows paired by image id, the target's unit class means of unit rows, argmax on
+    the mapped test rows. From pixels (three identical colour channels, 300 rows for 768
+    columns) the minimum-norm map has weights near 1e8 and its test predictions are rounding
+    noise in any implementation: there the training residual, which is stable, is compared."""
     table = pd.read_csv(workdir / "results/model_choice/stitching/digits.csv")
     pairs = {("pixels", "resnet18_random"), ("resnet18_random", "pixels")}
     assert set(zip(table.source, table.target, strict=True)) == pairs
@@ -261,6 +263,7 @@ def test_stitching_numbers_equal_numpy_from_the_embeddings(workdir):
         mapped = np.hstack([a_test, np.ones((len(a_test), 1))]) @ solution
         unit = b_train / np.linalg.norm(b_train, axis=1, keepdims=True)
         means = np.stack([unit[y == c].mean(axis=0) for c in range(10)])
+        means /= np.linalg.norm(means, axis=1, keepdims=True)  # NORMpost l2
         stitched = 100 * np.mean(np.argmax(mapped @ means.T, axis=1) == y_test)
         own = 100 * np.mean(np.argmax(b_test @ means.T, axis=1) == y_test)
         residual = ((mapped - b_test) ** 2).sum() / (b_test**2).sum()
@@ -270,9 +273,12 @@ def test_stitching_numbers_equal_numpy_from_the_embeddings(workdir):
             & (table.matching == "direct")
             & (table.classifier == "mean")
         ].iloc[0]
-        assert row.stitched_accuracy == pytest.approx(stitched)
         assert row.target_accuracy == pytest.approx(own)
-        assert row.residual == pytest.approx(residual, rel=1e-4)
+        train_residual = ((design @ solution - b_train) ** 2).sum() / (b_train**2).sum()
+        assert row.train_residual == pytest.approx(train_residual, rel=1e-3)
+        if source == "resnet18_random":  # well posed
+            assert row.stitched_accuracy == pytest.approx(stitched)
+            assert row.residual == pytest.approx(residual, rel=1e-4)
     ranks = pd.read_csv(workdir / "results/model_choice/stitching/digits_ranks.csv")
     assert set(ranks["rank"][ranks.source == "pixels"]) == {
         768,

@@ -144,7 +144,7 @@ rule compute_stitching:
     threads: 2
     params:
         backbones=lambda wildcards: STITCHING_SETS[wildcards.dataset],
-        options=config["model_choice"]["stitching"],
+        options=lambda wildcards: config["model_choice"]["stitching"],
     script:
         "../scripts/compute_stitching.py"
 

@@ -175,6 +175,7 @@ class _Fits:
         if k_rows is not None:
             n = moments.n
             chosen = sample_rows(n, k_rows, seed)
+            self.k_rows = chosen
             self.k_moments = joint_moments({k: sets[k][0][chosen] for k in moments.means})
             self.k_solvers = {}
 
@@ -186,11 +187,13 @@ class _Fits:
         for matching in matchings:
             if matching == "direct":
                 if source not in self.solvers:
-                    self.solvers[source] = CentredSolver(self.moments, source)
+                    rows = self.sets[source][0]  # used only where the Gram is ill-conditioned
+                    self.solvers[source] = CentredSolver(self.moments, source, rows)
                 out.append((matching, None, self.solvers[source].solve(target), self.moments.n))
             elif matching == "direct_k" and self.k_moments is not None:
                 if source not in self.k_solvers:
-                    self.k_solvers[source] = CentredSolver(self.k_moments, source)
+                    rows = self.sets[source][0][self.k_rows]
+                    self.k_solvers[source] = CentredSolver(self.k_moments, source, rows)
                 fit = self.k_solvers[source].solve(target)
                 out.append((matching, None, fit, self.k_moments.n))
             elif matching == "orthogonal":
@@ -222,6 +225,15 @@ def _check(sets, pairs, matchings) -> list[tuple[str, str]]:
     if missing:
         raise ValueError(f"pairs name embeddings not given: {missing}; given: {sorted(sets)}")
     return pairs
+
+
+def _train_residual(moments: Moments, mapping: AffineMap, sets: dict, pair) -> float:
+    """The relative residual on the training rows: from the shared moments, or from the rows
+    themselves where rounding would swamp the moments' sum (moments_residual says where)."""
+    found = moments_residual(moments, mapping, *pair)
+    if found is None:
+        found = relative_residual(mapping, sets[pair[0]][0], sets[pair[1]][0])
+    return found
 
 
 def stitch_all(
@@ -270,7 +282,7 @@ def stitch_all(
         for matching, fitted_for, mapping, n_rows in maps:
             heads = b.heads if fitted_for is None else {fitted_for: b.heads[fitted_for]}
             scores = _evaluate(mapping, sets[source][1], b, test_labels, heads)
-            train_residual = moments_residual(moments, mapping, source, target)
+            train_residual = _train_residual(moments, mapping, sets, (source, target))
             for name, stitched in scores["stitched"].items():
                 rows.append(
                     {"source": source, "target": target, "matching": matching, "classifier": name}

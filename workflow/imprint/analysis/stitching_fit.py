@@ -118,10 +118,13 @@ def joint_moments(
 
 class CentredSolver:
     """Least squares with a bias from one source's moments: Xcᵀ Xc factored once (Cholesky
-    where it is well conditioned, otherwise eigenvectors for the minimum-norm solution), then
-    a solve per target."""
+    where it is well conditioned), then a solve per target. Where it is not and the source's
+    rows are given, the minimum-norm solution comes from the centred rows' singular values
+    with numpy.linalg.lstsq's cutoff (ε · max(n, d + 1) · the largest), as lstsq would give it;
+    from the Gram's eigenvalues alone only singular values above about √ε of the largest are
+    resolved, so directions below that are dropped there."""
 
-    def __init__(self, moments: Moments, source: str):
+    def __init__(self, moments: Moments, source: str, rows=None):
         self.moments, self.source = moments, source
         gram = moments.block(source, source)
         self.cholesky = None
@@ -132,6 +135,9 @@ class CentredSolver:
                 if rcond > CHOLESKY_MIN_RCOND:
                     self.cholesky = (factor, False)
                     return
+        if rows is not None:
+            self._from_rows(rows)
+            return
         values, vectors = np.linalg.eigh(gram)
         top = max(float(values[-1]), 0.0)
         if moments.precision == "float64":
@@ -141,6 +147,17 @@ class CentredSolver:
         keep = values > cutoff
         self.vectors, self.values = vectors[:, keep], values[keep]
         self.null = vectors[:, ~keep]  # directions of no variance: the min-norm correction
+
+    def _from_rows(self, rows) -> None:
+        """The kept directions and their squared singular values from the centred rows' SVD,
+        and an orthonormal basis of the rest (the null space of the minimum-norm correction)."""
+        x = np.asarray(rows, dtype=np.float64) - self.moments.means[self.source]
+        _, singular, vt = np.linalg.svd(x, full_matrices=False)
+        dim = x.shape[1]
+        cutoff = np.finfo(np.float64).eps * max(len(x), dim + 1) * (singular[0] if dim else 0)
+        keep = singular > cutoff
+        self.vectors, self.values = vt[keep].T, singular[keep] ** 2
+        self.null = scipy.linalg.null_space(self.vectors.T) if keep.sum() < dim else vt[:0].T
 
     def solve(self, target: str) -> AffineMap:
         """The minimum-norm solution of [x 1] [W; b] = y. With x = xc + 1μᵀ, [x 1] = [xc 1] T,
@@ -194,7 +211,7 @@ def fit_direct(x, y, rows: int | None = None, seed: int = 0, gram=None) -> Affin
         moments = Moments(
             own.n, {**own.means, "y": mu_y}, {"x": slice(0, dx), "y": slice(dx, None)}, centred
         )
-    return CentredSolver(moments, "x").solve("y")
+    return CentredSolver(moments, "x", rows=x).solve("y")
 
 
 def newton_polar(square: np.ndarray) -> np.ndarray | None:
@@ -277,13 +294,19 @@ def relative_residual(mapping: AffineMap, x, y) -> float:
     return float(((mapping(x) - y) ** 2).sum() / (y**2).sum())
 
 
-def moments_residual(moments: Moments, mapping: AffineMap, a: str, b: str) -> float:
+def moments_residual(moments: Moments, mapping: AffineMap, a: str, b: str) -> float | None:
     """relative_residual of the rows the moments were taken over, from the moments alone:
-    ‖xc W − yc‖² + n‖μx W + b − μy‖² over Σ‖y‖²."""
+    ‖xc W − yc‖² + n‖μx W + b − μy‖² over Σ‖y‖²; None where rounding could swamp it: the
+    Gram's rounding (ε · its trace) times ‖W‖² above 1e-6 of the result (a map with huge
+    weights: the minimum-norm solution of nearly singular rows), so the rows must be read."""
     w = mapping.weight
-    fitted = float(((moments.block(a, a) @ w) * w).sum())
+    gram = moments.block(a, a)
+    fitted = float(((gram @ w) * w).sum())
     square = fitted - 2.0 * float((w * moments.block(a, b)).sum())
     square += float(np.trace(moments.block(b, b)))
     shift = moments.means[a] @ w + mapping.bias - moments.means[b]
     square += moments.n * float(shift @ shift)
+    rounding = 16 * np.finfo(np.float64).eps * float(np.trace(gram)) * float((w * w).sum())
+    if rounding > 1e-6 * max(square, 0.0):
+        return None
     return max(square, 0.0) / moments.total_square(b)

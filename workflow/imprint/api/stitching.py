@@ -48,6 +48,20 @@ def _class_indices(train_labels: np.ndarray, test_labels: np.ndarray, where: str
     return np.searchsorted(classes, train_labels), np.searchsorted(classes, test_labels)
 
 
+def _k_rows(rows: int | None, n: int) -> int | None:
+    """direct_k's rows, or None (left out, one warning) where they are not fewer than all."""
+    if rows is not None and rows >= n:
+        import warnings
+
+        warnings.warn(
+            f"stitching: {rows} rows for direct_k is not fewer than the {n} training rows (it "
+            "would equal direct); direct_k is left out",
+            stacklevel=3,
+        )
+        return None
+    return rows
+
+
 def stitch_files(
     train: Sequence[str | Path],
     test: Sequence[str | Path],
@@ -86,6 +100,7 @@ def stitch_files(
     train_x, train_y = _aligned(train, names)
     test_x, test_y = _aligned(test, names)
     train_y, test_y = _class_indices(train_y, test_y, str(train[0]))
+    rows = _k_rows(rows, len(train_y))
     sets = {name: (a, b) for name, a, b in zip(names, train_x, test_x, strict=True)}
     table = pd.DataFrame(stitching.stitch_all(sets, train_y, test_y, k_rows=rows, seed=seed))
     ranks = None
