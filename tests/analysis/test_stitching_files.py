@@ -129,3 +129,30 @@ def test_task_loss_at_a_reduced_rank_is_fitted_in_principal_coordinates(tmp_path
     assert found[2, "direct"]["residual"] > 2 * found[8, "direct"]["residual"]
     _, test_r = rank_approximation(a_train, a_test, 2, principal_axes(a_train))
     assert np.linalg.matrix_rank(test_r - principal_axes(a_train)[0], tol=1e-6) == 2
+
+
+@pytest.mark.parametrize("norms", [("none", "none", "none"), ("l2", "none", "none")])
+def test_the_imprinted_classifiers_norms_are_the_users(tmp_path, norms):
+    """norms = (NORMpre, NORMpost, NORMinf) of the target's GEN mean classifier: with NORMpost
+    and NORMinf none its scores are raw inner products with the (unit-row or raw) class means."""
+    files = _backbones(tmp_path)
+    names = ["a", "b"]
+    table, _ = stitch_files(
+        [files["train"][n][0] for n in names], [files["test"][n][0] for n in names],
+        names=names, rows=None, norms=norms,
+    )  # fmt: skip
+    (_, a_train, y), (_, b_train, _) = files["train"]["a"], files["train"]["b"]
+    (_, a_test, y_test), (_, b_test, _) = files["test"]["a"], files["test"]["b"]
+    rows = b_train / np.linalg.norm(b_train, axis=1, keepdims=True) if norms[0] == "l2" else b_train
+    means = np.stack([rows[y == c].mean(axis=0) for c in range(3)]).astype(np.float64)
+    own = 100.0 * np.mean(np.argmax(b_test @ means.T, axis=1) == y_test)
+    design = np.hstack([a_train, np.ones((len(a_train), 1))]).astype(np.float64)
+    solution = np.linalg.lstsq(design, b_train.astype(np.float64), rcond=None)[0]
+    mapped = np.hstack([a_test, np.ones((len(a_test), 1))]) @ solution
+    stitched = 100.0 * np.mean(np.argmax(mapped @ means.T, axis=1) == y_test)
+    row = table[
+        (table.source == "a") & (table.matching == "direct") & (table.classifier == "mean")
+    ].iloc[0]
+    assert (row.target_accuracy, row.stitched_accuracy) == pytest.approx((own, stitched))
+    with pytest.raises(ValueError, match="NORMpre, NORMpost, NORMinf"):
+        mean_classifier(b_train, y, norms=("l2", "quantile", "l2"))

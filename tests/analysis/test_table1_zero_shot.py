@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from _results import DEFAULTS
 
 from imprint.analysis.tables import table1
 from imprint.figures.table1 import table1_markdown
@@ -25,22 +26,8 @@ GROUPS = list(itertools.product(["clip_b32", "clip_b16"], ["CIFAR-10"], ["none"]
 SEEDS = (1, 2, 3)
 
 # Every configuration column of a results table, with the values of a plain GEN mean run.
-PLAIN = {
-    "norm_pre": "none",
-    "presampling": "all",
-    "quantile_lo": 0.0,
-    "quantile_hi": 1.0,
-    "fewshot": -1,
-    "gen": "mean",
-    "k": 1,
-    "alpha": -1.0,
-    "norm_post": "none",
-    "norm_inf": "none",
-    "agg": "max",
-    "distance": "inner_product",
-    "weighting": "uniform",
-    "m": -1,
-}
+PLAIN = {k: v for k, v in DEFAULTS.items() if k not in ("experiment", "mapping")}
+PLAIN["alpha"] = -1.0
 QI = {"norm_pre": "l2", "norm_post": "l2", "norm_inf": "l2"}
 METHOD_CONFIGS = {
     "Qi et al.": QI,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _results import DEFAULTS
 
 from imprint.api.evaluation import evaluate_files
 from imprint.cli.main import main
@@ -292,21 +293,8 @@ OLD_KEYS = (
     "weighting",
     "m",
 )
-MEAN_CONFIG = {
-    "norm_pre": "none",
-    "presampling": "all",
-    "quantile_lo": 0.0,
-    "quantile_hi": 1.0,
-    "fewshot": -1,
-    "gen": "mean",
-    "k": 1,
-    "norm_post": "none",
-    "norm_inf": "none",
-    "agg": "max",
-    "distance": "inner_product",
-    "weighting": "uniform",
-    "m": -1,
-}
+# The plain GEN mean run's values of the old keys (tests/_results.py's defaults).
+MEAN_CONFIG = {k: DEFAULTS[k] for k in OLD_KEYS}
 
 
 def sha1_id(values: dict) -> str:

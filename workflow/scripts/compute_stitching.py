@@ -19,6 +19,7 @@ with rule_log(snakemake):  # noqa: F821
         names=list(sm.params.backbones),
         rows=options["rows"],
         seed=options["seed"],
+        norms=options["norms"],
         extra_columns={"dataset": sm.wildcards.dataset},
     )
     print(table.to_string(index=False))

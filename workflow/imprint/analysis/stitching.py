@@ -38,6 +38,7 @@ from imprint.analysis.stitching_fit import (
     sample_rows,
 )
 from imprint.analysis.stitching_task import (
+    DEFAULT_NORMS,
     TASK_TEMPERATURE,
     Classifier,
     fit_task_loss,
@@ -108,10 +109,11 @@ def ood_fraction(mapped_test, b_train, b_test, k: int = 10, quantile: float = 0.
     return float(np.mean(kth_neighbour_distance(mapped_test, b_train, k) > threshold))
 
 
-def b_classifiers(b_train, labels, seed: int = 0) -> dict[str, Classifier]:
-    """B's default classifiers: {"mean": mean_classifier, "probe": probe_classifier}."""
+def b_classifiers(b_train, labels, seed: int = 0, norms=DEFAULT_NORMS) -> dict[str, Classifier]:
+    """B's default classifiers: {"mean": mean_classifier (with `norms`), "probe":
+    probe_classifier}."""
     return {
-        "mean": mean_classifier(b_train, labels),
+        "mean": mean_classifier(b_train, labels, norms=norms),
         "probe": probe_classifier(b_train, labels, seed=seed),
     }
 
@@ -236,6 +238,18 @@ def _train_residual(moments: Moments, mapping: AffineMap, sets: dict, pair) -> f
     return found
 
 
+def _targets(sets, pairs, classifiers, labels, ood, norms) -> dict[str, _Target]:
+    """Each target's classifiers (given, else made with `norms`), own accuracies and OOD
+    reference."""
+    (train_labels, test_labels), (ood_rows, seed) = labels, ood
+    targets = {}
+    for name in dict.fromkeys(t for _, t in pairs):
+        heads = (classifiers or {}).get(name)
+        heads = heads or b_classifiers(sets[name][0], train_labels, seed, norms)
+        targets[name] = _target(*sets[name], heads, test_labels, ood_rows, seed)
+    return targets
+
+
 def stitch_all(
     sets: dict,
     train_labels,
@@ -250,9 +264,11 @@ def stitch_all(
     ood_rows: int | None = OOD_ROWS,
     task_max_iter: int = 100,
     timings: dict | None = None,
+    norms=DEFAULT_NORMS,
 ) -> list[dict]:
     """stitch_pair's rows for each ordered pair (source A, target B) of `sets` ({name: (train,
-    test)}, rows aligned across names), each with "source" and "target" first. pairs: the
+    test)}, rows aligned across names), each with "source" and "target" first; `norms`: the
+    mean classifier's (NORMpre, NORMpost, NORMinf) where B's are made here. pairs: the
     (source, target) names (default every ordered pair). classifiers: {target: {name:
     Classifier}} (a target not given: b_classifiers of its training rows). One joint Gram of
     every embedding's training rows (joint_moments in `precision`) gives every source's Gram
@@ -266,15 +282,13 @@ def stitch_all(
     used = [name for name in sets if any(name in p for p in pairs)]
     moments = joint_moments({name: sets[name][0] for name in used}, precision)
     times["moments"], clock = time.perf_counter() - clock, time.perf_counter()
-    targets = {}
-    for name in dict.fromkeys(t for _, t in pairs):
-        heads = (classifiers or {}).get(name) or b_classifiers(sets[name][0], train_labels, seed)
-        targets[name] = _target(*sets[name], heads, test_labels, ood_rows, seed)
+    targets = _targets(
+        sets, pairs, classifiers, (train_labels, test_labels), (ood_rows, seed), norms
+    )
     times["targets"], clock = time.perf_counter() - clock, time.perf_counter()
     fits = _Fits(sets, moments, k_rows, seed, train_labels, task_max_iter)
     rows = []
-    times.setdefault("fit", 0.0)
-    times.setdefault("evaluate", 0.0)
+    times.update(fit=times.get("fit", 0.0), evaluate=times.get("evaluate", 0.0))
     for source, target in pairs:
         b = targets[target]
         maps = fits.maps(source, target, matchings, b.heads)
@@ -447,6 +461,7 @@ def rank_sensitivity_all(
     pairs=None,
     seed: int = 0,
     classifiers=CLASSIFIERS,
+    norms=DEFAULT_NORMS,
     **options,
 ) -> list[dict]:
     """rank_sensitivity for each ordered pair of `sets` ({name: (train, test)}, rows aligned;
@@ -462,7 +477,10 @@ def rank_sensitivity_all(
     for source, target in pairs:
         (a_train, a_test), (b_train, b_test) = sets[source], sets[target]
         if target not in heads:
-            makers = {"mean": mean_classifier, "probe": lambda x, y: probe_classifier(x, y, seed)}
+            makers = {
+                "mean": lambda x, y: mean_classifier(x, y, norms=norms),
+                "probe": lambda x, y: probe_classifier(x, y, seed),
+            }
             heads[target] = {name: makers[name](b_train, train_labels) for name in classifiers}
         if source not in axes:
             axes[source] = principal_axes(a_train)

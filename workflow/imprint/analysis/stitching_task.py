@@ -58,16 +58,30 @@ def _classes(labels, n_classes: int | None) -> tuple[np.ndarray, int]:
     return labels, n
 
 
-def mean_classifier(b_train, labels, n_classes: int | None = None) -> Classifier:
-    """The imprinted classifier of Qi et al. (the paper's Table 1, first row): NORMpre l2 (rows
-    unit), GEN mean, NORMpost l2 (proxies unit), NORMinf l2 (test rows unit), the largest inner
-    product wins. Computed in float64 with the engine's normalisations."""
+# NORMpre, NORMpost, NORMinf of the mean classifier by default: Qi et al.'s (Table 1's first row).
+DEFAULT_NORMS = ("l2", "l2", "l2")
+MEAN_NORMS = ("none", "l2")  # each of the three (quantile NORMpost is not a linear classifier)
+
+
+def mean_classifier(
+    b_train, labels, n_classes: int | None = None, norms=DEFAULT_NORMS
+) -> Classifier:
+    """B's imprinted classifier with GEN mean and AGG max: `norms` = (NORMpre, NORMpost,
+    NORMinf), each none or l2; by default Qi et al.'s (the paper's Table 1, first row: rows
+    unit, proxies unit, test rows unit), the largest inner product wins. Computed in float64
+    with the engine's normalisations."""
+    if len(norms) != 3 or any(n not in MEAN_NORMS for n in norms):
+        raise ValueError(
+            f"norms are (NORMpre, NORMpost, NORMinf), each one of {', '.join(MEAN_NORMS)}; "
+            f"got {list(norms)}"
+        )
     labels, n = _classes(labels, n_classes)
-    rows = apply_norm(torch.as_tensor(np.asarray(b_train), dtype=torch.float64), "l2")
+    norm_pre, norm_post, norm_inf = norms
+    rows = apply_norm(torch.as_tensor(np.asarray(b_train), dtype=torch.float64), norm_pre)
     index = torch.as_tensor(labels)
     means = [rows[index == c].mean(dim=0, keepdim=True) for c in range(n)]
-    proxies = torch.cat(apply_norm_post(means, "l2")).numpy()
-    return Classifier(proxies, np.zeros(n), True)
+    proxies = torch.cat(apply_norm_post(means, norm_post)).numpy()
+    return Classifier(proxies, np.zeros(n), norm_inf == "l2")
 
 
 def probe_classifier(

@@ -72,6 +72,7 @@ def stitch_files(
     seed: int = 0,
     extra_columns: dict | None = None,
     force: bool = False,
+    norms: Sequence[str] = ("l2", "l2", "l2"),
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Stitching between every ordered pair of backbones, given each one's training and test
     embedding sets of the same images (`train[i]`, `test[i]`, named `names[i]`): each matching
@@ -79,7 +80,8 @@ def stitch_files(
     classifiers (imprinted means, linear probe), with the target's own accuracy, the penalty
     and the share of mapped test rows out of the target's distribution; with `ranks_out`, the
     same against the source's rank under the imprinted classifier
-    (analysis/stitching.rank_sensitivity). Returns both tables
+    (analysis/stitching.rank_sensitivity). norms: the imprinted classifier's (NORMpre,
+    NORMpost, NORMinf), each none or l2 (default Qi et al.'s). Returns both tables
     (the second None without `ranks_out`). force: replace whatever is at the outputs."""
     import pandas as pd
 
@@ -102,12 +104,13 @@ def stitch_files(
     train_y, test_y = _class_indices(train_y, test_y, str(train[0]))
     rows = _k_rows(rows, len(train_y))
     sets = {name: (a, b) for name, a, b in zip(names, train_x, test_x, strict=True)}
-    table = pd.DataFrame(stitching.stitch_all(sets, train_y, test_y, k_rows=rows, seed=seed))
+    options = {"seed": seed, "norms": tuple(norms)}
+    table = pd.DataFrame(stitching.stitch_all(sets, train_y, test_y, k_rows=rows, **options))
     ranks = None
     if ranks_out:
         # The imprinted classifier only: the figure's question (a probe per target is costly).
         found = stitching.rank_sensitivity_all(
-            sets, train_y, test_y, seed=seed, classifiers=("mean",)
+            sets, train_y, test_y, classifiers=("mean",), **options
         )
         ranks = pd.DataFrame(found)
     for frame, path in ((table, out), (ranks, ranks_out)):

@@ -127,6 +127,15 @@ def _stitch_flags(parser) -> None:
         help="training rows of the direct_k matching (default 1000; 0 leaves it out)",
     )
     parser.add_argument("--seed", type=int, default=0, help="row draw, task-loss init, probe")
+    parser.add_argument(
+        "--norms",
+        nargs=3,
+        choices=["none", "l2"],
+        default=["l2", "l2", "l2"],
+        metavar="NORM",
+        help="the target's imprinted classifier: NORMpre NORMpost NORMinf (GEN mean, AGG max; "
+        "default l2 l2 l2, Qi et al.'s)",
+    )
 
 
 def _stitch(args) -> None:
@@ -151,6 +160,7 @@ def _stitch(args) -> None:
         rows=args.rows or None,
         seed=args.seed,
         force=args.force,
+        norms=args.norms,
     )
     for row in table[table["classifier"] == "mean"].itertuples():
         print(
