@@ -156,9 +156,13 @@ def test_bad_model_names_are_clear_errors(model, weights, error, match):
         build_backbone("mine", weights, model=model)
 
 
-def test_pool_is_for_hf_models_only():
-    with pytest.raises(ValueError, match="pool applies to hf/ models only"):
+def test_pool_is_for_hf_models_and_projection_for_timm_clip_towers():
+    with pytest.raises(ValueError, match="pool is projection or not given, got 'mean'"):
         build_backbone("mine", None, model="timm/test_vit", pool="mean")
+    with pytest.raises(ValueError, match="pool applies to hf/ and timm/ models only"):
+        build_backbone("mine", None, model="torchvision/resnet18", pool="cls")
+    with pytest.raises(ValueError, match="pool applies to hf/ models only"):
+        build_backbone("pixels", None, pool="cls")
 
 
 def test_registered_entries_record_their_source():

@@ -184,6 +184,30 @@ def test_an_hf_siglip_pads_its_prompts_to_the_text_towers_length(tmp_path):
         torch.testing.assert_close(net(pixels), model.get_image_features(pixel_values=pixels))
 
 
+def test_a_timm_clip_tower_keeps_its_projection_and_gets_open_clips_text_tower():
+    """timm's vit_base_patch16_clip_224.openai with pool projection: the timm model with its
+    head (the image projection, 512-d) and the text tower of open_clip's ViT-B-16/openai, whose
+    pretrained tag loads from the same repository (at random init here: seeded, with a
+    warning that says so)."""
+    import timm
+
+    name = "vit_base_patch16_clip_224.openai"
+    net, transform, dim = build_backbone("t", None, model=f"timm/{name}", pool="projection")
+    assert dim == 512 and net.text_model == "ViT-B-16/openai"
+    torch.manual_seed(INIT_SEED)
+    ref = timm.create_model(name, pretrained=False).eval()
+    x = torch.stack([transform(i) for i in _images(2)])
+    clip, _ = _seeded_open_clip("ViT-B-16", force_quick_gelu=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), ref(x))
+        with pytest.warns(UserWarning, match="seeded random init"):
+            text = text_encoder(net, f"timm/{name}")(PROMPTS)
+        tokens = open_clip.get_tokenizer("ViT-B-16")(PROMPTS)
+        torch.testing.assert_close(text, clip.encode_text(tokens))
+    with pytest.raises(ValueError, match="test_vit has no text tower"):
+        build_backbone("t", None, model="timm/test_vit", pool="projection")
+
+
 def test_a_model_without_a_text_tower_is_refused(tmp_path):
     tiny_vit(tmp_path / "vit")
     vit = build_backbone("v", None, model=f"hf/{tmp_path / 'vit'}")[0]

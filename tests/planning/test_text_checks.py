@@ -163,6 +163,13 @@ def test_text_on_an_hf_hub_id_is_left_to_the_job():
     checked(_config({"clip": spec}))
 
 
+def test_a_timm_clip_tower_with_pool_projection_is_left_to_the_job_other_pools_refused():
+    spec = {"model": "timm/vit_base_patch16_clip_224.openai", "pool": "projection"}
+    assert text_tower(spec) is None
+    checked(_config({"clip": spec}))
+    refused(_config({"clip": spec | {"pool": "cls"}}, gens=("mean",)), "backbones.clip.pool")
+
+
 def test_text_tower_of_every_other_kind_is_false(tmp_path):
     assert text_tower({}) is False
     assert text_tower({"model": "timm/resnet18"}) is False

@@ -383,8 +383,8 @@ def _build_by_name(
 ) -> Backbone:
     """A backbone by provider and name; its size from one forward pass of a dummy image."""
     provider, name = providers.provider_of(model)
-    if pool is not None and provider.library != "transformers":
-        raise ValueError(f"backbone {model}: pool applies to hf/ models only")
+    if pool is not None and provider.library not in ("transformers", "timm"):
+        raise ValueError(f"backbone {model}: pool applies to hf/ and timm/ models only")
     pretrained = isinstance(weights, str) and weights == "default"
     path = None if weights is None or pretrained else Path(weights)
     if path is not None and not path.is_file():

@@ -14,7 +14,13 @@ from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
 from imprint.data.ls_lambda import split_model
-from imprint.data.text_towers import OpenClipImage, is_dual_encoder, open_clip_build
+from imprint.data.text_towers import (
+    OpenClipImage,
+    TimmClipImage,
+    is_dual_encoder,
+    open_clip_build,
+    timm_clip_build,
+)
 
 # The attributes that hold a torchvision classifier's head, in the order they are looked for.
 HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
@@ -208,6 +214,13 @@ def _hf_transform(model: nn.Module, name: str, image_size: int | None) -> Callab
     return HFTransform(_transformers().AutoImageProcessor.from_pretrained(name))
 
 
+def _timm_build(name: str, pretrained: bool, pool: str | None, image_size=None) -> nn.Module:
+    # pool projection: a CLIP image tower with its projection head (and a text tower).
+    if pool is None:
+        return timm_model(name, pretrained)
+    return timm_clip_build(name, pretrained, pool)
+
+
 def _open_clip_build(name: str, pretrained: bool, pool: str | None, image_size=None):
     model, preprocess = open_clip_build(name, pretrained, pool, image_size)
     model.preprocess = preprocess  # open_clip makes both at once; transform() hands it out
@@ -219,9 +232,7 @@ def _open_clip_transform(model: nn.Module, name: str, image_size: int | None) ->
 
 
 PROVIDERS: dict[str, Provider] = {
-    "timm": Provider(
-        lambda n, pretrained, pool, size: timm_model(n, pretrained), timm_transform, "timm"
-    ),
+    "timm": Provider(_timm_build, timm_transform, "timm"),
     "torchvision": Provider(_torchvision_build, torchvision_transform, "torchvision"),
     "hf": Provider(_hf_build, _hf_transform, "transformers"),
     "open_clip": Provider(_open_clip_build, _open_clip_transform, "open_clip"),
@@ -245,7 +256,7 @@ def provider_version(provider: Provider) -> str | None:
 def weights_target(model: nn.Module) -> nn.Module:
     """The module a state_dict file loads into: an hf/ model's own (AutoModel's keys), an
     open_clip model's whole (image and text towers, open_clip's keys)."""
-    if isinstance(model, PooledHF):
+    if isinstance(model, PooledHF | TimmClipImage):
         return model.model
     return model.clip if isinstance(model, OpenClipImage) else model
 

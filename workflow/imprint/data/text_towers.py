@@ -80,6 +80,65 @@ def open_clip_build(name: str, pretrained: bool, pool: str | None, image_size=No
     return OpenClipImage(clip, architecture), preprocess
 
 
+class TimmClipImage(nn.Module):
+    """A timm CLIP image tower with its head, the image projection (`pool: projection`), so its
+    embeddings lie in the space of the text tower open_clip publishes with the same weights:
+    `text_model` ("<architecture>/<tag>"), the open_clip model whose pretrained tag loads from
+    this timm model's hub repository."""
+
+    def __init__(self, model: nn.Module, text_model: str, pretrained: bool):
+        super().__init__()
+        self.model, self.text_model, self.pretrained = model, text_model, pretrained
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
+def matching_open_clip(timm_name: str) -> str:
+    """The open_clip "<architecture>/<tag>" whose pretrained weights are this timm CLIP image
+    tower's (the same Hugging Face repository); a ValueError where open_clip has none."""
+    open_clip = open_clip_module()
+    repo = f"timm/{timm_name}"
+    for architecture, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(architecture, tag)
+        if cfg.get("hf_hub", "").rstrip("/") == repo and "quickgelu" not in architecture:
+            return f"{architecture}/{tag}"
+    raise ValueError(
+        f"timm model {timm_name} has no text tower: open_clip publishes none with its weights "
+        "(pool projection is for timm's CLIP image towers, e.g. "
+        "vit_base_patch16_clip_224.openai); or name the model as open_clip/<architecture>/<tag>"
+    )
+
+
+def timm_clip_build(name: str, pretrained: bool, pool: str | None) -> TimmClipImage:
+    """A timm CLIP image tower with its projection head (pool projection only)."""
+    from imprint.data.providers import timm_module
+
+    if pool != "projection":
+        raise ValueError(f"timm backbone {name}: pool is projection or not given, got {pool!r}")
+    text_model = matching_open_clip(name)
+    model = timm_module().create_model(name, pretrained=pretrained)  # the head: the projection
+    return TimmClipImage(model, text_model, pretrained)
+
+
+def _timm_clip_text(backbone: TimmClipImage) -> Callable[[list[str]], torch.Tensor]:
+    # The text tower of the same weights (pretrained), or of open_clip's seeded random init.
+    if not backbone.pretrained:
+        import warnings
+
+        warnings.warn(
+            f"the text tower of {backbone.text_model} is open_clip's seeded random init: the "
+            "image tower's weights are not the pretrained ones (a fine-tuned CLIP with both "
+            "towers: open_clip/<architecture> with its state_dict)",
+            stacklevel=3,
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        clip, _ = open_clip_build(backbone.text_model, backbone.pretrained, None)
+    clip.eval()
+    return _open_clip_text(clip)
+
+
 def _open_clip_text(model: OpenClipImage) -> Callable[[list[str]], torch.Tensor]:
     tokenizer = open_clip_module().get_tokenizer(model.architecture)
 
@@ -123,6 +182,8 @@ def text_encoder(backbone: nn.Module, model: str) -> Callable[[list[str]], torch
 
     if isinstance(backbone, OpenClipImage):
         return _open_clip_text(backbone)
+    if isinstance(backbone, TimmClipImage):
+        return _timm_clip_text(backbone)
     if isinstance(backbone, PooledHF) and is_dual_encoder(backbone.model):
         if backbone.pool != "projection":
             raise ValueError(
@@ -132,5 +193,6 @@ def text_encoder(backbone: nn.Module, model: str) -> Callable[[list[str]], torch
         return _hf_text(backbone.model, model.partition("/")[2])
     raise ValueError(
         f"backbone {model} has no text tower: text proxies need a CLIP-like model "
-        "(open_clip/<architecture>[/<tag>], or hf/ CLIP or SigLIP)"
+        "(open_clip/<architecture>[/<tag>], hf/ CLIP or SigLIP, or a timm CLIP image tower "
+        "with pool projection)"
     )

@@ -25,9 +25,11 @@ def check_model_backbone(config: dict, name: str) -> None:
                 f"backbones.{name}: 'model' and '{other}' exclude each other (a backbone is "
                 "extracted from images by a model, or made of files or of other backbones)"
             )
-    if spec.get("pool") is not None and provider != "hf":
+    pool = spec.get("pool")
+    if pool is not None and provider != "hf" and (provider, pool) != ("timm", "projection"):
         raise ConfigError(
-            f"backbones.{name}.pool: applies to hf/ models only (this is a {provider}/ model)"
+            f"backbones.{name}.pool: applies to hf/ models, and projection to timm/ CLIP image "
+            f"towers (this is a {provider}/ model, pool {pool})"
         )
     check_own_ls_lambda(config, name)
 

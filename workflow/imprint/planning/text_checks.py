@@ -20,13 +20,16 @@ TEXT_BACKBONES = (
 def text_tower(spec: dict) -> bool | None:
     """Whether a backbone (its config entry) has a text tower: True for open_clip/ models and
     hf/ folders whose config.json has a text and a vision config; None for an hf/ hub id (its
-    config is on the hub: the job checks it); False for every other backbone."""
+    config is on the hub) and a timm/ model with pool projection (a CLIP image tower whose text
+    tower open_clip publishes): the job checks them; False for every other backbone."""
     model = spec.get("model")
     if not model:
         return False
     provider, name = split_model(model)
     if provider == "open_clip":
         return True
+    if provider == "timm" and spec.get("pool") == "projection":
+        return None  # a CLIP image tower: whether open_clip has its text tower, the job checks
     if provider != "hf":
         return False
     config = Path(name) / "config.json"
