@@ -831,7 +831,8 @@ def _zero_rows(tmp: Path) -> None:
 
 # The collapse metrics of within-class variability (undefined with one row per class).
 WITHIN_CLASS = {
-    *("nc1", "nc1_sample_weighted", "nc1_reference_centring", "nc1_svd", "nc1_quotient"),
+    *("nc1", "nc1_sample_weighted", "nc1_package", "nc1_reference_centring", "nc1_svd"),
+    "nc1_quotient",
     *("vci", "vci_sample_weighted", "vci_reference_centring", "cdnv"),
 }
 

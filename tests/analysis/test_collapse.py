@@ -68,6 +68,8 @@ def direct(x, labels, normalise):
         "pinv_b": pinv_b,
         "nc1": np.trace(sigma_w @ pinv_b) / n_cls,
         "nc1_sample_weighted": np.trace(pooled @ pinv_b) / n_cls,
+        # The neural-collapse package: pooled Sigma_W, Sigma_B around the mean of the means.
+        "nc1_package": np.trace(pooled @ np.linalg.pinv(_between(means, means.mean(0)))) / n_cls,
         "nc1_reference_centring": np.trace(ref_w @ pinv_b32) / n_cls,
         "vci": 1 - np.trace(sigma_b @ np.linalg.pinv(sigma_w + sigma_b)) / rank_b,
         "vci_sample_weighted": 1 - np.trace(sigma_b @ np.linalg.pinv(pooled + sigma_b)) / rank_b,
@@ -75,6 +77,29 @@ def direct(x, labels, normalise):
         "nc1_quotient": np.trace(sigma_w) / np.trace(sigma_b),
         "rank_between": rank_b,
     }
+
+
+def _between(means, centre) -> np.ndarray:
+    """Sigma_B: the outer products of the class means around `centre`, over C."""
+    centred = np.asarray(means) - centre
+    return centred.T @ centred / len(centred)
+
+
+def test_nc1_package_is_the_packages_on_six_unequal_classes():
+    """The neural-collapse package's NC1 worked out from its accumulators' definitions: Sigma_W
+    = Σ (x − μ_c)(x − μ_c)ᵀ / N, Sigma_B = (M − mean of M)ᵀ(M − mean of M) / C, NC1 =
+    Tr(Sigma_W Sigma_B⁺) / C. With unequal classes the sample mean is not the mean of the
+    means, and the sample-mean variant differs (about 4 % here)."""
+    x, y = make_data([5, 40, 12, 27, 8, 19], 9, seed=11)
+    means = np.stack([x[y == c].mean(axis=0) for c in range(6)])
+    scatter = sum((x[y == c] - means[c]).T @ (x[y == c] - means[c]) for c in range(6))
+    sigma_w = scatter / len(x)
+    expected = np.trace(sigma_w @ np.linalg.pinv(_between(means, means.mean(axis=0)))) / 6
+    got = evaluate_collapse(x, y, l2_normalise=False)
+    assert got["nc1_package"] == pytest.approx(expected, rel=1e-9)
+    sample_centred = np.trace(sigma_w @ np.linalg.pinv(_between(means, x.mean(axis=0)))) / 6
+    assert got["nc1_sample_weighted"] == pytest.approx(sample_centred, rel=1e-9)
+    assert abs(got["nc1_package"] / got["nc1_sample_weighted"] - 1) > 1e-4
 
 
 CASES = [
@@ -94,6 +119,7 @@ def test_nc1_vci_match_direct_computation(counts, dim, normalise):
     for key in (
         "nc1",
         "nc1_sample_weighted",
+        "nc1_package",
         "nc1_reference_centring",
         "vci",
         "vci_sample_weighted",

@@ -269,9 +269,10 @@ def collapse_metrics(stats: ClassStatistics) -> dict:
 
     - ``nc1``: Tr(Sigma_W Sigma_B^+) / C (Papyan et al. 2020); ``^+`` keeps eigenvalues above
       lambda_max * D * eps.
-    - ``nc1_sample_weighted``: the same with Sigma_W averaged over all samples, so larger
-      classes weigh more (the neural-collapse package's pooled accumulator); equals ``nc1``
-      for balanced classes. ``vci_sample_weighted`` likewise.
+    - ``nc1_sample_weighted``: Sigma_W averaged over all samples (larger classes weigh more);
+      equals ``nc1`` for balanced classes. ``vci_sample_weighted`` likewise.
+    - ``nc1_package``: the neural-collapse package's NC1: that Sigma_W, and Sigma_B around the
+      unweighted mean of the class means (its MeanAccumulator's), over C.
     - ``nc1_reference_centring``: what the paper's reference code computes: each class is
       centred at (mu_c - mu_G) instead of mu_c. The cross terms vanish, so its Sigma_W is
       Sigma_W + mu_G mu_G^T: Tr((Sigma_W + mu_G mu_G^T) Sigma_B^+) / C, with ``^+`` (and, for
@@ -337,6 +338,7 @@ def _variability_metrics(
         quotient = float(np.trace(sigma_w) / np.float64(trace_b))
     metrics = {
         **_nc1_variants(sigma_w, sigma_w_pooled, mu_g, lam, vt, n_cls),
+        "nc1_package": _nc1_package(stats, sigma_w_pooled),
         "nc1_quotient": quotient,
         "vci": _vci(sigma_w, sigma_b, centred, rank_b),
         "vci_sample_weighted": _vci(sigma_w_pooled, sigma_b, centred, rank_b),
@@ -348,6 +350,17 @@ def _variability_metrics(
         "trace_between": trace_b,
     }
     return metrics, summary
+
+
+def _nc1_package(stats: ClassStatistics, sigma_w_pooled: np.ndarray) -> float:
+    """nc1_package (see collapse_metrics): Sigma_B of the class means centred at their own
+    unweighted mean, inverted with nc1's cut-off."""
+    around_mean_of_means = stats.means - stats.means.mean(axis=0)
+    lam, vt = _between_eigenpairs(stats, around_mean_of_means)
+    keep = _kept(lam, stats.dim)
+    if not keep.any():
+        return math.inf
+    return _trace_times_pinv(sigma_w_pooled, vt[keep].T, lam[keep]) / stats.n_classes
 
 
 def _between_eigenpairs(stats: ClassStatistics, centred: np.ndarray):
