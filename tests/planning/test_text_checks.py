@@ -170,6 +170,12 @@ def test_a_timm_clip_tower_with_pool_projection_is_left_to_the_job_other_pools_r
     refused(_config({"clip": spec | {"pool": "cls"}}, gens=("mean",)), "backbones.clip.pool")
 
 
+def test_text_on_a_layers_backbone_is_refused():
+    spec = {"model": "open_clip/ViT-S-32", "layers": ["visual.transformer.resblocks.11:cls"]}
+    refused(_config({"oc": spec}), "backbones.oc.layers", "experiments.zs")
+    checked(_config({"oc": spec}, gens=("mean",)))  # image GENs take any layers
+
+
 def test_text_tower_of_every_other_kind_is_false(tmp_path):
     assert text_tower({}) is False
     assert text_tower({"model": "timm/resnet18"}) is False

@@ -74,6 +74,12 @@ def check_text_proxies(config: dict) -> None:
                     f"backbones.{backbone} ({spec.get('model') or 'a registry backbone'}) has "
                     f"none; use {TEXT_BACKBONES}"
                 )
+            if spec.get("layers"):
+                raise ConfigError(
+                    f"backbones.{backbone}.layers: inner modules' features lie outside the space "
+                    f"the text tower shares; experiments.{experiment} uses text proxies: give "
+                    "them a backbone of the same model without layers"
+                )
             if spec.get("pool") not in (None, "projection"):
                 raise ConfigError(
                     f"backbones.{backbone}.pool: {spec['pool']} embeds images outside the space "
