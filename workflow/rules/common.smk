@@ -91,11 +91,7 @@ def get_text_proxies(wildcards):
 
 
 def get_train_embeddings(wildcards):
-    return paths.embedding_files(
-        paths.EMBEDDINGS.format(
-            dataset=wildcards.dataset, backbone=wildcards.backbone, split="train"
-        )
-    )
+    return get_embeddings(wildcards)["train"]
 
 
 def get_source_embeddings(wildcards):
@@ -265,16 +261,21 @@ def get_model_choice_results(wildcards):
     ]
 
 
-def get_similarity_embeddings(wildcards):
+def embedding_set_files(dataset, backbones, split):
+    """The files of each backbone's embedding set of one split of a dataset."""
     return [
         file
-        for backbone in SIMILARITY_SETS[wildcards.dataset]
+        for backbone in backbones
         for file in paths.embedding_files(
-            paths.EMBEDDINGS.format(
-                dataset=wildcards.dataset, backbone=backbone, split="test"
-            )
+            paths.EMBEDDINGS.format(dataset=dataset, backbone=backbone, split=split)
         )
     ]
+
+
+def get_similarity_embeddings(wildcards):
+    return embedding_set_files(
+        wildcards.dataset, SIMILARITY_SETS[wildcards.dataset], "test"
+    )
 
 
 def get_similarity_tables(wildcards):
@@ -283,16 +284,9 @@ def get_similarity_tables(wildcards):
 
 def get_stitching_embeddings(wildcards):
     """Each backbone's training and test embeddings of the dataset, by split."""
+    backbones = STITCHING_SETS[wildcards.dataset]
     return {
-        split: [
-            file
-            for backbone in STITCHING_SETS[wildcards.dataset]
-            for file in paths.embedding_files(
-                paths.EMBEDDINGS.format(
-                    dataset=wildcards.dataset, backbone=backbone, split=split
-                )
-            )
-        ]
+        split: embedding_set_files(wildcards.dataset, backbones, split)
         for split in ("train", "test")
     }
 

@@ -109,13 +109,19 @@ def ood_fraction(mapped_test, b_train, b_test, k: int = 10, quantile: float = 0.
     return float(np.mean(kth_neighbour_distance(mapped_test, b_train, k) > threshold))
 
 
-def b_classifiers(b_train, labels, seed: int = 0, norms=DEFAULT_NORMS) -> dict[str, Classifier]:
-    """B's default classifiers: {"mean": mean_classifier (with `norms`), "probe":
-    probe_classifier}."""
-    return {
-        "mean": mean_classifier(b_train, labels, norms=norms),
-        "probe": probe_classifier(b_train, labels, seed=seed),
+def b_classifiers(
+    b_train, labels, seed: int = 0, norms=DEFAULT_NORMS, names=CLASSIFIERS
+) -> dict[str, Classifier]:
+    """B's classifiers by name (`names`, of CLASSIFIERS): "mean", mean_classifier with `norms`;
+    "probe", probe_classifier."""
+    unknown = sorted(set(names) - set(CLASSIFIERS))
+    if unknown:
+        raise ValueError(f"unknown classifiers {unknown}; allowed: {', '.join(CLASSIFIERS)}")
+    makers = {
+        "mean": lambda: mean_classifier(b_train, labels, norms=norms),
+        "probe": lambda: probe_classifier(b_train, labels, seed=seed),
     }
+    return {name: makers[name]() for name in names}
 
 
 @dataclasses.dataclass
@@ -470,18 +476,11 @@ def rank_sensitivity_all(
     principal axes are computed once. options: rank_sensitivity's ranks, matchings,
     task_max_iter."""
     pairs = _check(sets, pairs, options.get("matchings", ()))
-    unknown = sorted(set(classifiers) - set(CLASSIFIERS))
-    if unknown:
-        raise ValueError(f"unknown classifiers {unknown}; allowed: {', '.join(CLASSIFIERS)}")
     heads, axes, rows = {}, {}, []
     for source, target in pairs:
         (a_train, a_test), (b_train, b_test) = sets[source], sets[target]
         if target not in heads:
-            makers = {
-                "mean": lambda x, y: mean_classifier(x, y, norms=norms),
-                "probe": lambda x, y: probe_classifier(x, y, seed),
-            }
-            heads[target] = {name: makers[name](b_train, train_labels) for name in classifiers}
+            heads[target] = b_classifiers(b_train, train_labels, seed, norms, classifiers)
         if source not in axes:
             axes[source] = principal_axes(a_train)
         found = rank_sensitivity(

@@ -220,7 +220,7 @@ def incremental_groups(
     `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
     from imprint.engine.incremental import check_protocol, evaluate_incremental, task_protocol
 
-    check_results_out(out, train, test, grid, groups, force, True, text=text_proxies)
+    check_results_out(out, train, test, grid, groups, force, incremental=True, text=text_proxies)
     check_protocol(protocol)  # before the work; task_protocol applies it again per task
     train_set, test_set = _load_pair(train, test)
     configs = _configurations(grid)

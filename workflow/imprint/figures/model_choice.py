@@ -11,7 +11,14 @@ from matplotlib.lines import Line2D
 from imprint.analysis.transferability.table import COMPARED, ESTIMATORS
 from imprint.figures import style
 
-__all__ = ["draw_similarity", "draw_transferability", "plot_similarity", "plot_transferability"]
+__all__ = [
+    "cka_matrix",
+    "draw_similarity",
+    "draw_transferability",
+    "heatmap",
+    "plot_similarity",
+    "plot_transferability",
+]
 
 TARGET_LABELS = {
     "best_imprinting": "best imprinting\naccuracy (%)",
@@ -76,6 +83,32 @@ def plot_transferability(table: pd.DataFrame, agreement: pd.DataFrame) -> Figure
     return fig
 
 
+def cka_matrix(similarity: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The symmetric CKA matrix of `names` (1 on the diagonal) from one dataset's CKA rows;
+    pairs of other backbones are left out."""
+    matrix = np.eye(len(names))
+    for row in similarity.itertuples():
+        if row.a in names and row.b in names:
+            i, j = names.index(row.a), names.index(row.b)
+            matrix[i, j] = matrix[j, i] = row.cka
+    return matrix
+
+
+def heatmap(ax, matrix, labels, vmin=0.0, vmax=1.0, fmt="{:.2f}", fontsize=style.TICK_PT):
+    """A labelled heat map of a backbone × backbone matrix, each finite cell's value written in
+    it (black on light cells, white on dark ones); returns the image for a colour bar."""
+    image = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap="viridis")
+    for (i, j), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            color = "black" if (value - vmin) > 0.6 * (vmax - vmin) else "white"
+            ax.text(
+                j, i, fmt.format(value), ha="center", va="center", fontsize=fontsize, color=color
+            )
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=style.TICK_PT)
+    ax.set_yticks(range(len(labels)), labels, fontsize=style.TICK_PT)
+    return image
+
+
 def plot_similarity(similarity: pd.DataFrame) -> Figure:
     """A heat map of linear CKA between every pair of backbones, one panel per dataset."""
     datasets = style.datasets(similarity["dataset"])
@@ -86,18 +119,8 @@ def plot_similarity(similarity: pd.DataFrame) -> Figure:
     labels = [style.backbone_style(b, n)["label"] for n, b in enumerate(names)]
     image = None
     for ax, dataset in zip(axes, datasets, strict=True):
-        matrix = np.eye(len(names))
-        for row in similarity[similarity["dataset"] == dataset].itertuples():
-            i, j = names.index(row.a), names.index(row.b)
-            matrix[i, j] = matrix[j, i] = row.cka
-        image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
-        for (i, j), value in np.ndenumerate(matrix):
-            color = "black" if value > 0.6 else "white"
-            ax.text(
-                j, i, f"{value:.2f}", ha="center", va="center", fontsize=style.TICK_PT, color=color
-            )
-        ax.set_xticks(range(len(names)), labels, rotation=45, ha="right", fontsize=style.TICK_PT)
-        ax.set_yticks(range(len(names)), labels, fontsize=style.TICK_PT)
+        matrix = cka_matrix(similarity[similarity["dataset"] == dataset], names)
+        image = heatmap(ax, matrix, labels)
         ax.set_title(dataset, fontsize=style.PANEL_TITLE_PT)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="linear CKA")
     style.title(fig, "Similarity of the representations (test images)")

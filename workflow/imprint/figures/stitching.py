@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from imprint.figures import style
+from imprint.figures.model_choice import cka_matrix, heatmap
 
 __all__ = ["draw_stitching", "plot_stitching", "plot_stitching_ranks"]
 
@@ -32,27 +33,6 @@ def _matrix(rows: pd.DataFrame, names: list[str], value: str) -> np.ndarray:
     return matrix
 
 
-def _heatmap(ax, matrix: np.ndarray, labels: list[str], vmin: float, vmax: float, fmt: str):
-    image = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap="viridis")
-    for (i, j), value in np.ndenumerate(matrix):
-        if np.isfinite(value):
-            color = "black" if (value - vmin) > 0.6 * (vmax - vmin) else "white"
-            text = fmt.format(value)
-            ax.text(j, i, text, ha="center", va="center", fontsize=style.TICK_PT - 1, color=color)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=style.TICK_PT)
-    ax.set_yticks(range(len(labels)), labels, fontsize=style.TICK_PT)
-    return image
-
-
-def _cka_matrix(similarity: pd.DataFrame, names: list[str]) -> np.ndarray:
-    matrix = np.eye(len(names))
-    for row in similarity.itertuples():
-        if row.a in names and row.b in names:
-            i, j = names.index(row.a), names.index(row.b)
-            matrix[i, j] = matrix[j, i] = row.cka
-    return matrix
-
-
 def plot_stitching(stitching: pd.DataFrame, similarity: pd.DataFrame | None = None) -> Figure:
     """Per dataset (a row of panels): one heat map per matching of the accuracy of the target's
     imprinted classifier on the source's mapped test embeddings (rows source, columns target;
@@ -73,15 +53,15 @@ def plot_stitching(stitching: pd.DataFrame, similarity: pd.DataFrame | None = No
         for c, matching in enumerate(matchings):
             matrix = _matrix(part[part["matching"] == matching], names, "stitched_accuracy")
             ax = axes[r, c]
-            accuracy_image = _heatmap(ax, matrix, labels, 0.0, 100.0, "{:.0f}")
+            accuracy_image = heatmap(ax, matrix, labels, 0.0, 100.0, "{:.0f}", style.TICK_PT - 1)
             ax.set_title(f"{dataset}: {MATCHING_LABELS[matching]}", fontsize=style.LABEL_PT)
             if c == 0:
                 ax.set_ylabel("source (mapped)", fontsize=style.LABEL_PT)
             ax.set_xlabel("target (its classifier)", fontsize=style.LABEL_PT)
         if similarity is not None:
             ax = axes[r, -1]
-            cka = _cka_matrix(similarity[similarity["dataset"] == dataset], names)
-            cka_image = _heatmap(ax, cka, labels, 0.0, 1.0, "{:.2f}")
+            cka = cka_matrix(similarity[similarity["dataset"] == dataset], names)
+            cka_image = heatmap(ax, cka, labels, fontsize=style.TICK_PT - 1)
             ax.set_title(f"{dataset}: linear CKA", fontsize=style.LABEL_PT)
     fig.colorbar(accuracy_image, ax=axes[:, : len(matchings)].ravel().tolist(), shrink=0.7,
                  label="stitched accuracy (%)")  # fmt: skip
