@@ -13,6 +13,7 @@ from imprint.engine.vocabulary import (
     GEN,
     GEN_TABLE,
     JOINT_GEN,
+    METHOD_GEN,
     PROBE_GEN,
     RANDOM_GEN,
     SEEDED_GEN,
@@ -38,9 +39,10 @@ def _proxies(samples, gen, k, seed):
 def test_the_names_other_modules_read_follow_from_the_table():
     assert set(JOINT_GEN) == {"ls", "kls"}
     assert set(RANDOM_GEN) == {"random", "fps", "none"}
-    assert set(SEEDED_GEN) == {*RANDOM_GEN, "kmeans", "kls", PROBE_GEN}
-    assert set(TEXT_GEN) == {"text", "text_mean"} and ALPHA_GEN == ("text_mean",)
-    assert set(PROXY_FUNCTIONS) == set(GEN) - {PROBE_GEN}
+    assert set(SEEDED_GEN) == {*RANDOM_GEN, "kmeans", "kls", PROBE_GEN, "ranpac", "fetril"}
+    assert set(TEXT_GEN) == {"text", "text_mean"} and ALPHA_GEN == ("text_mean", "teen")
+    assert METHOD_GEN == ("fecam", "ranpac", "fetril")
+    assert set(PROXY_FUNCTIONS) == set(GEN) - {PROBE_GEN, *METHOD_GEN}
     assert list(GEN_STYLE) == list(GEN)  # figures list GENs in the table's order
 
 

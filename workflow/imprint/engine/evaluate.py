@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from imprint.engine.aggregate import clip_m, mahalanobis_transform, nearest_proxies, vote
+from imprint.engine.centring import task_variants
 from imprint.engine.devices import resolve_device
 from imprint.engine.generate import generate_proxies, training_set_cache
 from imprint.engine.grid import CONFIG_KEYS, config_id
@@ -32,6 +33,7 @@ from imprint.engine.tasks import task_rows, task_text_proxies
 from imprint.engine.vocabulary import (
     DEFAULT_LS_PRECISION,
     LS_PRECISIONS,
+    METHOD_GEN,
     PROBE_GEN,
     SEEDED_GEN,
 )
@@ -91,6 +93,8 @@ def evaluate_grid(
     data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
     count_correct: bool = False,
     text_proxies: tuple[np.ndarray, np.ndarray] | None = None,
+    center: np.ndarray | None = None,
+    base_classes: int | None = None,
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -105,6 +109,10 @@ def evaluate_grid(
     rows (a JSON list in task order), from which accuracies over class subsets follow.
     `text_proxies`: (vectors [L, D], labels [L]), one text proxy per dataset label, which GEN
     text and text_mean read (tasks.task_text_proxies maps them onto the task's classes).
+    `center` [D]: the mean NORMpre/NORMinf center_l2 subtract (None: the mean of the task's
+    training rows); `base_classes`: how many classes, first in task order, make the base
+    session GEN teen calibrates the others towards (None: all). FeCAM, RanPAC and FeTrIL
+    (engine/incremental_methods.py) see every class at once here.
     """
     if ls_precision not in LS_PRECISIONS:
         raise ValueError(
@@ -117,16 +125,22 @@ def evaluate_grid(
     train, test = (train_embeddings, train_labels), (test_embeddings, test_labels)
     task = _task_tensors(train, test, classes, mapping, device, data_names)
     texts = None if text_proxies is None else _task_texts(text_proxies, task, mapping)
-    task = dataclasses.replace(task, count_correct=count_correct, text=texts)
+    task = dataclasses.replace(
+        task, count_correct=count_correct, text=texts, base_classes=base_classes
+    )
     _warn_fewshot_beyond_classes(configs, task)
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
 
     results: dict[tuple, dict] = {}
     bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
-    for sample_key, by_sample in _sample_groups(unique).items():
-        # One presampled training set at a time: the call frees it before the next is made.
-        _run_presampled(task, sample_key, by_sample, ls_lambda, ls_precision, results, bar)
+    # NORMpre center_l2 runs as NORMpre l2 on a centred copy of the task (engine/centring.py).
+    for run_task, rows, relabel in task_variants(task, unique, center):
+        found: dict[tuple, dict] = {}
+        for sample_key, by_sample in _sample_groups(rows).items():
+            # One presampled training set at a time: the call frees it before the next.
+            _run_presampled(run_task, sample_key, by_sample, ls_lambda, ls_precision, found, bar)
+        results |= relabel(found)
     bar.close()
     return _results_table(configs, work, results)
 
@@ -170,6 +184,7 @@ class _Task:
     test_shared: SharedTests  # what every family of the test rows shares (norms, unit rows)
     count_correct: bool = False  # results also count each class's correct test rows
     text: list[torch.Tensor] | None = None  # each class's text proxy [1, D] (GEN text)
+    base_classes: int | None = None  # GEN teen: the first classes, the base session
 
     @property
     def n_classes(self) -> int:
@@ -232,8 +247,9 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
     by_gen = _group(rows, ["gen", "k", "alpha", "gen_seed"])
     cache = training_set_cache((gen, k) for gen, k, _, _ in by_gen)  # work these GENs share
     for (gen, k, alpha, gen_seed), by_proxies in by_gen.items():
-        if gen == PROBE_GEN:
-            _probe(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
+        if gen == PROBE_GEN or gen in METHOD_GEN:
+            fit = _probe if gen == PROBE_GEN else _method_rows
+            fit(task, samples, max(int(gen_seed), 0), by_proxies, presample_seconds, results)
             bar.update(len(by_proxies))
             continue
         t0 = time.perf_counter()
@@ -248,10 +264,18 @@ def _run_presampled(task: _Task, sample_key, rows, ls_lambda, ls_precision, resu
             ls_precision,
             task.text,
             float(alpha),
+            task.base_classes,
         )
         raw_seconds = presample_seconds + time.perf_counter() - t0
         _infer(task, raw, norm_pre, by_proxies, raw_seconds, results)
         bar.update(len(by_proxies))
+
+
+def _method_rows(*args) -> None:
+    """GEN fecam, ranpac or fetril (engine/method_runs.py, which reads this module)."""
+    from imprint.engine.method_runs import method_rows
+
+    method_rows(*args)
 
 
 def _probe(task: _Task, samples, seed: int, rows, presample_seconds: float, results) -> None:

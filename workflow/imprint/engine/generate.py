@@ -42,6 +42,8 @@ class GenInputs:
     # text and text_mean: each class's text proxy [1, D] (task order), and text_mean's α.
     text: list[torch.Tensor] | None = None
     alpha: float = NO_ALPHA
+    # TEEN: how many classes (first in task order) make the base session; None: all of them.
+    base_classes: int | None = None
 
 
 def generate_proxies(
@@ -55,9 +57,11 @@ def generate_proxies(
     ls_precision: str = DEFAULT_LS_PRECISION,
     text: list[torch.Tensor] | None = None,
     alpha: float = NO_ALPHA,
+    base_classes: int | None = None,
 ) -> list[torch.Tensor]:
     """Proxies per class for one (GEN, k, seed), and for text and text_mean the classes' text
-    proxies `text` ([1, D] each, task order) and text_mean's `alpha`.
+    proxies `text` ([1, D] each, task order), text_mean's and teen's `alpha`, and teen's
+    `base_classes` (the first classes in task order, the base session; None: all).
 
     Draws (random, fps, none) continue the configuration's stream from `stream_state` (the
     state presample.presample_classes left), or start a generator seeded with `seed` when it
@@ -73,7 +77,7 @@ def generate_proxies(
     else:
         generator.set_state(stream_state)
     cache = {} if cache is None else cache
-    inputs = GenInputs(seed, generator, ls_lambda, ls_precision, cache, text, alpha)
+    inputs = GenInputs(seed, generator, ls_lambda, ls_precision, cache, text, alpha, base_classes)
     return make(samples, k, inputs)
 
 
@@ -139,33 +143,6 @@ def class_means(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[
         k,
         lambda x: (x.sum(dim=0, keepdim=True, dtype=torch.float64) / x.shape[0]).to(x.dtype),
     )
-
-
-def _class_texts(samples: list[torch.Tensor], inputs: GenInputs, gen: str) -> list[torch.Tensor]:
-    if inputs.text is None:
-        raise ValueError(
-            f"GEN {gen} needs the classes' text proxies (a CLIP-like backbone's prompt "
-            "embeddings, data/text_proxies.py): pass text_proxies"
-        )
-    if len(inputs.text) != len(samples):
-        raise ValueError(f"GEN {gen}: {len(inputs.text)} text proxies for {len(samples)} classes")
-    return inputs.text
-
-
-def text_proxies(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:
-    """GEN text (zero-shot): each class's text proxy, whatever its images."""
-    return [t.clone() for t in _class_texts(samples, inputs, "text")]
-
-
-def text_mean_proxies(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:
-    """GEN text_mean: α · text proxy + (1 − α) · GEN mean's proxy, per class. α = 0 gives GEN
-    mean bit for bit (0 · t adds zeros, 1 · m is m); α = 1 gives GEN text."""
-    texts = _class_texts(samples, inputs, "text_mean")
-    alpha = float(inputs.alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"GEN text_mean takes α in [0, 1], got {alpha}")
-    means = class_means(samples, 1, inputs)
-    return [alpha * t.to(m.dtype) + (1.0 - alpha) * m for t, m in zip(texts, means, strict=True)]
 
 
 def kmeans_centres(samples: list[torch.Tensor], k: int, inputs: GenInputs) -> list[torch.Tensor]:
@@ -477,6 +454,12 @@ def untrained_proxies(samples: list[torch.Tensor], k: int, inputs: GenInputs) ->
 
 
 # The GEN table's functions, resolved once: a name the table misspells fails on import.
+# The GENs that blend a class mean with other vectors live in generate_blended.py; imported
+# here, after everything it reads from this module is defined.
+from imprint.engine import generate_blended  # noqa: E402
+
 PROXY_FUNCTIONS = {
-    name: globals()[spec.function] for name, spec in GEN_TABLE.items() if spec.function
+    name: getattr(generate_blended, spec.function, None) or globals()[spec.function]
+    for name, spec in GEN_TABLE.items()
+    if spec.function
 }

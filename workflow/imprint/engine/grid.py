@@ -24,6 +24,7 @@ from imprint.engine.vocabulary import (
     DISTANCES,
     GEN,
     GEN_TABLE,
+    METHOD_GEN,
     NO_ALPHA,
     NORM_INF,
     NORM_POST,
@@ -153,7 +154,8 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     df = df[~((df["weighting"] == "exp_similarity") & (df["distance"] != "cosine"))]
     # The linear probe's scores are its logits (weights and biases): AGG max with the inner
     # product over its own weights only (an extension, not the reference's).
-    is_probe = df["gen"] == PROBE_GEN
+    # So are the named incremental methods' (FeCAM, RanPAC, FeTrIL): classifiers of their own.
+    is_probe = df["gen"].isin([PROBE_GEN, *METHOD_GEN])
     df = df[
         ~(
             is_probe
@@ -183,8 +185,10 @@ def filter_configurations(df: pd.DataFrame) -> pd.DataFrame:
     df = df[~((df["k"] == -1) & ~df["gen"].isin(_EVERY_ROW_GEN))]
     df = df.copy()
     df.loc[df["gen"].isin(_EVERY_ROW_GEN), "k"] = -1
-    # NORMpre other than none is kept only together with the same NORMinf.
+    # NORMpre other than none is kept only together with the same NORMinf; NORMinf center_l2
+    # centres by the training rows' mean, so it needs NORMpre center_l2 (an extension).
     df = df[~((df["norm_pre"] != "none") & (df["norm_inf"] != df["norm_pre"]))]
+    df = df[~((df["norm_inf"] == "center_l2") & (df["norm_pre"] != "center_l2"))]
     df = df.copy()
     # Fewer few-shot samples than k: k drops to the number of samples.
     low = (df["fewshot"] != -1) & (df["fewshot"] < df["k"])
@@ -238,7 +242,8 @@ def expand_grid(grid: Mapping | list, where: str = "grid", with_seeds: bool = Tr
             "rules: NORMpre l2 needs NORMinf l2; mnn needs an m other than -1 and a distance "
             "other than inner_product; weighting exp_similarity needs distance cosine; m may "
             "be at most 10 × k; k = -1 goes with GEN all only; weibull needs quantiles other "
-            "than [0, 1]; linear_probe needs AGG max, distance inner_product and NORMpost none"
+            "than [0, 1]; linear_probe, fecam, ranpac and fetril need AGG max, distance "
+            "inner_product and NORMpost none; NORMinf center_l2 needs NORMpre center_l2"
         )
     # A configuration two parts both give runs with the union of their seeds (first-seen
     # order), not only the first part's.

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from imprint.engine.tasks import task_rows
-from imprint.engine.vocabulary import JOINT_GEN, PROBE_GEN
+from imprint.engine.vocabulary import JOINT_GEN, METHOD_GEN, PROBE_GEN
 
 INCREMENTAL_COLUMNS = [
     "protocol",
@@ -326,21 +326,43 @@ def evaluate_incremental(
         test_labels, [c for s in protocol.sessions for c in s], mapping, where=names[1]
     )
     test_counts = np.bincount(test_index)
+    is_method = configs["gen"].isin(METHOD_GEN).to_numpy()
+    # NORMpre center_l2 subtracts the base session's mean in every session (so it stays fixed).
+    base_rows = np.sort(np.concatenate([rows_of[c] for c in protocol.sessions[0]]))
+    center = np.asarray(train_embeddings[base_rows], dtype=np.float64).mean(axis=0)
 
-    def evaluate(x, y, classes):
+    def evaluate(x, y, classes, chosen, **more):
         return evaluate_grid(
-            x, y, test_embeddings, test_labels, configs, classes=classes, mapping=mapping,
-            count_correct=True, **options,
+            x, y, test_embeddings, test_labels, configs[chosen], classes=classes,
+            mapping=mapping, count_correct=True, **options, **more,
         )  # fmt: skip
 
-    tables, seen = [], []
+    rows = np.sort(np.concatenate(list(rows_of.values())))
+    labels = np.asarray(train_labels)
+    by_session = [[] for _ in protocol.sessions]
+    if is_method.any():  # FeCAM, RanPAC, FeTrIL: each through every session in one pass
+        from imprint.engine.method_runs import method_session_tables
+
+        keep = {k: options[k] for k in ("device", "data_names") if k in options}
+        tables = method_session_tables(
+            (train_embeddings[rows], labels[rows]), (test_embeddings, test_labels),
+            configs[is_method], protocol.sessions, mapping, center, **keep,
+        )  # fmt: skip
+        by_session = [[t] for t in tables]
+    seen = []
     for s, session in enumerate(protocol.sessions):
         seen = [*seen, *session]
-        rows = np.sort(np.concatenate([rows_of[c] for c in seen]))
-        table = evaluate(train_embeddings[rows], np.asarray(train_labels)[rows], seen)
-        tables.append(_session_columns(table, "incremental", s, protocol, test_counts))
-    if joint:  # every class at once, from every training row
-        table = evaluate(train_embeddings, train_labels, seen)
+        mine = np.sort(np.concatenate([rows_of[c] for c in seen]))
+        if not is_method.all():
+            base = {"center": center, "base_classes": len(protocol.sessions[0])}
+            by_session[s].insert(0, evaluate(train_embeddings[mine], labels[mine], seen,
+                                             ~is_method, **base))  # fmt: skip
+    tables = [
+        _session_columns(pd.concat(t, ignore_index=True), "incremental", s, protocol, test_counts)
+        for s, t in enumerate(by_session)
+    ]
+    if joint:  # every class at once, from every training row (center_l2: their mean)
+        table = evaluate(train_embeddings, train_labels, seen, np.ones(len(configs), bool))
         last = len(protocol.sessions) - 1
         tables.append(_session_columns(table, "joint", last, protocol, test_counts))
     return pd.concat(tables, ignore_index=True)

@@ -7,7 +7,10 @@ and plotting can import them without the engine.
 
 from dataclasses import dataclass
 
-NORM_PRE = ("none", "l2")
+# center_l2 (not in the paper): SimpleShot's CL2N, the rows minus a mean (the task's training
+# rows', or an incremental protocol's base session's), then L2; as NORMpre it centres the
+# training rows, as NORMinf the test rows by the same mean, so the two go together.
+NORM_PRE = ("none", "l2", "center_l2")
 PRESAMPLING = ("all", "weibull")
 PROBE_GEN = "linear_probe"  # scores, not proxies alone: evaluated apart (engine/evaluate.py)
 
@@ -37,6 +40,10 @@ class GenSpec:
     # Reads the classes' text proxies (a CLIP-like backbone's prompt embeddings; not in the
     # paper); "alpha": also weighs them against the image mean by the grid's α.
     text: str | None = None
+    alpha: bool = False  # reads the grid's α (text_mean's weight, TEEN's shift weight)
+    # A named class-incremental method (engine/incremental_methods.py): a classifier of its
+    # own on NORMpre's training rows and NORMinf's test rows, evaluated apart, as the probe.
+    method: bool = False
 
 
 # Every GEN, in the order figures and messages list them. A new GEN: its row here, its
@@ -64,8 +71,24 @@ GEN_TABLE: dict[str, GenSpec] = {
         # and α · text proxy + (1 − α) · image mean (α = 0: GEN mean; α = 1: GEN text).
         GenSpec("text", "text_proxies", "zero-shot (text)", "#44AA99", "<", "-.", 1, text="only"),
         GenSpec(
-            "text_mean", "text_mean_proxies", "text + mean", "#117733", ">", "-.", 1, text="alpha"
+            "text_mean",
+            "text_mean_proxies",
+            "text + mean",
+            "#117733",
+            ">",
+            "-.",
+            1,
+            text="alpha",
+            alpha=True,
         ),
+        # Not in the paper: training-free class-incremental methods on frozen features. TEEN
+        # (Wang et al. 2023) calibrates the classes after the base session towards the base
+        # class means (α: its shift weight; engine/generate.teen_proxies); FeCAM, RanPAC and
+        # FeTrIL are classifiers of their own (engine/incremental_methods.py).
+        GenSpec("teen", "teen_proxies", "TEEN", "#DDCC77", "d", "--", 1, alpha=True),
+        GenSpec("fecam", None, "FeCAM", "#AA4499", "8", ":", 1, method=True),
+        GenSpec("ranpac", None, "RanPAC", "#332288", "H", ":", 1, seed="fit", method=True),
+        GenSpec("fetril", None, "FeTrIL", "#88CCEE", "x", ":", 1, seed="fit", method=True),
     )
 }
 GEN = tuple(GEN_TABLE)
@@ -74,11 +97,15 @@ JOINT_GEN = tuple(g.name for g in GEN_TABLE.values() if g.joint and g.function)
 SEEDED_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed)  # proxies made per seed
 RANDOM_GEN = tuple(g.name for g in GEN_TABLE.values() if g.seed == "stream")
 TEXT_GEN = tuple(g.name for g in GEN_TABLE.values() if g.text)  # need text proxies
-ALPHA_GEN = tuple(g.name for g in GEN_TABLE.values() if g.text == "alpha")  # read the grid's α
+ALPHA_GEN = tuple(g.name for g in GEN_TABLE.values() if g.alpha)  # read the grid's α
+METHOD_GEN = tuple(g.name for g in GEN_TABLE.values() if g.method)  # classifiers of their own
+# TEEN's softmax temperature τ over the cosine similarities of a new class mean to the base
+# class means (the authors' default, 16, in every published setting).
+TEEN_TEMPERATURE = 16.0
 # α of the configurations whose GEN reads none (a placeholder, as m = -1 for AGG max).
 NO_ALPHA = -1.0
 NORM_POST = ("none", "l2", "quantile")
-NORM_INF = ("none", "l2")
+NORM_INF = ("none", "l2", "center_l2")
 AGG = ("max", "mnn")
 DISTANCES = ("inner_product", "cosine", "euclidean", "manhattan", "chebyshev", "mahalanobis")
 # exp_similarity: dinov2's kNN evaluation (not in the paper): a cosine neighbour at similarity
@@ -92,8 +119,11 @@ KNN_MIN_TEMPERATURE = 0.0015
 
 def is_baseline(row) -> bool:
     """Whether a configuration (a mapping of CONFIG_KEYS) is one of the baselines not in the
-    paper (the linear probe, dinov2's kNN votes): labels mark them so."""
-    return row["gen"] == PROBE_GEN or row["weighting"] == "exp_similarity"
+    paper (the linear probe, dinov2's kNN votes, the named incremental methods FeCAM, RanPAC
+    and FeTrIL): labels mark them so, and the best imprinting leaves them out."""
+    return (
+        row["gen"] == PROBE_GEN or row["gen"] in METHOD_GEN or row["weighting"] == "exp_similarity"
+    )
 
 
 BASELINE_MARK = " (not in the paper)"
