@@ -39,6 +39,7 @@ FILES = {
         "results/figures/{experiment}/incremental_curves.pdf",
         "results/figures/{experiment}/incremental_curves.png",
         "results/tables/{experiment}/best_incremental.csv",
+        "results/tables/{experiment}/last_session.csv",
     ],
     "multimodal": [
         "results/figures/{experiment}/multimodal.pdf",

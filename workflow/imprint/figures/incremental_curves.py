@@ -128,8 +128,12 @@ def best_configurations(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw(results: pd.DataFrame, experiment: str | None = None) -> dict:
-    """The registry's entry point: the curves and the best configurations' table."""
+    """The registry's entry point: the curves, the best configuration per GEN, and the last
+    session per named method (analysis/incremental_methods.py)."""
+    from imprint.analysis.incremental_methods import last_session_table
+
     return {
         "incremental_curves": plot_incremental_curves(results),
         "best_incremental": best_configurations(results),
+        "last_session": last_session_table(results),
     }

@@ -99,6 +99,7 @@ FIGURE_KINDS: dict[str, FigureKind] = {
             {
                 **figure("incremental_curves", "incremental_curves"),
                 "best_incremental": table("results/tables/{experiment}/best_incremental.csv"),
+                "last_session": table("results/tables/{experiment}/last_session.csv"),
             },
         ),
         FigureKind(
