@@ -132,8 +132,15 @@ def evaluate_grid(
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
 
-    results: dict[tuple, dict] = {}
     bar = progress_bar(total=len(unique), disable=not progress, desc="configurations", unit="cfg")
+    results = _run_all(task, unique, center, ls_lambda, ls_precision, bar)
+    bar.close()
+    return _results_table(configs, work, results)
+
+
+def _run_all(task: _Task, unique: list, center, ls_lambda, ls_precision, bar) -> dict:
+    """{configuration key: result} of every distinct configuration (named tuples)."""
+    results: dict[tuple, dict] = {}
     # NORMpre center_l2 runs as NORMpre l2 on a centred copy of the task (engine/centring.py).
     for run_task, rows, relabel in task_variants(task, unique, center):
         found: dict[tuple, dict] = {}
@@ -141,8 +148,7 @@ def evaluate_grid(
             # One presampled training set at a time: the call frees it before the next.
             _run_presampled(run_task, sample_key, by_sample, ls_lambda, ls_precision, found, bar)
         results |= relabel(found)
-    bar.close()
-    return _results_table(configs, work, results)
+    return results
 
 
 def _warn_fewshot_beyond_classes(configs: pd.DataFrame, task: _Task) -> None:

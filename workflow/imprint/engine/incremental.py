@@ -327,9 +327,7 @@ def evaluate_incremental(
     )
     test_counts = np.bincount(test_index)
     is_method = configs["gen"].isin(METHOD_GEN).to_numpy()
-    # NORMpre center_l2 subtracts the base session's mean in every session (so it stays fixed).
-    base_rows = np.sort(np.concatenate([rows_of[c] for c in protocol.sessions[0]]))
-    center = np.asarray(train_embeddings[base_rows], dtype=np.float64).mean(axis=0)
+    center = _base_mean(train_embeddings, rows_of, protocol)
 
     def evaluate(x, y, classes, chosen, **more):
         return evaluate_grid(
@@ -337,17 +335,11 @@ def evaluate_incremental(
             mapping=mapping, count_correct=True, **options, **more,
         )  # fmt: skip
 
-    rows = np.sort(np.concatenate(list(rows_of.values())))
     labels = np.asarray(train_labels)
     by_session = [[] for _ in protocol.sessions]
     if is_method.any():  # FeCAM, RanPAC, FeTrIL: each through every session in one pass
-        from imprint.engine.method_runs import method_session_tables
-
-        keep = {k: options[k] for k in ("device", "data_names") if k in options}
-        tables = method_session_tables(
-            (train_embeddings[rows], labels[rows]), (test_embeddings, test_labels),
-            configs[is_method], protocol.sessions, mapping, center, **keep,
-        )  # fmt: skip
+        tables = _method_tables(train_embeddings, labels, (test_embeddings, test_labels),
+                                configs[is_method], protocol, rows_of, mapping, center, options)  # fmt: skip
         by_session = [[t] for t in tables]
     seen = []
     for s, session in enumerate(protocol.sessions):
@@ -366,6 +358,24 @@ def evaluate_incremental(
         last = len(protocol.sessions) - 1
         tables.append(_session_columns(table, "joint", last, protocol, test_counts))
     return pd.concat(tables, ignore_index=True)
+
+
+def _base_mean(train_embeddings: np.ndarray, rows_of: dict, protocol: Protocol) -> np.ndarray:
+    """The float64 mean of the base session's training rows: NORMpre center_l2 subtracts it
+    in every session, so it stays fixed as classes arrive."""
+    base_rows = np.sort(np.concatenate([rows_of[c] for c in protocol.sessions[0]]))
+    return np.asarray(train_embeddings[base_rows], dtype=np.float64).mean(axis=0)
+
+
+def _method_tables(x, labels, test, configs, protocol, rows_of, mapping, center, options):
+    """Per session, the named methods' table (engine/method_runs.py) on the protocol's rows."""
+    from imprint.engine.method_runs import method_session_tables
+
+    rows = np.sort(np.concatenate(list(rows_of.values())))
+    keep = {k: options[k] for k in ("device", "data_names") if k in options}
+    return method_session_tables(
+        (x[rows], labels[rows]), test, configs, protocol.sessions, mapping, center, **keep
+    )
 
 
 def check_incremental_grid(configs: pd.DataFrame) -> None:
