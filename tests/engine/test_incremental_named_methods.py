@@ -95,3 +95,56 @@ def test_methods_take_no_normpost_or_agg_other_than_the_placeholders():
     configs = expand_grid(grid)
     assert len(configs) == 3
     assert (configs.norm_post == "none").all() and (configs.distance == "inner_product").all()
+
+
+def test_method_options_reach_the_method_and_bad_ones_are_refused_before_any_work(digits):
+    xtr, ytr, xte, yte = digits
+    protocol = Protocol(sessions=((3, 1, 4, 0), (9,)), shots=5, seed=4)
+    configs = expand_grid({"seeds": [6], "gen": ["ranpac"]})
+    small = evaluate_incremental(xtr, ytr, xte, yte, configs, protocol,
+                                 method_options={"ranpac": {"M": 8}})  # fmt: skip
+    rows = protocol_rows(ytr, protocol)
+    index_of = {c: i for i, c in enumerate((3, 1, 4, 0, 9))}
+    sessions = [(xtr[np.concatenate([rows[c] for c in s])],
+                 np.array([index_of[c] for c in ytr[np.concatenate([rows[c] for c in s])]]))
+                for s in protocol.sessions]  # fmt: skip
+    keep = np.isin(yte, list(index_of))
+    truth = np.array([index_of[c] for c in yte[keep]])
+    *_, last = run_method_sessions("ranpac", sessions, xte[keep], 6, {"M": 8})
+    got = small[(small.protocol == "incremental") & (small.session == 1)].accuracy.iloc[0]
+    assert got == pytest.approx(100 * np.mean(last == truth))
+    joint = small[small.protocol == "joint"].accuracy.iloc[0]
+    default = evaluate_incremental(xtr, ytr, xte, yte, configs, protocol)
+    assert default[default.protocol == "joint"].accuracy.iloc[0] != joint  # M reached the joint
+    with pytest.raises(ValueError, match=r"unknown ranpac option 'm'; allowed: M, ridges"):
+        evaluate_incremental(xtr, ytr, xte, yte, configs, protocol,
+                             method_options={"ranpac": {"m": 8}})  # fmt: skip
+    with pytest.raises(ValueError, match="unknown method 'teen'; allowed: fecam, ranpac, fetril"):
+        evaluate_incremental(xtr, ytr, xte, yte, configs, protocol,
+                             method_options={"teen": {"alpha": 0.1}})  # fmt: skip
+
+
+def test_the_incremental_command_passes_method_options(tmp_path, capsys, digits):
+    import pandas as pd
+    import yaml
+
+    from imprint.cli.main import main
+
+    xtr, ytr, xte, yte = digits
+    np.savez(tmp_path / "train.npz", embeddings=xtr, labels=ytr)
+    np.savez(tmp_path / "test.npz", embeddings=xte, labels=yte)
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({"seeds": [6], "gen": ["ranpac"]}))
+    args = ["incremental", "--train", str(tmp_path / "train.npz"), "--test",
+            str(tmp_path / "test.npz"), "--grid", str(tmp_path / "grid.yaml"), "-q",
+            "--sessions", "3,1,4,0/9", "--shots", "5", "--protocol-seed", "4"]  # fmt: skip
+    out = tmp_path / "inc.csv"
+    assert main([*args, "--out", str(out), "--method-option", "ranpac.M=8"]) == 0
+    table = pd.read_csv(out)
+    protocol = Protocol(sessions=((3, 1, 4, 0), (9,)), shots=5, seed=4)
+    want = evaluate_incremental(xtr, ytr, xte, yte, expand_grid({"seeds": [6], "gen": ["ranpac"]}),
+                                protocol, method_options={"ranpac": {"M": 8}})  # fmt: skip
+    np.testing.assert_allclose(table.accuracy, want.accuracy)
+    bad = [*args, "--out", str(tmp_path / "bad.csv"), "--method-option", "ranpac:M=8"]
+    assert main(bad) == 2
+    assert "expected METHOD.KEY=VALUE, e.g. ranpac.M=2000" in capsys.readouterr().err
+    assert not (tmp_path / "bad.csv").exists()

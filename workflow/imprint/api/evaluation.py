@@ -217,11 +217,17 @@ def incremental_groups(
     configuration × seed × session and the joint upper bound. `protocol`: a packaged
     `protocol` name (engine.incremental.PACKAGED_PROTOCOLS), explicit `sessions` (lists of
     classes), or `base` and `way` splitting the group's classes in their order; `shots`,
-    `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them."""
+    `base_shots`, `protocol_seed` as engine.incremental.Protocol takes them; `methods`:
+    {GEN fecam, ranpac or fetril: its options} (engine/incremental_methods.DEFAULTS)."""
     from imprint.engine.incremental import check_protocol, evaluate_incremental, task_protocol
 
     check_results_out(out, train, test, grid, groups, force, incremental=True, text=text_proxies)
     check_protocol(protocol)  # before the work; task_protocol applies it again per task
+    method_options = dict(protocol.get("methods") or {})
+    if method_options:
+        from imprint.engine.incremental_methods import check_method_options
+
+        check_method_options(method_options)
     train_set, test_set = _load_pair(train, test)
     configs = _configurations(grid)
     texts = load_text_proxies(text_proxies, configs)
@@ -241,6 +247,7 @@ def incremental_groups(
             progress=progress,
             data_names=(f"training embeddings {train}", f"test embeddings {test}"),
             text_proxies=texts,
+            method_options=method_options,
         )
         tables.append(put_first(table, group.get("extra_columns")))
     results = _stack(tables)

@@ -122,8 +122,32 @@ def _incremental_flags(inc) -> None:
     )
     inc.add_argument("--protocol-seed", type=int, default=0, help="seed of the shot draws (>= 0)")
     inc.add_argument("--mapping", help="YAML/JSON label mapping applied first")
+    inc.add_argument(
+        "--method-option",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="an option of GEN fecam, ranpac or fetril, e.g. ranpac.M=2000 (repeatable; "
+        "unset: the papers' values)",
+    )
     _text_flag(inc)
     common.add_run_options(inc, quiet=True)
+
+
+def _method_options(given: list[str]) -> dict:
+    """{method: {key: value}} of --method-option METHOD.KEY=VALUE flags (values read as YAML)."""
+    from imprint.io import load_yaml_text
+
+    out: dict = {}
+    for text in given:
+        name, sep, value = text.partition("=")
+        method, dot, key = name.partition(".")
+        if not (sep and dot and method and key):
+            raise ValueError(
+                f"--method-option {text!r}: expected METHOD.KEY=VALUE, e.g. ranpac.M=2000"
+            )
+        out.setdefault(method, {})[key] = load_yaml_text(value, f"--method-option {text}")
+    return out
 
 
 def _incremental(args) -> None:
@@ -161,6 +185,7 @@ def _incremental(args) -> None:
         "shots": args.shots,
         "base_shots": args.base_shots,
         "protocol_seed": args.protocol_seed,
+        "methods": _method_options(args.method_option),
     }
     group = {"mapping": args.mapping, "extra_columns": common.parse_tags(args.tag)}
     incremental_groups(

@@ -95,6 +95,7 @@ def evaluate_grid(
     text_proxies: tuple[np.ndarray, np.ndarray] | None = None,
     center: np.ndarray | None = None,
     base_classes: int | None = None,
+    method_options: Mapping[str, Mapping] | None = None,
 ) -> pd.DataFrame:
     """Accuracy (percent) and one-vs-rest F1 of every configuration × seed on one task.
 
@@ -112,7 +113,8 @@ def evaluate_grid(
     `center` [D]: the mean NORMpre/NORMinf center_l2 subtract (None: the mean of the task's
     training rows); `base_classes`: how many classes, first in task order, make the base
     session GEN teen calibrates the others towards (None: all). FeCAM, RanPAC and FeTrIL
-    (engine/incremental_methods.py) see every class at once here.
+    (engine/incremental_methods.py) see every class at once here, with `method_options`
+    ({method: its options}; unset: the papers').
     """
     if ls_precision not in LS_PRECISIONS:
         raise ValueError(
@@ -126,7 +128,11 @@ def evaluate_grid(
     task = _task_tensors(train, test, classes, mapping, device, data_names)
     texts = None if text_proxies is None else _task_texts(text_proxies, task, mapping)
     task = dataclasses.replace(
-        task, count_correct=count_correct, text=texts, base_classes=base_classes
+        task,
+        count_correct=count_correct,
+        text=texts,
+        base_classes=base_classes,
+        method_options=method_options,
     )
     _warn_fewshot_beyond_classes(configs, task)
     work = _with_draw_seeds(configs)
@@ -191,6 +197,7 @@ class _Task:
     count_correct: bool = False  # results also count each class's correct test rows
     text: list[torch.Tensor] | None = None  # each class's text proxy [1, D] (GEN text)
     base_classes: int | None = None  # GEN teen: the first classes, the base session
+    method_options: Mapping | None = None  # GEN fecam, ranpac, fetril: {method: options}
 
     @property
     def n_classes(self) -> int:

@@ -308,18 +308,25 @@ def evaluate_incremental(
     mapping: Mapping[int, int] | None = None,
     joint: bool = True,
     train_ids: np.ndarray | None = None,
+    method_options: Mapping[str, Mapping] | None = None,
     **options,
 ) -> pd.DataFrame:
     """Every configuration × seed of `configs` after every session of `protocol`, and (with
     `joint`) its all-at-once upper bound. `options` go to engine.evaluate.evaluate_grid
     (device, progress, ls_precision, data_names); `train_ids`: the training rows' image ids,
-    for a protocol that lists its sessions' images. Columns: evaluate_grid's and
+    for a protocol that lists its sessions' images; `method_options`: {GEN fecam, ranpac or
+    fetril: its options} (engine/incremental_methods.DEFAULTS; unset: the papers'). Columns: evaluate_grid's and
     INCREMENTAL_COLUMNS; protocol "incremental" or "joint"; accuracies in percent, NaN where
     a session has no new classes (the base session).
     """
     from imprint.engine.evaluate import evaluate_grid
 
     check_incremental_grid(configs)
+    if method_options:  # refused before any work: names and values
+        from imprint.engine.incremental_methods import check_method_options
+
+        check_method_options(method_options)
+    options["method_options"] = method_options
     names = options.get("data_names") or ("training embeddings", "test embeddings")
     rows_of = protocol_rows(train_labels, protocol, mapping, train_ids, where=names[0])
     _, test_index = task_rows(
@@ -372,7 +379,7 @@ def _method_tables(x, labels, test, configs, protocol, rows_of, mapping, center,
     from imprint.engine.method_runs import method_session_tables
 
     rows = np.sort(np.concatenate(list(rows_of.values())))
-    keep = {k: options[k] for k in ("device", "data_names") if k in options}
+    keep = {k: options[k] for k in ("device", "data_names", "method_options") if k in options}
     return method_session_tables(
         (x[rows], labels[rows]), test, configs, protocol.sessions, mapping, center, **keep
     )

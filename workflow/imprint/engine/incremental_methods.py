@@ -101,6 +101,15 @@ def method_options(method: str, options: Mapping | None) -> dict:
     return merged
 
 
+def check_method_options(options: Mapping[str, Mapping]) -> None:
+    """A ValueError naming the method, option or value unless every entry of {method: its
+    options} is known (method_options applies the rules)."""
+    for method, given in options.items():
+        if not isinstance(given, Mapping):
+            raise ValueError(f"options of {method!r} must be a mapping, got {given!r}")
+        method_options(method, given)
+
+
 def check_sessions(sessions, test_features) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sessions as (float32 [n, d], int64 [n]) with consecutive class blocks, else ValueError."""
     out, start = [], 0

@@ -40,7 +40,8 @@ def method_rows(task, samples: list[torch.Tensor], seed: int, rows, presample_se
     for (gen, norm_inf), group in _group(rows, ["gen", "norm_inf"]).items():
         t0 = time.perf_counter()
         test = task.test[norm_inf].cpu().numpy()
-        *_, pred = run_method_sessions(gen, [(features, labels)], test, seed, device=task.device)
+        options = (task.method_options or {}).get(gen)
+        *_, pred = run_method_sessions(gen, [(features, labels)], test, seed, options, task.device)
         res = _result_row(torch.from_numpy(np.asarray(pred)).to(task.device), task)
         seconds = time.perf_counter() - t0
         res.update(n_proxies=len(samples), gen_seconds=presample_seconds + seconds,
@@ -58,17 +59,18 @@ def method_session_tables(
     center: np.ndarray | None = None,
     device=None,
     data_names: tuple[str, str] = ("training embeddings", "test embeddings"),
+    method_options: Mapping[str, Mapping] | None = None,
 ) -> list[pd.DataFrame]:
     """Per session, evaluate_grid's table (with correct_per_class) of every configuration of
     `configs` (GEN fecam, ranpac or fetril only), each method run once through all `sessions`
     (class ids after `mapping`, base first) on `train` = (embeddings, labels): the rows the
     protocol gives the sessions' classes; `test`: every test row. `center`: the mean of
-    NORMpre center_l2 (the base session's)."""
+    NORMpre center_l2 (the base session's); `method_options`: {method: its options}."""
     from imprint.engine.devices import resolve_device
 
     classes = [int(c) for s in sessions for c in s]
     task = _task_tensors(train, test, classes, mapping, resolve_device(device), data_names)
-    task = dataclasses.replace(task, count_correct=True)
+    task = dataclasses.replace(task, count_correct=True, method_options=method_options)
     work = _with_draw_seeds(configs)
     unique = list(work.drop(columns="seed").drop_duplicates().itertuples(index=False))
     found: list[dict] = [{} for _ in sessions]
@@ -97,7 +99,8 @@ def _run_sessions(task, row, sessions: Sequence[Sequence[int]], found: list[dict
     test = task.test[row.norm_inf].cpu().numpy()
     truth = task.truth.cpu().numpy()
     seed = max(int(row.gen_seed), 0)
-    predictions = run_method_sessions(row.gen, data, test, seed, device=task.device)
+    options = (task.method_options or {}).get(row.gen)
+    predictions = run_method_sessions(row.gen, data, test, seed, options, task.device)
     for s, pred in enumerate(predictions):
         seen = truth < ends[s]
         sub = dataclasses.replace(task, classes=task.classes[: ends[s]],
