@@ -198,3 +198,19 @@ def test_bench_stitching_reports_products_and_every_pair():
     assert re.search(r"^stitching: [\d.]+ s = [\d.]+ products$", out, re.M), out
     assert "precision (b0_16 -> b1_16)" in out and "kNN (60 × 60 × 16, k 10)" in out
     assert "task loss (b0_16 -> b1_16, mean classifier, 2 L-BFGS iterations, float32)" in out
+
+
+def test_bench_transferability_estimators_times_each_with_gemm_equivalents():
+    args = ("--scale", "0.02", "--dim", "24", "--classes", "6")
+    out = run_benchmark("bench_transferability_estimators.py", *args).stdout
+    for name in ("sfda", "nleep", "parc", "gbc", "ped", "embedding_size"):
+        assert re.search(
+            rf"^  {name} +[\d.]+ s = +[\d.]+ GEMM-eq  value -?[\d.e+-]+$", out, re.M
+        ), out
+    assert "slowest:" in out and "72 × 24 float32 rows, 6 classes" in out
+
+
+def test_bench_incremental_methods_quick_runs_every_method():
+    out = run_benchmark("bench_incremental_methods.py", "--quick").stdout
+    for method in ("fecam", "ranpac", "fetril"):
+        assert re.search(rf"^  {method} +3 sessions +[\d.]+ s = +[\d.]+ GEMM-eq", out, re.M), out

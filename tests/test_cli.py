@@ -245,6 +245,13 @@ def test_probe_transferability_and_similarity_commands_on_digits(tmp_path, capsy
         "tmi",
         "nc1",
         "vci",
+        "sfda",
+        "nleep",
+        "parc",
+        "gbc",
+        "ped",
+        "embedding_size",
+        "parameter_count",
         "n_classes",
         "n_samples",
     }

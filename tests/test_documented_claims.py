@@ -389,7 +389,14 @@ def test_the_quickstart_runs_the_five_documented_experiments(quickstart):
     assert experiments["fewshot"]["figures"] == ["fewshot_curves"]
 
     sessions = experiments["sessions"]
-    assert sessions["incremental"] == {"base": 5, "way": 1, "shots": 5}
+    assert sessions["incremental"] == {
+        "base": 5,
+        "way": 1,
+        "shots": 5,
+        "methods": {"ranpac": {"M": 2000}},
+    }
+    gens = {g for part in sessions["grid"]["parts"] for g in part["gen"]}
+    assert {"teen", "fecam", "ranpac", "fetril"} <= gens  # the training-free baselines
     assert sessions["tasks"] == ["all"] and quickstart["tasks"]["all"] == list(range(10))
     assert sessions["backbones"] == components["backbones"]
     assert sessions["figures"] == ["incremental_curves", "cd_diagram"]

@@ -358,24 +358,40 @@ CLI_CASES = {
         ("TMI needs a class of at least k + 1 = 4 rows", "largest class here has 1 row"),
         ("NC1 needs a class of at least 2 rows", "every class here has 1 row"),
         ("VCI needs a class of at least 2 rows", "every class here has 1 row"),
+        ("SFDA needs a class whose rows are not all identical",),
+        ("PARC needs a dissimilarity matrix that is not constant", "one row per class"),
+        ("GBC needs a class whose rows are not all identical",),
     ],
     "all_identical": [
         ("NCTI needs a class whose rows are not all identical",),
         ("NC1 is undefined here", "class means", "coincide"),
         ("VCI is undefined here", "class means", "coincide"),
+        ("SFDA needs a class whose rows are not all identical",),
+        ("NLEEP needs rows that vary",),
+        ("PARC needs rows whose principal components are not all equal",),
+        ("GBC needs a class whose rows are not all identical",),
     ],
     "every_class_identical": [
         ("LogME is unbounded (+inf)", "class 0"),
         ("NCTI needs a class whose rows are not all identical",),
+        ("SFDA needs a class whose rows are not all identical",),
+        ("GBC needs a class whose rows are not all identical",),
+        ("PED (LogME of the moved rows) is undefined here", "LogME is unbounded (+inf)"),
     ],
 }
 
 
+# parameter_count: a .npz records no backbone size, so null (with no warning) everywhere.
 NULLS = {
-    "two_per_class": {"tmi"},
-    "one_per_class": {"ncti_etf", "ncti_ncc", "ncti_vc", "tmi", "nc1", "vci"},
-    "all_identical": {"ncti_etf", "ncti_ncc", "ncti_vc", "nc1", "vci"},
-    "every_class_identical": {"logme", "ncti_etf", "ncti_ncc", "ncti_vc"},
+    "constant_columns": {"parameter_count"},
+    "wide": {"parameter_count"},
+    "two_per_class": {"tmi", "parameter_count"},
+    "one_per_class": {"ncti_etf", "ncti_ncc", "ncti_vc", "tmi", "nc1", "vci", "sfda", "parc"}
+    | {"gbc", "parameter_count"},
+    "all_identical": {"ncti_etf", "ncti_ncc", "ncti_vc", "nc1", "vci", "sfda", "nleep", "parc"}
+    | {"gbc", "parameter_count"},
+    "every_class_identical": {"logme", "ncti_etf", "ncti_ncc", "ncti_vc", "sfda", "gbc", "ped"}
+    | {"parameter_count"},
 }
 
 
@@ -404,7 +420,7 @@ def test_transferability_command_on_degenerate_data(kind, tmp_path, capsys):
         assert all(w in line for w in words), err
     result = _strict_json(out.read_text())
     nulls = {key for key, value in result.items() if value is None}
-    assert nulls == NULLS.get(kind, set())
+    assert nulls == NULLS[kind]
     assert all(math.isfinite(v) for v in result.values() if v is not None)
     assert result["n_samples"] == len(y) and result["n_classes"] == 3
 

@@ -13,9 +13,13 @@ import pytest
 from test_transferability import _degenerate, _stats
 
 from imprint.analysis.transferability.collapse_measures import collapse_estimate
+from imprint.analysis.transferability.fisher import sfda
 from imprint.analysis.transferability.linear import h_score, logme
+from imprint.analysis.transferability.mixture import nleep
 from imprint.analysis.transferability.ncti import ncti_components
 from imprint.analysis.transferability.neighbours import loo_knn_accuracy, tmi
+from imprint.analysis.transferability.potential import ped
+from imprint.analysis.transferability.separability import gbc, parc
 from imprint.analysis.transferability.table import (
     COMPARED,
     ESTIMATE_KEYS,
@@ -25,7 +29,8 @@ from imprint.analysis.transferability.table import (
 
 # A transferability JSON's estimates, in the order it holds them.
 JSON_KEYS = ("logme", "h_score", "loo_knn_accuracy", "ncti_etf", "ncti_ncc", "ncti_vc", "tmi")
-JSON_KEYS += ("nc1", "vci")
+JSON_KEYS += ("nc1", "vci", "sfda", "nleep", "parc", "gbc", "ped", "embedding_size")
+JSON_KEYS += ("parameter_count",)
 
 
 def test_the_table_names_each_estimator_once_with_its_direction_and_label():
@@ -40,9 +45,17 @@ def test_the_table_names_each_estimator_once_with_its_direction_and_label():
         "tmi": 1,
         "nc1": -1,
         "vci": -1,
+        "sfda": 1,
+        "nleep": 1,
+        "parc": 1,
+        "gbc": 1,  # −Σ exp(−D_B): towards 0, the classes overlap less
+        "ped": 1,
+        "embedding_size": 1,
+        "parameter_count": 1,
     }
     assert all(e.label for e in ESTIMATORS.values())
-    assert [name for name, e in ESTIMATORS.items() if e.log_axis] == ["nc1"]
+    logged = [name for name, e in ESTIMATORS.items() if e.log_axis]
+    assert logged == ["nc1", "embedding_size", "parameter_count"]
 
 
 def test_the_agreement_orients_each_estimator_by_the_table():
@@ -68,23 +81,35 @@ def test_estimate_all_is_each_estimator_called_on_the_float32_rows():
         "tmi": tmi(x, y),
         "nc1": collapse_estimate("nc1", stats, metrics),
         "vci": collapse_estimate("vci", stats, metrics),
+        "sfda": sfda(x, y),
+        "nleep": nleep(x, y),
+        "parc": parc(x, y),
+        "gbc": gbc(x, y),
+        "ped": ped(x, y),
+        "embedding_size": 8,
+        "parameter_count": None,  # not given: null, with no warning
     }
     assert result == expected  # the same numbers, bit for bit
-    assert all(math.isfinite(v) for v in result.values())
+    assert all(math.isfinite(v) for v in result.values() if v is not None)
+    assert estimate_all(x64, y, parameter_count=11_176_512)["parameter_count"] == 11_176_512
 
 
 def test_estimate_all_writes_none_and_one_warning_per_undefined_estimator():
-    x, y = _degenerate("one_per_class")  # NCTI, TMI, NC1 and VCI undefined
+    x, y = _degenerate("one_per_class")  # NCTI, TMI, NC1, VCI, SFDA, PARC and GBC undefined
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         line = inspect.currentframe().f_lineno + 1
         result = estimate_all(x, y)
     assert tuple(result) == JSON_KEYS
     nulls = [key for key, value in result.items() if value is None]
-    assert nulls == ["ncti_etf", "ncti_ncc", "ncti_vc", "tmi", "nc1", "vci"]
+    assert nulls == ["ncti_etf", "ncti_ncc", "ncti_vc", "tmi", "nc1", "vci", "sfda", "parc"] + [
+        "gbc",
+        "parameter_count",  # unknown: null without a warning
+    ]
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 4  # one per estimator, in the table's order; no RuntimeWarning
-    starts = ("NCTI needs", "TMI needs", "NC1 needs", "VCI needs")
+    assert len(messages) == 7  # one per estimator, in the table's order; no RuntimeWarning
+    starts = ("NCTI needs", "TMI needs", "NC1 needs", "VCI needs", "SFDA needs", "PARC needs")
+    starts += ("GBC needs",)
     for message, start in zip(messages, starts, strict=True):
         assert message.startswith(start), message
     assert {w.category for w in caught} == {UserWarning}
@@ -102,7 +127,7 @@ def test_estimate_all_attributes_its_warnings_stacklevel_frames_up():
         warnings.simplefilter("always")
         line = inspect.currentframe().f_lineno + 1
         command()
-    assert len(caught) == 4
+    assert len(caught) == 7
     assert {(Path(w.filename).name, w.lineno) for w in caught} == {(Path(__file__).name, line)}
 
 

@@ -265,9 +265,7 @@ def test_fetril_svm_equals_sklearns_linearsvc():
 
 def test_fetril_sessions_equal_pseudo_features_and_linearsvc_fitted_here():
     sessions, tx, _ = _protocol(dim=6, base=4, base_rows=15, ways=3)
-    preds = list(
-        im.run_method_sessions("fetril", sessions, tx, 0, {"tol": 1e-9, "dtype": "float64"})
-    )
+    preds = list(im.run_method_sessions("fetril", sessions, tx, 0, {"solver": "lbfgs", **TIGHT}))
     means = []
     unit_test = tx / np.linalg.norm(tx, axis=1, keepdims=True)
     for (x, y), p in zip(sessions, preds, strict=True):
@@ -284,20 +282,40 @@ def test_fetril_sessions_equal_pseudo_features_and_linearsvc_fitted_here():
     assert len(np.unique(preds[-1])) > 3
 
 
+TIGHT = {"tol": 1e-9, "dtype": "float64"}
+
+
 def test_fetril_float32_lbfgs_gives_the_float64_predictions():
     sessions, tx, _ = _protocol(dim=6, base=4, base_rows=15)
-    a = list(im.run_method_sessions("fetril", sessions, tx, 0, {"tol": 1e-9, "dtype": "float64"}))
-    b = list(im.run_method_sessions("fetril", sessions, tx, 0))  # the defaults: float32, 1e-4
+    a = list(im.run_method_sessions("fetril", sessions, tx, 0, {"solver": "lbfgs", **TIGHT}))
+    # float32 and tol 1e-4, the defaults
+    b = list(im.run_method_sessions("fetril", sessions, tx, 0, {"solver": "lbfgs"}))
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
 def test_fetril_liblinear_solver_gives_the_same_predictions():
     sessions, tx, _ = _protocol(dim=6, base=4, base_rows=15)
-    a = list(im.run_method_sessions("fetril", sessions, tx, 0, {"tol": 1e-9, "dtype": "float64"}))
+    a = list(im.run_method_sessions("fetril", sessions, tx, 0, {"solver": "lbfgs", **TIGHT}))
     b = list(
         im.run_method_sessions("fetril", sessions, tx, 0, {"solver": "liblinear", "tol": 1e-8})
     )
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+def test_fetril_auto_solver_is_linearsvc_on_small_sessions_and_lbfgs_beyond(monkeypatch):
+    sessions, tx, _ = _protocol(dim=6, base=4, base_rows=15)
+    calls = []
+    for name in ("svm_fit", "svm_fit_liblinear"):
+        real = getattr(im, name)
+        monkeypatch.setattr(
+            im, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k)
+        )
+    list(im.run_method_sessions("fetril", sessions, tx, 0))
+    assert calls == ["svm_fit_liblinear"] * 3  # every session here is small
+    calls.clear()
+    monkeypatch.setattr(im, "AUTO_LIBLINEAR_SIZE", 0)
+    list(im.run_method_sessions("fetril", sessions, tx, 0))
+    assert calls == ["svm_fit"] * 3
 
 
 # ------------------------------------------------------------------------- inputs and seeds

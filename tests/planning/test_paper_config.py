@@ -40,8 +40,10 @@ RUNS_PER_GROUP = {
     "fewshot": (35 + 35) * 5,
     "multimodal": (30 + 15) * 3,
     "baselines": (4 + 1) * 3,  # kNN m = 10, 20, 100, 200; the linear probe
-    # mean and all (k fixed) + 5 GENs × k 1, 5; × NORMpost l2/quantile; × 3 seeds (× 9 sessions)
-    "fscil": (2 + 5 * 2) * 2 * 3,
+    # mean and all (k fixed) + 5 GENs × k 1, 5; × NORMpost l2/quantile; then the training-free
+    # baselines: mean and TEEN × NORMpost none/l2 × distance inner/Euclidean, FeCAM, RanPAC,
+    # FeTrIL, SimpleShot; × 3 seeds (× 9 sessions)
+    "fscil": ((2 + 5 * 2) * 2 + 2 * 2 * 2 + 3 + 1) * 3,
 }
 EXPECTED_JOBS = {
     "prepare_dataset": 8,  # MNIST, FashionMNIST, CIFAR10, CIFAR100, MNIST-M, USPS, SVHN, ImageNet
@@ -284,7 +286,8 @@ def test_incremental_config_mistakes_name_the_key(paper, incremental, grid_chang
     config = copy.deepcopy(paper)
     exp = config["experiments"]["fscil"]
     exp["incremental"] = incremental
-    exp["grid"] = {**exp["grid"], **grid_change}
+    parts = exp["grid"]["parts"]  # the change goes to the first part (every class-wise GEN)
+    exp["grid"] = {"parts": [{**parts[0], **grid_change}, *parts[1:]]}
     if incremental.get("base") == 4:
         config["tasks"]["hundred"] = [0, 1, 2]
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -308,8 +308,61 @@ def _transferability_helpers():
     return module
 
 
+def _family_helpers(family):
+    """tests/analysis/test_transferability_<family>.py as a module (its direct computations)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests/analysis"))  # they import test_transferability
+    path = REPO / f"tests/analysis/test_transferability_{family}.py"
+    spec = importlib.util.spec_from_file_location(f"_transferability_{family}_direct", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _newer_estimates_direct(x, y):
+    """SFDA, NLEEP, PARC, GBC, PED and the embedding size of one task's rows, from the direct
+    computations of tests/analysis/test_transferability_<family>.py (NLEEP: scikit-learn's
+    PCA at 80 % of the variance, at most 32 components, and mixture, LEEP by hand; the tiny
+    tasks have fewer rows than NLEEP's and PARC's caps)."""
+    import warnings
+
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    from imprint.analysis.transferability.linear import logme
+
+    fisher, mixture = _family_helpers("fisher"), _family_helpers("mixture")
+    separability, potential = _family_helpers("separability"), _family_helpers("potential")
+    assert len(y) <= 2000
+    k80 = PCA(n_components=0.8, svd_solver="full").fit(x).n_components_
+    z = PCA(n_components=min(k80, 32), svd_solver="full").fit_transform(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        k = min(5 * len(np.unique(y)), len(y))
+        posterior = GaussianMixture(k, covariance_type="full", random_state=0).fit(z)
+    return {
+        "sfda": fisher._sfda_direct(x, y),
+        "nleep": mixture._leep_by_hand(posterior.predict_proba(z), y),
+        "parc": separability._parc_direct(x, y),
+        "gbc": separability._gbc_direct(x, y),
+        "ped": logme(potential._moved_direct(x, y), y),
+        "embedding_size": x.shape[1],
+    }
+
+
+def _parameter_count_direct(backbone):
+    """The backbone's parameters as built (its head replaced), or None for pixels (none)."""
+    from imprint.data.backbones import build_backbone
+
+    count = sum(p.numel() for p in build_backbone(backbone, weights=None)[0].parameters())
+    return count or None
+
+
 ESTIMATES = ["logme", "h_score", "loo_knn_accuracy", "tmi", "ncti_etf", "ncti_ncc", "ncti_vc"]
-ESTIMATES += ["nc1", "vci"]
+ESTIMATES += ["nc1", "vci", "sfda", "nleep", "parc", "gbc", "ped", "embedding_size"]
+ESTIMATES += ["parameter_count"]
 
 
 @pytest.fixture(scope="module")
@@ -358,6 +411,8 @@ def direct_estimates(workdir):
                     **helpers._ncti_terms_direct(x, y),
                     "nc1": np.trace(sigma_w @ pinv(sigma_b)) / c,
                     "vci": 1 - np.trace(sigma_b @ pinv(sigma_w + sigma_b)) / rank_b,
+                    **_newer_estimates_direct(x, y),
+                    "parameter_count": _parameter_count_direct(backbone),
                     "n_samples": len(y),
                 }
     return out
@@ -376,6 +431,12 @@ TOLERANCES = {
     "ncti_vc": {"rel": 1e-8},
     "nc1": {"rel": 1e-9},
     "vci": {"abs": 1e-8},
+    "sfda": {"rel": 1e-8},
+    "nleep": {"rel": 1e-6},
+    "parc": {"rel": 1e-8},
+    "gbc": {"rel": 1e-8},
+    "ped": {"abs": 1e-9},
+    "embedding_size": {"rel": 0},
 }
 ORIENTED = {"nc1": -1.0, "vci": -1.0}  # lower is more collapsed: enters τ negated
 
@@ -390,6 +451,11 @@ def _check_transferability_table(table, direct):
         for name, tolerance in TOLERANCES.items():
             got = getattr(row, name)
             assert got == pytest.approx(expected[name], **tolerance), (row.backbone, row.task, name)
+        # Recorded at extraction: exact, and empty (not 0) for pixels, which has none.
+        count = row.parameter_count
+        assert (expected["parameter_count"] is None and np.isnan(count)) or (
+            count == expected["parameter_count"]
+        ), (row.backbone, count)
     for _, part in table.groupby(["dataset", "mapping", "task"]):
         ncti = 0.0
         for term, sign in (("ncti_ncc", 1), ("ncti_etf", 1), ("ncti_vc", -1)):
@@ -407,6 +473,7 @@ def _check_agreement_table(table, agreement):
     from scipy.stats import weightedtau
 
     estimators = ["ncti", "tmi", "logme", "h_score", "loo_knn_accuracy", "nc1", "vci"]
+    estimators += ["sfda", "nleep", "parc", "gbc", "ped", "embedding_size", "parameter_count"]
     targets = ["best_imprinting", "linear_probe"]
     tasks = agreement[agreement.task != "mean"]
     groups = table.groupby(["dataset", "mapping", "task"])

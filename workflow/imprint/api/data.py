@@ -112,12 +112,20 @@ def concat_embeddings(
         "concat": list(names),
         "concat_normalise": normalise,
         "part_dims": [int(b.shape[1]) for b in blocks],
+        # The parts' backbones together; None where any part's size is unrecorded.
+        "parameter_count": _summed_count([found.meta.get("parameter_count") for found in sets]),
         "dataset": first.meta.get("dataset"),
         "split": first.meta.get("split"),
     }
     joined = np.concatenate(blocks, axis=1)
     save_embeddings(out, joined, first.labels, meta, ids=first.ids, force=force)
     return int(first.ids.size)
+
+
+def _summed_count(counts: list) -> int | None:
+    """The sum of the parts' parameter counts (meta.json), or None if any is unknown."""
+    known = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+    return sum(known) if len(known) == len(counts) else None
 
 
 def _concat_block(found, row_of, normalise: str, where: str, ids) -> np.ndarray:

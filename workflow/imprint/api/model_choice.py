@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # What a transferability JSON holds (an earlier one is replaced; any other JSON is kept).
 TRANSFERABILITY_KEYS = (
     *("logme", "h_score", "loo_knn_accuracy", "ncti_etf", "ncti_ncc", "ncti_vc", "tmi"),
-    *("nc1", "vci", "n_classes", "n_samples"),
+    *("nc1", "vci", "sfda", "nleep", "parc", "gbc", "ped", "embedding_size"),
+    *("parameter_count", "n_classes", "n_samples"),
 )
 
 
@@ -33,8 +34,12 @@ def transferability_file(
 ) -> dict:
     """Transferability estimates of one training embedding file (after an optional mapping and
     class selection): LogME, H-score, leave-one-out kNN accuracy (5,000 seeded query rows),
-    TMI, NCTI's three terms (NCTI itself ranks several backbones: gather_transferability) and
-    NC1/VCI as `imprint collapse` computes them.
+    TMI, NCTI's three terms (NCTI itself ranks several backbones: gather_transferability),
+    NC1/VCI as `imprint collapse` computes them, SFDA, NLEEP, PARC, GBC, PED (+ LogME), and
+    the static baselines embedding_size (the dimension) and parameter_count (the backbone's
+    number of parameters, read from the embedding directory's meta.json, which extraction
+    writes; null, with no warning, where it records none: older embeddings, .npz files, a
+    concatenation with a part of unknown size).
 
     An estimator that has no finite value on these data (EstimatorUndefined: e.g. TMI with no
     class of 4 rows, NC1/VCI with one row per class; analysis/transferability/ documents
@@ -53,7 +58,9 @@ def transferability_file(
         classes = sorted({int(c) for c in remap_labels(data.labels, mapping)[1]})
     rows, index = task_rows(data.labels, classes, mapping, where=str(embeddings))
     # stacklevel 3: each warning names the caller of transferability_file.
-    result = estimate_all(data.embeddings[rows], index, stacklevel=3)
+    count = data.meta.get("parameter_count")
+    count = int(count) if isinstance(count, int | float) and count == count else None
+    result = estimate_all(data.embeddings[rows], index, stacklevel=3, parameter_count=count)
     result |= {"n_classes": len(classes), "n_samples": int(len(rows))}
     result = finite_json(result)  # a safety net: every undefined estimate is None already
     if out:

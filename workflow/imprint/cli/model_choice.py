@@ -54,7 +54,7 @@ def _probe(args) -> None:
 
 
 def _transferability(args) -> None:
-    """transferability estimates of a training embedding file (LogME, H-score, NCTI terms, TMI, leave-one-out kNN, NC1, VCI)"""
+    """transferability estimates of a training embedding file (LogME, H-score, NCTI terms, TMI, leave-one-out kNN, NC1, VCI, SFDA, NLEEP, PARC, GBC, PED + LogME, embedding size, parameter count)"""
     from imprint.api.model_choice import transferability_file
 
     result = transferability_file(args.embeddings, **common.embedding_file_options(args))

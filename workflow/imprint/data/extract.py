@@ -305,7 +305,7 @@ def extract_to_file(
 
     `dataset_name`: a registry name or a source mapping (build_dataset); `model`, `pool`,
     `layers`: see build_backbone. The meta records the backbone (provider, model, library
-    version, layers, preprocessing), the class names by label and the unreadable files skipped.
+    version, layers, preprocessing, parameter_count), the class names and the files skipped.
     force: replace whatever is at `out_path` (but never an input: outputs.check_output)."""
     from imprint.outputs import check_output
 
@@ -334,10 +334,34 @@ def extract_to_file(
         "class_names": dataset_class_names(dataset),
         "skipped_images": len(skipped),
         "limit_per_class": limit_per_class,
-        **_array_meta(embeddings, info),
+        **_array_meta(embeddings, info, net),
     }
     ids = source_indices(dataset)
     return io.save_embeddings(out_path, embeddings, labels, meta, ids=ids, force=force)
+
+
+def parameter_count(net: torch.nn.Module) -> int | None:
+    """The number of parameters of the module the extractor runs (sum of numel, frozen ones
+    included), its image side only: an open_clip model counts its image tower (`visual`), a
+    transformers model with a text tower (CLIP, SigLIP) leaves out its `text*` and `logit*`
+    children and parameters; a layers wrapper counts the whole backbone it wraps (every
+    layer, tapped or not). None for a module without parameters (the pixels backbone)."""
+    from imprint.data.text_towers import OpenClipImage
+
+    text: set[int] = set()
+    for module in net.modules():
+        if isinstance(module, OpenClipImage):
+            image = {id(p) for p in module.clip.visual.parameters()}
+            text |= {id(p) for p in module.clip.parameters()} - image
+        elif hasattr(module, "get_image_features") and hasattr(module, "get_text_features"):
+            for name, child in module.named_children():
+                if name.startswith(("text", "logit")):
+                    text |= {id(p) for p in child.parameters()}
+            for name, p in module.named_parameters(recurse=False):
+                if name.startswith(("text", "logit")):
+                    text.add(id(p))
+    count = sum(p.numel() for p in net.parameters() if id(p) not in text)
+    return int(count) or None
 
 
 def preprocessing_text(transform) -> str:
@@ -345,9 +369,11 @@ def preprocessing_text(transform) -> str:
     return " ".join(repr(transform).split())
 
 
-def _array_meta(embeddings, info: dict) -> dict:
-    """What meta.json records of the array and of how it was computed."""
+def _array_meta(embeddings, info: dict, net: torch.nn.Module) -> dict:
+    """What meta.json records of the array and of how it was computed (by `net`: its
+    parameter_count)."""
     return {
+        "parameter_count": parameter_count(net),
         "n": int(embeddings.shape[0]),
         "dim": int(embeddings.shape[1]),
         "dtype": "float32",

@@ -29,7 +29,7 @@ from imprint.engine.metrics import accuracy_percent, correct_per_class, f1_per_c
 from imprint.engine.normalize import apply_norm, apply_norm_post
 from imprint.engine.presample import presample_classes
 from imprint.engine.scores import Request, SharedTests, family_scores
-from imprint.engine.tasks import task_rows, task_text_proxies
+from imprint.engine.tasks import task_rows, task_text_proxies, warn_rows_beyond
 from imprint.engine.vocabulary import (
     DEFAULT_LS_PRECISION,
     LS_PRECISIONS,
@@ -116,14 +116,8 @@ def evaluate_grid(
     (engine/incremental_methods.py) see every class at once here, with `method_options`
     ({method: its options}; unset: the papers').
     """
-    if ls_precision not in LS_PRECISIONS:
-        raise ValueError(
-            f"unknown ls_precision '{ls_precision}'; allowed: {', '.join(LS_PRECISIONS)}"
-        )
+    _check_grid_inputs(configs, ls_precision)
     device = resolve_device(device)
-    missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
-    if missing:
-        raise ValueError(f"configuration table lacks column(s) {missing}")
     train, test = (train_embeddings, train_labels), (test_embeddings, test_labels)
     task = _task_tensors(train, test, classes, mapping, device, data_names)
     texts = None if text_proxies is None else _task_texts(text_proxies, task, mapping)
@@ -144,6 +138,17 @@ def evaluate_grid(
     return _results_table(configs, work, results)
 
 
+def _check_grid_inputs(configs: pd.DataFrame, ls_precision: str) -> None:
+    """A ValueError for an unknown ls_precision or a configuration table lacking a column."""
+    if ls_precision not in LS_PRECISIONS:
+        raise ValueError(
+            f"unknown ls_precision '{ls_precision}'; allowed: {', '.join(LS_PRECISIONS)}"
+        )
+    missing = [c for c in (*CONFIG_KEYS, "seed") if c not in configs.columns]
+    if missing:
+        raise ValueError(f"configuration table lacks column(s) {missing}")
+
+
 def _run_all(task: _Task, unique: list, center, ls_lambda, ls_precision, bar) -> dict:
     """{configuration key: result} of every distinct configuration (named tuples)."""
     results: dict[tuple, dict] = {}
@@ -162,26 +167,6 @@ def _warn_fewshot_beyond_classes(configs: pd.DataFrame, task: _Task) -> None:
     rows, so that n-shot is partly a larger-shot run."""
     sizes = {c: int(x.shape[0]) for c, x in zip(task.classes, task.train, strict=True)}
     warn_rows_beyond("few-shot n", configs["fewshot"].unique(), sizes, stacklevel=4)
-
-
-def warn_rows_beyond(what: str, ns, sizes: Mapping[int, int], stacklevel: int = 3) -> None:
-    """One warning line where a number of training rows to draw per class (`what` = n, e.g.
-    the grid's few-shot n or an incremental protocol's shots) exceeds some classes' rows
-    (`sizes`: {class: rows}): such a class uses all its rows (SPEC), so that n-shot is partly
-    a larger-shot run."""
-    short = {c: n for c, n in sizes.items() if n < max(ns)}
-    if short:
-        import warnings
-
-        fewest = min(short, key=short.get)
-        ns = sorted({int(n) for n in ns if n > short[fewest]})
-        warnings.warn(
-            f"{what} = {', '.join(map(str, ns))} exceeds the training rows of "
-            f"{len(short)} class(es) (fewest: class {fewest} with {short[fewest]} "
-            f"row{'s' if short[fewest] != 1 else ''}): such "
-            "a class uses all its rows",
-            stacklevel=stacklevel,
-        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from imprint.engine.tasks import task_rows
+from imprint.engine.tasks import task_rows, warn_rows_beyond
 from imprint.engine.vocabulary import JOINT_GEN, METHOD_GEN, PROBE_GEN
 
 INCREMENTAL_COLUMNS = [
@@ -292,8 +292,6 @@ def protocol_rows(
         out[c] = mine
     for setting, sizes in short.items():
         if sizes:  # one warning line each, worded as the grid's few-shot one
-            from imprint.engine.evaluate import warn_rows_beyond
-
             warn_rows_beyond(f"protocol {setting}", [getattr(protocol, setting)], sizes, 4)
     return out
 
@@ -315,24 +313,17 @@ def evaluate_incremental(
     `joint`) its all-at-once upper bound. `options` go to engine.evaluate.evaluate_grid
     (device, progress, ls_precision, data_names); `train_ids`: the training rows' image ids,
     for a protocol that lists its sessions' images; `method_options`: {GEN fecam, ranpac or
-    fetril: its options} (engine/incremental_methods.DEFAULTS; unset: the papers'). Columns: evaluate_grid's and
+    fetril: its options} (incremental_methods.DEFAULTS). Columns: evaluate_grid's and
     INCREMENTAL_COLUMNS; protocol "incremental" or "joint"; accuracies in percent, NaN where
-    a session has no new classes (the base session).
-    """
+    a session has no new classes (the base session)."""
     from imprint.engine.evaluate import evaluate_grid
 
-    check_incremental_grid(configs)
-    if method_options:  # refused before any work: names and values
-        from imprint.engine.incremental_methods import check_method_options
-
-        check_method_options(method_options)
+    check_incremental_grid(configs, method_options)
     options["method_options"] = method_options
     names = options.get("data_names") or ("training embeddings", "test embeddings")
     rows_of = protocol_rows(train_labels, protocol, mapping, train_ids, where=names[0])
-    _, test_index = task_rows(
-        test_labels, [c for s in protocol.sessions for c in s], mapping, where=names[1]
-    )
-    test_counts = np.bincount(test_index)
+    every = [c for s in protocol.sessions for c in s]
+    test_counts = np.bincount(task_rows(test_labels, every, mapping, where=names[1])[1])
     is_method = configs["gen"].isin(METHOD_GEN).to_numpy()
     center = _base_mean(train_embeddings, rows_of, protocol)
 
@@ -352,10 +343,10 @@ def evaluate_incremental(
     for s, session in enumerate(protocol.sessions):
         seen = [*seen, *session]
         mine = np.sort(np.concatenate([rows_of[c] for c in seen]))
-        if not is_method.all():
+        if not is_method.all():  # TEEN's base: the first session; center_l2's: its mean
             base = {"center": center, "base_classes": len(protocol.sessions[0])}
-            by_session[s].insert(0, evaluate(train_embeddings[mine], labels[mine], seen,
-                                             ~is_method, **base))  # fmt: skip
+            table = evaluate(train_embeddings[mine], labels[mine], seen, ~is_method, **base)
+            by_session[s].insert(0, table)
     tables = [
         _session_columns(pd.concat(t, ignore_index=True), "incremental", s, protocol, test_counts)
         for s, t in enumerate(by_session)
@@ -385,9 +376,14 @@ def _method_tables(x, labels, test, configs, protocol, rows_of, mapping, center,
     )
 
 
-def check_incremental_grid(configs: pd.DataFrame) -> None:
+def check_incremental_grid(configs: pd.DataFrame, method_options: Mapping | None = None) -> None:
     """A ValueError unless every configuration is incremental (the planning checks call this
-    too, so a config fails at planning with the same reason)."""
+    too, so a config fails at planning with the same reason) and every method option is known
+    (engine/incremental_methods.check_method_options)."""
+    if method_options:  # refused before any work: names and values
+        from imprint.engine.incremental_methods import check_method_options
+
+        check_method_options(method_options)
     joint = sorted(set(configs["gen"]) & {*JOINT_GEN, PROBE_GEN})
     if joint:
         raise ValueError(

@@ -116,3 +116,23 @@ def task_text_proxies(
         mean = vectors[rows].astype(np.float64).mean(axis=0, keepdims=True)
         out.append((mean / np.linalg.norm(mean)).astype(np.float32))
     return out
+
+
+def warn_rows_beyond(what: str, ns, sizes: Mapping[int, int], stacklevel: int = 3) -> None:
+    """One warning line where a number of training rows to draw per class (`what` = n, e.g.
+    the grid's few-shot n or an incremental protocol's shots) exceeds some classes' rows
+    (`sizes`: {class: rows}): such a class uses all its rows (SPEC), so that n-shot is partly
+    a larger-shot run."""
+    short = {c: n for c, n in sizes.items() if n < max(ns)}
+    if short:
+        import warnings
+
+        fewest = min(short, key=short.get)
+        ns = sorted({int(n) for n in ns if n > short[fewest]})
+        warnings.warn(
+            f"{what} = {', '.join(map(str, ns))} exceeds the training rows of "
+            f"{len(short)} class(es) (fewest: class {fewest} with {short[fewest]} "
+            f"row{'s' if short[fewest] != 1 else ''}): such "
+            "a class uses all its rows",
+            stacklevel=stacklevel,
+        )

@@ -6,7 +6,14 @@ One module per family of estimators, and one table of them all:
   neighbours.py: leave-one-out kNN accuracy and TMI (nearest neighbours within the task);
   ncti.py: NCTI's three terms and their combination across candidate backbones;
   collapse_measures.py: NC1 and VCI (analysis/collapse.py) as estimates;
-  common.py: EstimatorUndefined and the one-hot targets the families share;
+  fisher.py: SFDA (a shrunk Fisher discriminant after its self-challenge);
+  mixture.py: NLEEP (LEEP with a Gaussian mixture's components as source labels);
+  separability.py: PARC (rank agreement of row dissimilarities with the labels') and GBC
+      (Bhattacharyya overlap of the classes' diagonal Gaussians);
+  potential.py: PED (classes pushed apart by their potential energy, then LogME);
+  static.py: embedding_size (parameter_count is read from the embeddings' meta.json);
+  common.py: EstimatorUndefined, the one-hot targets, centring, exact PCA and the seeded row
+      samples the families share;
   table.py: every estimator's function, output keys, direction and figure label, and
       estimate_all, which runs them all on one task.
 
