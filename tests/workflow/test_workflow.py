@@ -220,7 +220,7 @@ def test_model_choice_tables_against_the_results_and_the_embeddings(workdir):
         assert row.n_classes == len(TINY["tasks"][row.task]) and 0 < row.loo_knn_accuracy <= 100
     agreement = pd.read_csv(workdir / "results/model_choice/transferability_agreement.csv")
     mean = agreement[agreement.task == "mean"]
-    assert len(mean) == 7 * 2  # estimators × (best imprinting, linear probe)
+    assert len(mean) == 14 * 2  # estimators × (best imprinting, linear probe)
     assert table.ncti.notna().all()
     assert agreement.tau.dropna().between(-1, 1).all()
     # Every estimate and every τ against direct computations (the tests below).
@@ -539,6 +539,7 @@ def test_the_model_choice_checks_catch_a_changed_number(workdir, direct_estimate
         with pytest.raises(AssertionError):
             _check_agreement_table(table, agreement)
         return
+    table[column] = table[column].astype(float)  # embedding_size is an integer column
     value = table.loc[1, column]
     table.loc[1, column] = value + 1e-4 * max(1.0, abs(value))
     with pytest.raises(AssertionError):
@@ -575,13 +576,48 @@ def test_incremental_experiment_session_by_session(workdir):
     assert row.accuracy == pytest.approx(100 * np.mean(pred == truth))
     assert row.accuracy_new == pytest.approx(100 * np.mean(pred[truth == 2] == 2))
     best = pd.read_csv(workdir / "results/tables/sessions/best_incremental.csv")
-    assert set(best.gen) == {"mean", "kmeans", "all"} and best.joint_accuracy.notna().all()
+    gens = {"mean", "kmeans", "all", "teen", "fecam", "ranpac", "fetril"}
+    assert set(best.gen) == gens and best.joint_accuracy.notna().all()
     summary = (workdir / "results/stats/sessions/summary.txt").read_text()
     assert "ranked over 4 groups" in summary  # the last session of each (backbone, task)
     for ext in ("pdf", "png"):
         assert (
             workdir / f"results/figures/sessions/incremental_curves.{ext}"
         ).stat().st_size > 5000
+
+
+def test_incremental_named_methods_session_by_session(workdir):
+    """FeCAM in the tiny sessions experiment, against the method run here on the protocol's
+    rows of the embedding files; the last-session table names every method."""
+    from imprint.engine.incremental import Protocol, protocol_rows
+    from imprint.engine.incremental_methods import run_method_sessions
+    from imprint.io import load_embeddings
+
+    res = pd.read_parquet(workdir / "results/imprint/sessions.parquet")
+    train = load_embeddings(workdir / "results/embeddings/digits/resnet18_random/train")
+    test = load_embeddings(workdir / "results/embeddings/digits/resnet18_random/test")
+    rows_of = protocol_rows(train.labels, Protocol(((0, 1), (2,)), shots=5))
+    x, y = np.asarray(train.embeddings), np.asarray(train.labels)
+    sessions = [(x[np.concatenate([rows_of[0], rows_of[1]])], y[np.concatenate([rows_of[0], rows_of[1]])]),
+                (x[rows_of[2]], y[rows_of[2]])]  # fmt: skip
+    keep = np.isin(test.labels, [0, 1, 2])
+    preds = list(run_method_sessions("fecam", sessions, np.asarray(test.embeddings)[keep], 0))
+    truth = test.labels[keep]
+    fecam = res[(res.backbone == "resnet18_random") & (res.task == "short") & (res.gen == "fecam")]
+    for session, pred in enumerate(preds):
+        seen = truth <= session + 1
+        rows = fecam[(fecam.protocol == "incremental") & (fecam.session == session)]
+        np.testing.assert_allclose(rows.accuracy, 100 * np.mean(pred[seen] == truth[seen]))
+    table = pd.read_csv(workdir / "results/tables/sessions/last_session.csv")
+    methods = {
+        "SimpleShot (CL2N)",
+        "TEEN",
+        "FeCAM",
+        "RanPAC",
+        "FeTrIL",
+        "best IMPRINT configuration",
+    }
+    assert set(table.method) == methods and table.joint_accuracy.notna().all()
 
 
 def test_report_holds_every_figure_with_its_caption(workdir):
